@@ -1,0 +1,29 @@
+# The two commands of the README: `make demo` and `make test`. Both build .venv from scratch when needed.
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+.PHONY: install demo chat test lint bench
+install: $(BIN)/.installed
+
+demo: $(BIN)/.installed
+	$(BIN)/opsos demo
+
+chat: $(BIN)/.installed
+	$(BIN)/opsos chat
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+
+test: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q
+
+bench: $(BIN)/.installed
+	$(BIN)/python -m bench

@@ -1,0 +1,149 @@
+"""The email connector: sends a message once per idempotency key, over SMTP or into a folder of .eml files."""
+from __future__ import annotations
+
+import hashlib
+import os
+import smtplib
+import ssl
+from email.message import EmailMessage
+from email.utils import formatdate
+from pathlib import Path
+from typing import Protocol
+
+import structlog
+from psycopg_pool import ConnectionPool
+from pydantic import BaseModel, EmailStr
+
+from connectors import idempotency
+from connectors.errors import ConnectorUnavailable
+from connectors.resilience import CircuitBreaker, RetryPolicy, with_retries
+
+log = structlog.get_logger(__name__)
+
+
+class OutgoingEmail(BaseModel):
+    to: EmailStr
+    subject: str
+    body: str
+    sender: str
+
+
+class SentEmail(BaseModel):
+    key: str
+    message_id: str
+    to: str
+    duplicate: bool
+    location: str
+
+
+class EmailBackend(Protocol):
+    def deliver(self, *, message: EmailMessage, key: str) -> str:
+        """Deliver the message; return where it went. A repeat with the same key must be harmless."""
+        ...
+
+
+def message_id_for(key: str) -> str:
+    # Stable across retries: a receiving server or client that sees the same Message-ID twice
+    # treats it as one message, which covers an SMTP attempt whose outcome was lost with its worker.
+    return f"<{hashlib.sha256(key.encode()).hexdigest()[:32]}@opsos>"
+
+
+class FileEmailBackend:
+    """The embedded default: each message is an .eml file the operator can open with any mail client."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def deliver(self, *, message: EmailMessage, key: str) -> str:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        name = hashlib.sha256(key.encode()).hexdigest()[:24] + ".eml"
+        target = self.folder / name
+        # Write then rename: a crash leaves a temp file, never half a message under the final name.
+        temp = self.folder / f".{name}.{os.getpid()}.tmp"
+        temp.write_bytes(message.as_bytes())
+        os.replace(temp, target)
+        return str(target)
+
+
+class SmtpEmailBackend:
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int,
+        username: str | None = None,
+        password: str | None = None,
+        starttls: bool = False,
+        timeout: float = 30.0,
+    ) -> None:
+        self.host, self.port = host, port
+        self.username, self.password = username, password
+        self.starttls, self.timeout = starttls, timeout
+
+    def deliver(self, *, message: EmailMessage, key: str) -> str:
+        try:
+            with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
+                if self.starttls:
+                    smtp.starttls(context=ssl.create_default_context())
+                if self.username:
+                    smtp.login(self.username, self.password or "")
+                smtp.send_message(message)
+        except (OSError, smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError) as error:
+            raise ConnectorUnavailable(f"SMTP {self.host}:{self.port}: {error}") from error
+        except smtplib.SMTPResponseException as error:
+            if 400 <= error.smtp_code < 500:
+                raise ConnectorUnavailable(f"SMTP {error.smtp_code}: {error.smtp_error!r}") from error
+            raise
+        return f"smtp://{self.host}:{self.port}"
+
+
+class EmailConnector:
+    """Sends email exactly once per key: the key is claimed in PostgreSQL before delivery and closed after."""
+
+    name = "email"
+
+    def __init__(
+        self,
+        pool: ConnectionPool,
+        backend: EmailBackend,
+        *,
+        retry: RetryPolicy | None = None,
+        breaker: CircuitBreaker | None = None,
+    ) -> None:
+        self.pool = pool
+        self.backend = backend
+        self.retry = retry or RetryPolicy(attempts=3, base_seconds=0.5, retry_declines=False)
+        self.breaker = breaker or CircuitBreaker("email")
+
+    def execute(self, *, action: OutgoingEmail, key: str) -> SentEmail:
+        """Send `action` unless `key` was already sent; raises ConnectorUnavailable when retries are spent."""
+        with self.pool.connection() as conn:
+            done = idempotency.claim(
+                conn, key=key, connector=self.name, action="send", request=action.model_dump(mode="json")
+            )
+        if done is not None and done.state == "done" and done.result is not None:
+            return SentEmail.model_validate({**done.result, "duplicate": True})
+        message = EmailMessage()
+        message["From"] = action.sender
+        message["To"] = action.to
+        message["Subject"] = action.subject
+        message["Date"] = formatdate(localtime=False)
+        message["Message-ID"] = message_id_for(key)
+        message["X-Opsos-Key"] = key
+        message.set_content(action.body)
+        location = with_retries(
+            lambda _attempt: self.breaker.call(lambda: self.backend.deliver(message=message, key=key)), self.retry
+        )
+        sent = SentEmail(key=key, message_id=message["Message-ID"], to=action.to, duplicate=False, location=location)
+        with self.pool.connection() as conn:
+            idempotency.finish(conn, key=key, result=sent.model_dump(exclude={"duplicate"}))
+        log.info("email.sent", key=key, to=action.to, location=location)
+        return sent
+
+    def compensate(self, *, key: str) -> str:
+        """A sent email cannot be recalled; compensation is recorded so the report says so plainly."""
+        with self.pool.connection() as conn:
+            record = idempotency.lookup(conn, key)
+        if record is None or record.state != "done":
+            return "nothing was sent"
+        return "already delivered; email cannot be recalled"

@@ -1,0 +1,26 @@
+"""The connectors' errors. The control plane translates them; they carry what a retry policy needs."""
+from __future__ import annotations
+
+
+class ConnectorError(Exception):
+    """Root of the errors an outside action raises."""
+
+
+class ConnectorUnavailable(ConnectorError):
+    """The outside system could not be reached or refused for now; trying later may work."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class CircuitOpen(ConnectorUnavailable):
+    """Too many recent failures: calls are refused without trying until the breaker half-opens."""
+
+
+class ActionDeclined(ConnectorError):
+    """The outside system answered and said no (a card declined); retrying the same way may still work later."""
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason

@@ -1,0 +1,107 @@
+"""The payments connector: charges and refunds, once per key, against a sandbox ledger in PostgreSQL.
+
+The sandbox can be told to decline a customer's next charges (`fail_next_charges`), so the
+retry-and-compensate path of a workflow runs for real. A production backend (Stripe and the like)
+implements the same two calls with the provider's own idempotency keys.
+"""
+from __future__ import annotations
+
+from psycopg_pool import ConnectionPool
+from pydantic import BaseModel, Field
+
+from connectors.errors import ActionDeclined
+
+SUCCEEDED = """
+SELECT id, amount_cents, currency FROM payments_ledger WHERE key = %s AND kind = %s AND status = 'succeeded'
+"""
+TAKE_FAULT = """
+UPDATE payments_sandbox_faults SET failures_left = failures_left - 1
+WHERE customer = %s AND failures_left <> 0
+RETURNING reason
+"""
+RECORD = """
+INSERT INTO payments_ledger (key, customer, kind, amount_cents, currency, status, reason)
+VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id
+"""
+SET_FAULT = """
+INSERT INTO payments_sandbox_faults (customer, reason, failures_left) VALUES (%s, %s, %s)
+ON CONFLICT (customer) DO UPDATE SET reason = excluded.reason, failures_left = excluded.failures_left
+"""
+
+
+class Charge(BaseModel):
+    customer: str
+    amount_cents: int = Field(gt=0)
+    currency: str = "usd"
+    description: str = ""
+
+
+class PaymentReceipt(BaseModel):
+    key: str
+    ledger_id: int
+    customer: str
+    amount_cents: int
+    currency: str
+    duplicate: bool
+
+
+class SandboxPayments:
+    """A ledger in PostgreSQL: the check for an earlier success and the new entry share one transaction."""
+
+    name = "payments"
+
+    def __init__(self, pool: ConnectionPool) -> None:
+        self.pool = pool
+
+    def execute(self, *, action: Charge, key: str) -> PaymentReceipt:
+        """Charge once per key. Raises ActionDeclined (with the reason) when the sandbox declines."""
+        with self.pool.connection() as conn, conn.transaction():
+            # The key's advisory lock makes a concurrent charge with the same key wait for this one
+            # and then find its success, instead of both passing the check below.
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (key,))
+            done = conn.execute(SUCCEEDED, (key, "charge")).fetchone()
+            if done is not None:
+                return PaymentReceipt(
+                    key=key, ledger_id=done["id"], customer=action.customer,
+                    amount_cents=done["amount_cents"], currency=done["currency"], duplicate=True,
+                )
+            fault = conn.execute(TAKE_FAULT, (action.customer,)).fetchone()
+            status, reason = ("failed", fault["reason"]) if fault else ("succeeded", "")
+            row = conn.execute(
+                RECORD, (key, action.customer, "charge", action.amount_cents, action.currency, status, reason)
+            ).fetchone()
+        if fault:
+            raise ActionDeclined(f"charge to {action.customer} declined: {reason}", reason=reason)
+        return PaymentReceipt(
+            key=key, ledger_id=row["id"], customer=action.customer,
+            amount_cents=action.amount_cents, currency=action.currency, duplicate=False,
+        )
+
+    def compensate(self, *, key: str) -> str:
+        """Refund the charge made under `key`, once."""
+        with self.pool.connection() as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (key,))
+            charge = conn.execute(
+                "SELECT customer, amount_cents, currency FROM payments_ledger"
+                " WHERE key = %s AND kind = 'charge' AND status = 'succeeded'", (key,)
+            ).fetchone()
+            if charge is None:
+                return "nothing was charged"
+            if conn.execute(SUCCEEDED, (key, "refund")).fetchone() is not None:
+                return "already refunded"
+            conn.execute(
+                RECORD, (key, charge["customer"], "refund", charge["amount_cents"], charge["currency"], "succeeded", "")
+            )
+        return f"refunded {charge['amount_cents'] / 100:.2f} {charge['currency'].upper()}"
+
+    def fail_next_charges(self, customer: str, *, reason: str = "card_declined", times: int = -1) -> None:
+        """Make the sandbox decline this customer's next `times` charges (-1: every charge)."""
+        with self.pool.connection() as conn:
+            conn.execute(SET_FAULT, (customer, reason, times))
+
+    def ledger(self, customer: str | None = None) -> list[dict]:
+        with self.pool.connection() as conn:
+            return conn.execute(
+                "SELECT key, customer, kind, amount_cents, currency, status, reason, at FROM payments_ledger"
+                " WHERE %(c)s::text IS NULL OR customer = %(c)s ORDER BY id", {"c": customer}
+            ).fetchall()

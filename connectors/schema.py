@@ -1,0 +1,46 @@
+"""The connectors' tables: idempotency records, and the sandbox backends' own state (payments ledger, CRM)."""
+
+MIGRATIONS: list[str] = [
+    # 1: idempotency records for every outside action, the sandbox payments ledger and the sandbox CRM.
+    """
+    CREATE TABLE connector_actions (
+        key         text PRIMARY KEY,
+        connector   text NOT NULL,
+        action      text NOT NULL,
+        state       text NOT NULL,
+        request     jsonb NOT NULL,
+        result      jsonb,
+        attempts    int NOT NULL DEFAULT 0,
+        created_at  timestamptz NOT NULL DEFAULT now(),
+        updated_at  timestamptz NOT NULL DEFAULT now()
+    );
+    CREATE TABLE payments_ledger (
+        id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        key           text NOT NULL,
+        customer      text NOT NULL,
+        kind          text NOT NULL,
+        amount_cents  int NOT NULL,
+        currency      text NOT NULL,
+        status        text NOT NULL,
+        reason        text NOT NULL DEFAULT '',
+        at            timestamptz NOT NULL DEFAULT now()
+    );
+    CREATE UNIQUE INDEX payments_ledger_one_success ON payments_ledger (key, kind) WHERE status = 'succeeded';
+    CREATE TABLE payments_sandbox_faults (
+        customer        text PRIMARY KEY,
+        reason          text NOT NULL,
+        failures_left   int NOT NULL
+    );
+    CREATE TABLE crm_contacts (
+        id              text PRIMARY KEY,
+        email           text NOT NULL,
+        name            text NOT NULL,
+        plan            text NOT NULL,
+        status          text NOT NULL,
+        access          text NOT NULL DEFAULT 'active',
+        monthly_cents   int NOT NULL,
+        last_paid_at    timestamptz,
+        notes           text NOT NULL DEFAULT ''
+    );
+    """,
+]

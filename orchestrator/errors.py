@@ -1,0 +1,57 @@
+"""The control plane's errors: one root, a subclass per failure, each carrying what the caller needs."""
+from __future__ import annotations
+
+from datetime import datetime
+
+
+class OpsError(Exception):
+    """Root of every error the control plane raises on purpose."""
+
+
+class InvalidRequest(OpsError):
+    """A request that cannot become an intent: empty, too long, or not something opsos can do."""
+
+
+class NotAuthorised(OpsError):
+    def __init__(self, identity: str) -> None:
+        super().__init__(f"{identity} is not an authorised operator")
+        self.identity = identity
+
+
+class NotFound(OpsError):
+    def __init__(self, what: str, ref: object) -> None:
+        super().__init__(f"no {what} {ref}")
+        self.what = what
+        self.ref = ref
+
+
+class InvalidTransition(OpsError):
+    def __init__(self, state: str, event: str) -> None:
+        super().__init__(f"a run that is {state} cannot {event}")
+        self.state = state
+        self.event = event
+
+
+class ApprovalAlreadyDecided(OpsError):
+    def __init__(self, decision: str, decided_by: str, decided_at: datetime) -> None:
+        super().__init__(f"already {decision} by {decided_by} at {decided_at:%Y-%m-%d %H:%M} UTC")
+        self.decision = decision
+        self.decided_by = decided_by
+        self.decided_at = decided_at
+
+
+class ApprovalExpired(OpsError):
+    def __init__(self, expired_at: datetime) -> None:
+        super().__init__(f"this approval expired at {expired_at:%Y-%m-%d %H:%M} UTC")
+        self.expired_at = expired_at
+
+
+class ApprovalStale(OpsError):
+    """The action changed after the approval was asked; the old approval no longer applies."""
+
+
+class BudgetExceeded(OpsError):
+    def __init__(self, cap: float, spent: float) -> None:
+        super().__init__(f"budget cap ${cap:.2f} reached (spent ${spent:.2f})")
+        self.cap = cap
+        self.spent = spent

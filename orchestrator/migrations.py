@@ -1,0 +1,166 @@
+"""Schema migrations: an append-only list per component, applied on start-up and tracked in a table.
+
+A migration's position in its list is its version. Never edit or reorder an applied one: add a new
+one at the end, so a database made by an older opsos is upgraded in place, never dropped.
+"""
+from __future__ import annotations
+
+import psycopg
+import structlog
+
+from connectors import MIGRATIONS as CONNECTOR_MIGRATIONS
+from memory import MIGRATIONS as MEMORY_MIGRATIONS
+
+log = structlog.get_logger(__name__)
+
+ORCHESTRATOR_MIGRATIONS: list[str] = [
+    # 1: intents, runs, steps, approvals, agent calls, the audit log and the outbox.
+    """
+    CREATE TABLE intents (
+        id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        created_at    timestamptz NOT NULL DEFAULT now(),
+        requested_by  text NOT NULL,
+        channel       text NOT NULL,
+        conversation  text NOT NULL,
+        request       text NOT NULL,
+        kind          text NOT NULL,
+        params        jsonb NOT NULL DEFAULT '{}',
+        budget_usd    numeric(12, 4) NOT NULL,
+        deadline      timestamptz NOT NULL,
+        risk          text NOT NULL DEFAULT 'normal',
+        dedupe_key    text UNIQUE
+    );
+    CREATE TABLE runs (
+        id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        intent_id    bigint NOT NULL REFERENCES intents(id),
+        workflow     text NOT NULL,
+        state        text NOT NULL,
+        reason       text NOT NULL DEFAULT '',
+        paused_from  text,
+        created_at   timestamptz NOT NULL DEFAULT now(),
+        updated_at   timestamptz NOT NULL DEFAULT now(),
+        finished_at  timestamptz
+    );
+    CREATE INDEX runs_state ON runs (state);
+    CREATE TABLE steps (
+        run_id           bigint NOT NULL REFERENCES runs(id),
+        name             text NOT NULL,
+        position         int NOT NULL,
+        state            text NOT NULL,
+        attempts         int NOT NULL DEFAULT 0,
+        idempotency_key  text NOT NULL,
+        result           jsonb,
+        error            text,
+        started_at       timestamptz,
+        finished_at      timestamptz,
+        PRIMARY KEY (run_id, name)
+    );
+    CREATE TABLE approvals (
+        id             text PRIMARY KEY,
+        run_id         bigint NOT NULL REFERENCES runs(id),
+        step           text NOT NULL,
+        action_digest  text NOT NULL,
+        request        jsonb NOT NULL,
+        state          text NOT NULL,
+        requested_at   timestamptz NOT NULL,
+        expires_at     timestamptz NOT NULL,
+        decided_by     text,
+        decided_at     timestamptz,
+        decided_via    text
+    );
+    CREATE INDEX approvals_run_step ON approvals (run_id, step);
+    CREATE TABLE agent_calls (
+        id             bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        run_id         bigint NOT NULL REFERENCES runs(id),
+        step           text NOT NULL,
+        tier           text NOT NULL,
+        model          text NOT NULL,
+        prompt_hash    text NOT NULL,
+        output         jsonb NOT NULL,
+        input_tokens   int NOT NULL,
+        output_tokens  int NOT NULL,
+        cost_usd       numeric(12, 6) NOT NULL,
+        created_at     timestamptz NOT NULL DEFAULT now(),
+        UNIQUE (run_id, step, prompt_hash)
+    );
+    CREATE TABLE audit_events (
+        id         bigint PRIMARY KEY,
+        at         timestamptz NOT NULL,
+        actor      text NOT NULL,
+        kind       text NOT NULL,
+        intent_id  bigint,
+        run_id     bigint,
+        payload    jsonb NOT NULL,
+        prev_hash  text NOT NULL,
+        hash       text NOT NULL
+    );
+    CREATE SEQUENCE audit_events_id_seq OWNED BY audit_events.id;
+    CREATE INDEX audit_events_run ON audit_events (run_id);
+    CREATE FUNCTION audit_events_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        RAISE EXCEPTION 'audit_events is append-only: % refused', TG_OP
+            USING ERRCODE = 'insufficient_privilege';
+    END $$;
+    CREATE TRIGGER audit_events_append_only BEFORE UPDATE OR DELETE ON audit_events
+        FOR EACH ROW EXECUTE FUNCTION audit_events_refuse_change();
+    CREATE TRIGGER audit_events_no_truncate BEFORE TRUNCATE ON audit_events
+        FOR EACH STATEMENT EXECUTE FUNCTION audit_events_refuse_change();
+    CREATE TABLE outbox (
+        id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        created_at       timestamptz NOT NULL DEFAULT now(),
+        channel          text NOT NULL,
+        conversation     text NOT NULL,
+        intent_id        bigint,
+        run_id           bigint,
+        approval_id      text,
+        kind             text NOT NULL,
+        message          jsonb NOT NULL,
+        state            text NOT NULL DEFAULT 'pending',
+        attempts         int NOT NULL DEFAULT 0,
+        next_attempt_at  timestamptz NOT NULL DEFAULT now(),
+        delivered_at     timestamptz,
+        last_error       text,
+        delivery_ref     jsonb
+    );
+    CREATE INDEX outbox_pending ON outbox (channel, next_attempt_at) WHERE state = 'pending';
+    """,
+]
+
+COMPONENTS: dict[str, list[str]] = {
+    "connectors": CONNECTOR_MIGRATIONS,
+    "memory": MEMORY_MIGRATIONS,
+    "orchestrator": ORCHESTRATOR_MIGRATIONS,
+}
+
+CREATE_TRACKING = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    component   text NOT NULL,
+    version     int NOT NULL,
+    applied_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (component, version)
+)
+"""
+# One number for the whole schema, so two processes starting together cannot both migrate.
+MIGRATION_LOCK = "SELECT pg_advisory_xact_lock(7242001)"
+
+
+def migrate(conn: psycopg.Connection) -> list[tuple[str, int]]:
+    """Apply every migration not yet recorded, each in the same transaction as its record."""
+    applied_now: list[tuple[str, int]] = []
+    with conn.transaction():
+        conn.execute(MIGRATION_LOCK)
+        conn.execute(CREATE_TRACKING)
+        rows = conn.execute("SELECT component, version FROM schema_migrations").fetchall()
+        done = {(r["component"], r["version"]) if isinstance(r, dict) else (r[0], r[1]) for r in rows}
+        for component, migrations in COMPONENTS.items():
+            for version, sql in enumerate(migrations, start=1):
+                if (component, version) in done:
+                    continue
+                log.info("migration.apply", component=component, version=version)
+                conn.execute(sql)
+                conn.execute(
+                    "INSERT INTO schema_migrations (component, version) VALUES (%s, %s)",
+                    (component, version),
+                )
+                applied_now.append((component, version))
+    return applied_now

