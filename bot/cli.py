@@ -1,0 +1,31 @@
+"""The `opsos` command: one subcommand per module of `bot/commands`, each with `register(subparsers)`."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+import bot.commands
+from bot.logs import configure_logging
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="opsos", description="An AI automation OS for one-person companies.")
+    parser.add_argument("--log-level", default=None, help="debug, info, warning (default: warning for chat/demo)")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    # Command modules keep heavy imports (torch, bolt) inside their run function, so `opsos --help` stays fast.
+    for module in sorted(pkgutil.iter_modules(bot.commands.__path__), key=lambda m: m.name):
+        importlib.import_module(f"bot.commands.{module.name}").register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    configure_logging(args.log_level or getattr(args, "default_log_level", "info"))
+    return int(args.run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
