@@ -29,6 +29,7 @@ __all__ = [
     "FileEmailBackend",
     "OutgoingEmail",
     "PaymentReceipt",
+    "RetryPolicy",
     "SandboxCrm",
     "SandboxPayments",
     "SentEmail",

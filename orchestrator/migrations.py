@@ -120,7 +120,8 @@ ORCHESTRATOR_MIGRATIONS: list[str] = [
         next_attempt_at  timestamptz NOT NULL DEFAULT now(),
         delivered_at     timestamptz,
         last_error       text,
-        delivery_ref     jsonb
+        delivery_ref     jsonb,
+        dedupe_key       text UNIQUE
     );
     CREATE INDEX outbox_pending ON outbox (channel, next_attempt_at) WHERE state = 'pending';
     """,

@@ -28,6 +28,8 @@ class Settings(BaseSettings):
 
     # Chat identities allowed to make requests and decide approvals, as `channel:user-id`.
     operators: Annotated[list[str], NoDecode] = ["console:operator"]
+    # Who sits at the terminal of `opsos chat`.
+    console_identity: str = "console:operator"
 
     budget_daily_usd: float = 5.0
     budget_monthly_usd: float = 50.0

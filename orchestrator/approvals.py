@@ -1,0 +1,180 @@
+"""Approvals: records bound to a digest of the exact action they approve, decided once, expiring.
+
+An approval names the action by `sha256(canonical JSON of the action)`: the rendered emails, the
+amount, the recipients. When the action changes, the digest changes, the old approval is void and
+a new one is asked.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from psycopg import Connection
+from psycopg.types.json import Jsonb
+from pydantic import BaseModel, Field
+
+from orchestrator import audit
+from orchestrator.errors import ApprovalAlreadyDecided, ApprovalExpired, ApprovalStale, NotFound
+from orchestrator.messages import Fact
+
+
+class Decision(StrEnum):
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
+class ApprovalState(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    VOID = "void"
+    EXPIRED = "expired"
+
+
+class ApprovalRequest(BaseModel):
+    """What the operator is asked: what will happen, why, what it costs, and a preview of the action."""
+
+    what: str
+    why: str
+    facts: list[Fact] = Field(default_factory=list)
+    estimated_cost_usd: float = 0.0
+    preview: str = ""
+
+
+class Approval(BaseModel):
+    id: str
+    run_id: int
+    step: str
+    action_digest: str
+    request: ApprovalRequest
+    state: ApprovalState
+    requested_at: datetime
+    expires_at: datetime
+    decided_by: str | None = None
+    decided_at: datetime | None = None
+    decided_via: str | None = None
+
+    def expired(self, now: datetime) -> bool:
+        return self.state is ApprovalState.PENDING and now >= self.expires_at
+
+
+def action_digest(action: Any) -> str:
+    canonical = json.dumps(action, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _new_id() -> str:
+    # Short and opaque: it travels as button data (Telegram's limit is 64 bytes) and is resolved here.
+    return "a" + secrets.token_hex(5)
+
+
+INSERT = """
+INSERT INTO approvals (id, run_id, step, action_digest, request, state, requested_at, expires_at)
+VALUES (%(id)s, %(run_id)s, %(step)s, %(digest)s, %(request)s, 'pending', %(now)s, %(expires)s) RETURNING *
+"""
+FOR_STEP = "SELECT * FROM approvals WHERE run_id = %s AND step = %s ORDER BY requested_at"
+
+
+def for_step(conn: Connection, run_id: int, step: str) -> list[Approval]:
+    return [Approval.model_validate(r) for r in conn.execute(FOR_STEP, (run_id, step)).fetchall()]
+
+
+def get(conn: Connection, approval_id: str, *, for_update: bool = False) -> Approval:
+    sql = "SELECT * FROM approvals WHERE id = %s" + (" FOR UPDATE" if for_update else "")
+    row = conn.execute(sql, (approval_id,)).fetchone()
+    if row is None:
+        raise NotFound("approval", approval_id)
+    return Approval.model_validate(row)
+
+
+def pending(conn: Connection) -> list[Approval]:
+    rows = conn.execute("SELECT * FROM approvals WHERE state = 'pending' ORDER BY requested_at").fetchall()
+    return [Approval.model_validate(r) for r in rows]
+
+
+def granted(conn: Connection, *, run_id: int, step: str, digest: str) -> Approval | None:
+    """The approval that lets this exact action run, if the operator gave one."""
+    for approval in for_step(conn, run_id, step):
+        if approval.state is ApprovalState.APPROVED and approval.action_digest == digest:
+            return approval
+    return None
+
+
+def request(
+    conn: Connection,
+    *,
+    run_id: int,
+    intent_id: int,
+    step: str,
+    digest: str,
+    ask: ApprovalRequest,
+    ttl: timedelta,
+    now: datetime,
+) -> tuple[Approval, bool]:
+    """Ask for an approval of this action, inside the caller's transaction; returns (approval, newly asked).
+
+    A pending approval for the same digest is reused (a re-run must not ask twice); pending ones for
+    another digest are void, because the action they describe is no longer the one that would run.
+    """
+    existing = None
+    for approval in for_step(conn, run_id, step):
+        if approval.state is not ApprovalState.PENDING:
+            continue
+        if approval.action_digest == digest and not approval.expired(now):
+            existing = approval
+        else:
+            state = ApprovalState.EXPIRED if approval.action_digest == digest else ApprovalState.VOID
+            conn.execute("UPDATE approvals SET state = %s WHERE id = %s", (state, approval.id))
+            audit.append(conn, actor="opsos", kind=f"approval.{state.value}", intent_id=intent_id, run_id=run_id,
+                         payload={"approval": approval.id, "step": step, "digest": approval.action_digest})
+    if existing is not None:
+        return existing, False
+    row = conn.execute(
+        INSERT,
+        {"id": _new_id(), "run_id": run_id, "step": step, "digest": digest,
+         "request": Jsonb(ask.model_dump(mode="json")), "now": now, "expires": now + ttl},
+    ).fetchone()
+    approval = Approval.model_validate(row)
+    audit.append(conn, actor="opsos", kind="approval.requested", intent_id=intent_id, run_id=run_id,
+                 payload={"approval": approval.id, "step": step, "digest": digest, "expires_at": approval.expires_at})
+    return approval, True
+
+
+def decide(
+    conn: Connection,
+    approval_id: str,
+    decision: Decision,
+    *,
+    identity: str,
+    channel: str,
+    intent_id: int,
+    now: datetime,
+) -> Approval:
+    """Record the operator's decision, once. Raises ApprovalAlreadyDecided, ApprovalExpired or ApprovalStale.
+
+    The row lock makes two clicks arriving together decide one after the other: the second sees
+    the first's decision and raises, so a decision is never recorded twice.
+    """
+    approval = get(conn, approval_id, for_update=True)
+    if approval.state in (ApprovalState.APPROVED, ApprovalState.REJECTED):
+        raise ApprovalAlreadyDecided(approval.state.value, approval.decided_by or "?", approval.decided_at or now)
+    if approval.state is ApprovalState.VOID:
+        raise ApprovalStale("the action changed after this approval was asked; a new approval was requested")
+    if approval.state is ApprovalState.EXPIRED or approval.expired(now):
+        if approval.state is ApprovalState.PENDING:
+            conn.execute("UPDATE approvals SET state = 'expired' WHERE id = %s", (approval_id,))
+            audit.append(conn, actor="opsos", kind="approval.expired", intent_id=intent_id,
+                         run_id=approval.run_id, payload={"approval": approval_id})
+        raise ApprovalExpired(approval.expires_at)
+    row = conn.execute(
+        "UPDATE approvals SET state = %s, decided_by = %s, decided_at = %s, decided_via = %s WHERE id = %s RETURNING *",
+        (ApprovalState(decision.value), identity, now, channel, approval_id),
+    ).fetchone()
+    audit.append(conn, actor=identity, kind=f"approval.{decision.value}", intent_id=intent_id,
+                 run_id=approval.run_id, payload={"approval": approval_id, "step": approval.step,
+                                                  "digest": approval.action_digest, "via": channel})
+    return Approval.model_validate(row)

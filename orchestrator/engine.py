@@ -1,0 +1,140 @@
+"""The engine: `advance(run)` moves a run through its workflow's steps until it finishes or must wait.
+
+Plain synchronous code, run inside an RQ job. Only one process advances a run at a time: a session
+advisory lock on the run id, held on a connection of its own, is released by PostgreSQL the moment
+that connection dies, so a worker killed mid-step leaves the run free for the next one.
+"""
+from __future__ import annotations
+
+import psycopg
+import structlog
+
+from connectors import ConnectorUnavailable
+from orchestrator import approvals, audit, intents, outbox, reports, runs, steps, words
+from orchestrator.runs import RunEvent, RunState
+from orchestrator.services import Services
+from orchestrator.steps import AwaitingApproval, StepContext, StepState
+from orchestrator.workflows import WORKFLOWS
+
+log = structlog.get_logger(__name__)
+
+RUN_LOCK_CLASS = 42
+TRY_LOCK = "SELECT pg_try_advisory_lock(%s, %s::int) AS ok"
+
+
+def try_lock_run(conn: psycopg.Connection, run_id: int) -> bool:
+    return bool(conn.execute(TRY_LOCK, (RUN_LOCK_CLASS, run_id)).fetchone()[0])
+
+
+def advance(services: Services, run_id: int) -> RunState:
+    """Run the run's next steps. Returns the state it stopped in; does nothing if another worker holds it."""
+    with psycopg.connect(services.stores.database_url, autocommit=True) as lock_conn:
+        if not try_lock_run(lock_conn, run_id):
+            log.info("run.busy", run_id=run_id)
+            with services.stores.pool.connection() as conn:
+                return runs.get(conn, run_id).state
+        # Closing lock_conn on the way out releases the lock.
+        return _advance_locked(services, run_id)
+
+
+def _advance_locked(services: Services, run_id: int) -> RunState:
+    pool = services.stores.pool
+    while True:
+        with pool.connection() as conn, conn.transaction():
+            run = runs.get(conn, run_id, for_update=True)
+            if run.state is RunState.QUEUED:
+                run = runs.transition(conn, run_id, RunEvent.START, actor="worker")
+            if run.state is not RunState.RUNNING:
+                return run.state
+            intent = intents.get(conn, run.intent_id)
+            workflow = WORKFLOWS[run.workflow]
+            records = steps.records(conn, run_id)
+            step = steps.next_step(workflow, records)
+            if step is None:
+                run = runs.transition(conn, run_id, RunEvent.SUCCEED, actor="worker")
+                outbox.post(conn, channel=intent.channel, conversation=intent.conversation, intent_id=intent.id,
+                            run_id=run_id, message=reports.run_report(conn, run, intent, workflow))
+                log.info("run.succeeded", run_id=run_id)
+                return run.state
+            position = workflow.steps.index(step)
+            record = steps.start(conn, run_id=run_id, name=step.name, position=position)
+            audit.append(conn, actor="worker", kind="step.started", intent_id=intent.id, run_id=run_id,
+                         payload={"step": step.name, "attempt": record.attempts})
+        results = {name: r.result or {} for name, r in records.items() if r.state is StepState.SUCCEEDED}
+        context = StepContext(services=services, run=run, intent=intent, step=step.name, results=results)
+        log.info("step.start", run_id=run_id, step=step.name, attempt=record.attempts)
+        try:
+            result = step.run(context)
+        except AwaitingApproval as wait:
+            return _await_approval(services, run_id, step.name, wait)
+        except ConnectorUnavailable as error:
+            return _hold(services, run_id, step.name, error)
+        except Exception as error:
+            log.exception("step.failed", run_id=run_id, step=step.name)
+            return _fail(services, run_id, step.name, error)
+        with pool.connection() as conn, conn.transaction():
+            steps.finish(conn, run_id=run_id, name=step.name, state=StepState.SUCCEEDED, result=result)
+            audit.append(conn, actor="worker", kind="step.succeeded", intent_id=intent.id, run_id=run_id,
+                         payload={"step": step.name})
+
+
+def _await_approval(services: Services, run_id: int, step: str, wait: AwaitingApproval) -> RunState:
+    with services.stores.pool.connection() as conn, conn.transaction():
+        run = runs.get(conn, run_id, for_update=True)
+        intent = intents.get(conn, run.intent_id)
+        steps.finish(conn, run_id=run_id, name=step, state=StepState.WAITING)
+        approval, asked = approvals.request(
+            conn, run_id=run_id, intent_id=intent.id, step=step, digest=wait.digest, ask=wait.ask,
+            ttl=services.settings.approval_ttl, now=services.now(),
+        )
+        if asked:
+            outbox.post(conn, channel=intent.channel, conversation=intent.conversation, intent_id=intent.id,
+                        run_id=run_id, message=words.approval_request(approval, intent))
+        if run.state is RunState.RUNNING:
+            run = runs.transition(conn, run_id, RunEvent.AWAIT_APPROVAL, actor="policy",
+                                  reason="waiting for approval", payload={"approval": approval.id, "step": step})
+    log.info("run.awaiting_approval", run_id=run_id, approval=approval.id)
+    return run.state
+
+
+def _hold(services: Services, run_id: int, step: str, error: ConnectorUnavailable) -> RunState:
+    """An outside system is down after its retries: pause the run, keep its work, tell the operator."""
+    with services.stores.pool.connection() as conn, conn.transaction():
+        steps.finish(conn, run_id=run_id, name=step, state=StepState.FAILED, error=str(error))
+        run = runs.transition(conn, run_id, RunEvent.PAUSE, actor="worker",
+                              reason=f"{step}: {error} — resume when it is back")
+        intent = intents.get(conn, run.intent_id)
+        outbox.post(conn, channel=intent.channel, conversation=intent.conversation, intent_id=intent.id,
+                    run_id=run_id, message=words.run_failed(run, str(error), []))
+    return run.state
+
+
+def _fail(services: Services, run_id: int, step_name: str, error: Exception) -> RunState:
+    """Undo the finished steps that can be undone, newest first, then record the run as failed or compensated."""
+    pool = services.stores.pool
+    with pool.connection() as conn, conn.transaction():
+        steps.finish(conn, run_id=run_id, name=step_name, state=StepState.FAILED,
+                     error=f"{type(error).__name__}: {error}")
+        run = runs.get(conn, run_id)
+        intent = intents.get(conn, run.intent_id)
+        records = steps.records(conn, run_id)
+    workflow = WORKFLOWS[run.workflow]
+    undone: list[str] = []
+    results = {name: r.result or {} for name, r in records.items() if r.state is StepState.SUCCEEDED}
+    for step in reversed(workflow.steps):
+        record = records.get(step.name)
+        if step.compensate is None or record is None or record.state is not StepState.SUCCEEDED:
+            continue
+        context = StepContext(services=services, run=run, intent=intent, step=step.name, results=results)
+        outcome = step.compensate(context, record.result or {})
+        with pool.connection() as conn, conn.transaction():
+            steps.finish(conn, run_id=run_id, name=step.name, state=StepState.COMPENSATED, result=record.result)
+            audit.append(conn, actor="worker", kind="step.compensated", intent_id=intent.id, run_id=run_id,
+                         payload={"step": step.name, "result": outcome})
+        undone.append(f"{step.name}: {outcome}")
+    with pool.connection() as conn, conn.transaction():
+        event = RunEvent.COMPENSATE if undone else RunEvent.FAIL
+        run = runs.transition(conn, run_id, event, actor="worker", reason=f"{step_name} failed: {error}")
+        outbox.post(conn, channel=intent.channel, conversation=intent.conversation, intent_id=intent.id,
+                    run_id=run_id, message=words.run_failed(run, f"{step_name} failed: {error}", undone))
+    return run.state

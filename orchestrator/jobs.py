@@ -1,0 +1,57 @@
+"""RQ job entry points: plain synchronous functions, run by `opsos worker` (or any `rq worker` with opsos installed)."""
+from __future__ import annotations
+
+import psycopg
+import structlog
+
+from orchestrator import engine
+from orchestrator.queue import enqueue_advance
+from orchestrator.services import Services, build_services
+from orchestrator.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+_services: Services | None = None
+
+
+def install(services: Services) -> None:
+    """Give this process's jobs the services it already built (the worker command does this)."""
+    global _services
+    _services = services
+
+
+def services() -> Services:
+    global _services
+    if _services is None:
+        _services = build_services(Settings())
+    return _services
+
+
+def advance_run(run_id: int) -> str:
+    return engine.advance(services(), run_id).value
+
+
+def recover_runs(services: Services) -> list[int]:
+    """Enqueue every queued or running run that no worker holds: its job was lost with Redis or a killed worker.
+
+    The advisory lock tells a run being worked on from an orphan; a run enqueued twice is harmless,
+    since the second job finds the run busy or finished.
+    """
+    with services.stores.pool.connection() as conn:
+        candidates = conn.execute(
+            "SELECT id FROM runs WHERE state IN ('queued', 'running') ORDER BY id"
+        ).fetchall()
+    orphans: list[int] = []
+    with psycopg.connect(services.stores.database_url, autocommit=True) as probe:
+        for row in candidates:
+            if engine.try_lock_run(probe, row["id"]):
+                probe.execute("SELECT pg_advisory_unlock(%s, %s::int)", (engine.RUN_LOCK_CLASS, row["id"]))
+                orphans.append(row["id"])
+    for run_id in orphans:
+        enqueue_advance(services.stores.redis, run_id)
+    if orphans:
+        log.info("runs.recovered", runs=orphans)
+    return orphans
+
+
+__all__ = ["advance_run", "install", "recover_runs"]

@@ -1,0 +1,209 @@
+"""The control plane's front door: what every chat front end calls. It holds the rules; adapters only translate."""
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from pydantic import BaseModel
+
+from orchestrator import agent_calls, approvals, audit, intents, outbox, reports, runs, words
+from orchestrator.approvals import Approval, Decision
+from orchestrator.commands import Command, parse
+from orchestrator.errors import (
+    ApprovalAlreadyDecided,
+    ApprovalExpired,
+    ApprovalStale,
+    InvalidTransition,
+    NotFound,
+    OpsError,
+)
+from orchestrator.intake import Classifier
+from orchestrator.intents import parse_constraints
+from orchestrator.messages import Message
+from orchestrator.queue import enqueue_advance
+from orchestrator.runs import RunEvent, RunState
+from orchestrator.services import Services
+from orchestrator.workflows import WORKFLOWS
+
+log = structlog.get_logger(__name__)
+
+
+class Requester(BaseModel):
+    """Who speaks, from where: the identity is `channel:user-id`; replies go to `conversation`."""
+
+    identity: str
+    channel: str
+    conversation: str
+
+
+class Decided(BaseModel):
+    """The outcome of a button click: a reply for the clicker, and the approval message as it should now read."""
+
+    reply: Message
+    approval: Approval | None = None
+    updated: Message | None = None
+    changed: bool = False
+
+
+class Operations:
+    def __init__(self, services: Services, classifier: Classifier) -> None:
+        self.services = services
+        self.classifier = classifier
+
+    @property
+    def pool(self):
+        return self.services.stores.pool
+
+    def capabilities(self) -> list[tuple[str, str]]:
+        return [(workflow.title, workflow.describe) for workflow in WORKFLOWS.values()]
+
+    def refuse(self, who: Requester, attempted: str, detail: dict[str, Any] | None = None) -> Message:
+        with self.pool.connection() as conn, conn.transaction():
+            audit.append(conn, actor=who.identity, kind="access.refused",
+                         payload={"attempted": attempted, "channel": who.channel, **(detail or {})})
+        log.warning("access.refused", identity=who.identity, attempted=attempted)
+        return words.not_authorised(who.identity)
+
+    def handle_text(self, who: Requester, text: str, *, dedupe_key: str | None = None) -> Message:
+        """Anything typed to opsos: a command (status, pause 3, approve a…) or a request in words."""
+        command = parse(text)
+        if command.command is Command.HELP:
+            return words.help_message(self.capabilities())
+        if not self.services.policy.is_operator(who.identity):
+            return self.refuse(who, command.command.value, {"text": text[:200]})
+        match command.command:
+            case Command.STATUS:
+                return self.status(int(command.argument) if command.argument else None)
+            case Command.PAUSE | Command.RESUME | Command.CANCEL:
+                return self.change_run(who, int(command.argument), RunEvent(command.command.value))
+            case Command.APPROVE | Command.REJECT:
+                decision = Decision.APPROVED if command.command is Command.APPROVE else Decision.REJECTED
+                return self.decide(who, command.argument, decision).reply
+            case Command.WHY:
+                return self.explain(command.argument)
+        return self.submit(who, command.argument, dedupe_key=dedupe_key)
+
+    def submit(self, who: Requester, text: str, *, dedupe_key: str | None = None) -> Message:
+        """Turn a request into an intent and a queued run (one transaction, with audit events), then enqueue it."""
+        if not self.services.policy.is_operator(who.identity):
+            return self.refuse(who, "request", {"text": text[:200]})
+        request = " ".join(text.split())
+        limit = self.services.settings.max_request_chars
+        if not request:
+            return self._invalid(who, "it is empty", text)
+        if len(request) > limit:
+            return self._invalid(who, f"it is {len(request)} characters long; the limit is {limit}", text)
+        classification = self.classifier.classify(request)
+        if classification.kind is None or classification.workflow not in WORKFLOWS:
+            with self.pool.connection() as conn, conn.transaction():
+                audit.append(conn, actor=who.identity, kind="request.not_understood",
+                             payload={"request": request[:500], "closest": classification.closest})
+            return words.not_understood(request, self.capabilities(), classification.closest)
+        workflow = WORKFLOWS[classification.workflow]
+        settings = self.services.settings
+        constraints = parse_constraints(request, now=self.services.now(), default_budget=settings.intent_budget_usd,
+                                        default_days=settings.intent_deadline_days)
+        with self.pool.connection() as conn, conn.transaction():
+            intent = intents.create(
+                conn, requested_by=who.identity, channel=who.channel, conversation=who.conversation,
+                request=request, kind=classification.kind, params={"confidence": classification.confidence},
+                constraints=constraints, dedupe_key=dedupe_key,
+            )
+            if intent is None:
+                return words.duplicate_request(intents.by_dedupe_key(conn, dedupe_key or ""))
+            run = runs.create(conn, intent_id=intent.id, workflow=workflow.name, actor=who.identity)
+        enqueue_advance(self.services.stores.redis, run.id)
+        log.info("intent.created", intent_id=intent.id, run_id=run.id, kind=intent.kind)
+        return words.accepted(intent, run, workflow.title)
+
+    def _invalid(self, who: Requester, reason: str, text: str) -> Message:
+        with self.pool.connection() as conn, conn.transaction():
+            audit.append(conn, actor=who.identity, kind="request.invalid",
+                         payload={"reason": reason, "request": text[:200]})
+        return words.invalid_request(reason)
+
+    def decide(self, who: Requester, approval_id: str, decision: Decision) -> Decided:
+        """Record a decision once, move the run on; a second click or a stale approval changes nothing."""
+        if not self.services.policy.is_operator(who.identity):
+            return Decided(reply=self.refuse(who, f"{decision.value} approval", {"approval": approval_id}))
+        try:
+            with self.pool.connection() as conn, conn.transaction():
+                pending = approvals.get(conn, approval_id)
+                run = runs.get(conn, pending.run_id, for_update=True)
+                approval = approvals.decide(conn, approval_id, decision, identity=who.identity, channel=who.channel,
+                                            intent_id=run.intent_id, now=self.services.now())
+                if run.state is RunState.AWAITING_APPROVAL:
+                    event = RunEvent.APPROVE if decision is Decision.APPROVED else RunEvent.REJECT
+                    reason = "" if decision is Decision.APPROVED else f"rejected by {who.identity}"
+                    runs.transition(conn, run.id, event, actor=who.identity, reason=reason,
+                                    payload={"approval": approval_id})
+        except NotFound:
+            return Decided(reply=words.invalid_request("that approval does not exist"))
+        except ApprovalAlreadyDecided as error:
+            with self.pool.connection() as conn:
+                current = approvals.get(conn, approval_id)
+            return Decided(reply=words.already_decided(str(error)), approval=current,
+                           updated=words.approval_decided(current))
+        except (ApprovalExpired, ApprovalStale) as error:
+            return Decided(reply=words.already_decided(str(error)))
+        if decision is Decision.APPROVED:
+            enqueue_advance(self.services.stores.redis, approval.run_id, queue_name="interactive")
+        updated = words.approval_decided(approval)
+        return Decided(reply=updated, approval=approval, updated=updated, changed=True)
+
+    def explain(self, approval_id: str) -> Message:
+        """The "Why?" button: the intent, the step, the data and the model behind the action."""
+        try:
+            with self.pool.connection() as conn:
+                approval = approvals.get(conn, approval_id)
+                run = runs.get(conn, approval.run_id)
+                intent = intents.get(conn, run.intent_id)
+                calls = agent_calls.for_run(conn, run.id)
+        except NotFound:
+            return words.invalid_request("that approval does not exist")
+        cited = [c for call in calls for c in call.output.get("cited", [])]
+        model = ", ".join(sorted({f"{c.model} ({c.tier} tier)" for c in calls})) or None
+        return words.explanation(approval, intent, cited, model)
+
+    def status(self, run_id: int | None = None) -> Message:
+        with self.pool.connection() as conn:
+            if run_id is None:
+                return reports.status(conn, now=self.services.now(),
+                                      budget_daily_usd=self.services.settings.budget_daily_usd)
+            try:
+                run = runs.get(conn, run_id)
+            except NotFound:
+                return words.invalid_request(f"there is no run #{run_id}")
+            intent = intents.get(conn, run.intent_id)
+            return reports.run_detail(conn, run, intent, WORKFLOWS[run.workflow])
+
+    def change_run(self, who: Requester, run_id: int, event: RunEvent) -> Message:
+        """Pause, resume or cancel a run for the operator. Resuming a run whose approval expired asks again."""
+        if not self.services.policy.is_operator(who.identity):
+            return self.refuse(who, event.value, {"run": run_id})
+        try:
+            with self.pool.connection() as conn, conn.transaction():
+                run = runs.get(conn, run_id, for_update=True)
+                if event is RunEvent.RESUME and run.state is RunState.AWAITING_APPROVAL:
+                    # Nothing to resume but an expired approval: let the run ask again.
+                    run = runs.transition(conn, run_id, RunEvent.PAUSE, actor=who.identity)
+                run = runs.transition(conn, run_id, event, actor=who.identity, payload={"via": who.channel})
+                if event is RunEvent.RESUME and run.state is RunState.AWAITING_APPROVAL:
+                    run = runs.transition(conn, run_id, RunEvent.APPROVE, actor=who.identity,
+                                          reason="asking again")
+        except NotFound:
+            return words.invalid_request(f"there is no run #{run_id}")
+        except InvalidTransition as error:
+            return words.invalid_request(str(error))
+        if run.state in (RunState.QUEUED, RunState.RUNNING):
+            enqueue_advance(self.services.stores.redis, run_id, queue_name="interactive")
+        return words.run_changed(run, {"pause": "paused", "resume": "resumed", "cancel": "cancelled"}[event.value],
+                                 who.identity)
+
+    def post(self, who: Requester, message: Message) -> None:
+        """Queue a message to a conversation (for replies that must go through the outbox, like scheduled ones)."""
+        with self.pool.connection() as conn, conn.transaction():
+            outbox.post(conn, channel=who.channel, conversation=who.conversation, message=message)
+
+
+__all__ = ["Decided", "Operations", "OpsError", "Requester"]

@@ -1,0 +1,72 @@
+"""The services a process needs, built once from settings: stores, connectors, model tiers, policy, clock."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from agents import ModelTiers, build_tiers
+from connectors import (
+    EmailBackend,
+    EmailConnector,
+    FileEmailBackend,
+    RetryPolicy,
+    SandboxCrm,
+    SandboxPayments,
+    SmtpEmailBackend,
+)
+from memory import ContextCache
+from orchestrator.policy import Policy
+from orchestrator.settings import Settings
+from orchestrator.stores import Stores, open_stores
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    stores: Stores
+    email: EmailConnector
+    payments: SandboxPayments
+    crm: SandboxCrm
+    models: ModelTiers
+    context: ContextCache
+    policy: Policy
+    payment_retry: RetryPolicy
+    # Injected so approval expiry and SLA checks are tested without sleeping.
+    clock: Callable[[], datetime] = field(default=utc_now)
+
+    def now(self) -> datetime:
+        return self.clock()
+
+    def close(self) -> None:
+        self.stores.close()
+
+
+def email_backend(settings: Settings) -> EmailBackend:
+    if settings.email_backend == "smtp":
+        return SmtpEmailBackend(
+            host=settings.smtp_host, port=settings.smtp_port, username=settings.smtp_username,
+            password=settings.smtp_password, starttls=settings.smtp_starttls, timeout=settings.smtp_timeout_seconds,
+        )
+    return FileEmailBackend(settings.outbox_email_dir)
+
+
+def build_services(settings: Settings, stores: Stores | None = None) -> Services:
+    stores = stores or open_stores(settings)
+    return Services(
+        settings=settings,
+        stores=stores,
+        email=EmailConnector(stores.pool, email_backend(settings)),
+        payments=SandboxPayments(stores.pool),
+        crm=SandboxCrm(stores.pool),
+        models=build_tiers(draft=settings.draft_model, reason=settings.reason_model),
+        context=ContextCache(stores.redis),
+        policy=Policy(operators=frozenset(settings.operators)),
+        payment_retry=RetryPolicy(
+            attempts=settings.payment_retry_attempts, base_seconds=settings.payment_retry_base_seconds
+        ),
+    )
