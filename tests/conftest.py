@@ -120,3 +120,29 @@ def settings(database_url: str, redis_url: str, tmp_path: Path):
         payment_retry_base_seconds=0.01,
         _env_file=None,
     )
+
+
+@pytest.fixture
+def services(db: ConnectionPool, redis: Redis, settings, database_url: str, redis_url: str):
+    """The control plane's services on the test servers, sharing the module's pool."""
+    from orchestrator import jobs
+    from orchestrator.services import build_services
+    from orchestrator.stores import Stores
+
+    built = build_services(settings, Stores(pool=db, redis=redis, database_url=database_url, redis_url=redis_url))
+    jobs.install(built)
+    yield built
+    jobs.install(None)
+
+
+@pytest.fixture
+def work(services, redis: Redis):
+    """Run every queued job with a real RQ worker (in this process), until the queues are empty."""
+    from rq import SimpleWorker
+
+    from orchestrator.queue import QUEUE_NAMES, queue
+
+    def drain() -> None:
+        SimpleWorker([queue(redis, name) for name in QUEUE_NAMES], connection=redis).work(burst=True)
+
+    return drain

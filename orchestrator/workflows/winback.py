@@ -76,6 +76,8 @@ def _emails(ctx: StepContext) -> list[tuple[Contact, OutgoingEmail]]:
 
 def send_emails(ctx: StepContext) -> dict[str, Any]:
     emails = _emails(ctx)
+    if not emails:
+        return {"sent": [], "count": 0, "repeats_skipped": 0}
     draft = CampaignDraft.model_validate(ctx.results["draft_campaign"])
     first = emails[0][1] if emails else None
     ctx.require_approval(

@@ -1,0 +1,36 @@
+"""Shared steps of the orchestrator tests: seed the sandbox CRM, make requests as the operator."""
+from datetime import UTC, datetime
+
+from bot.demo import demo_contacts
+from orchestrator import KeywordClassifier, Operations, Requester
+
+OPERATOR = Requester(identity="console:operator", channel="console", conversation="console:test")
+STRANGER = Requester(identity="telegram:999", channel="telegram", conversation="telegram:999")
+WINBACK = "grow MRR: launch a win-back campaign to lapsed subscribers"
+
+
+def seed(services, *, declining: str | None = "c-eve") -> None:
+    services.crm.upsert(demo_contacts(datetime.now(UTC)))
+    if declining:
+        services.payments.fail_next_charges(declining)
+
+
+def operations(services) -> Operations:
+    return Operations(services, KeywordClassifier())
+
+
+def count(db, table: str, where: str = "true") -> int:
+    with db.connection() as conn:
+        return conn.execute(f"SELECT count(*) AS n FROM {table} WHERE {where}").fetchone()["n"]
+
+
+def run_state(db, run_id: int) -> str:
+    with db.connection() as conn:
+        return conn.execute("SELECT state FROM runs WHERE id = %s", (run_id,)).fetchone()["state"]
+
+
+def pending_approval(db, run_id: int) -> str:
+    with db.connection() as conn:
+        return conn.execute(
+            "SELECT id FROM approvals WHERE run_id = %s AND state = 'pending'", (run_id,)
+        ).fetchone()["id"]

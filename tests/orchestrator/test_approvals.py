@@ -1,0 +1,125 @@
+"""Approvals: decided once, by an operator, bound to the exact action, expiring into a visible wait."""
+import threading
+from datetime import timedelta
+
+from orchestrator import Decision, MessageKind
+from tests.orchestrator.helpers import (
+    OPERATOR,
+    STRANGER,
+    WINBACK,
+    count,
+    operations,
+    pending_approval,
+    run_state,
+    seed,
+)
+
+
+def _to_approval(services, work) -> str:
+    seed(services)
+    ops = operations(services)
+    ops.submit(OPERATOR, WINBACK)
+    work()
+    assert run_state(services.stores.pool, 1) == "awaiting_approval"
+    return pending_approval(services.stores.pool, 1)
+
+
+def test_approval_request_reaches_the_outbox_with_three_buttons(services, db, work):
+    approval_id = _to_approval(services, work)
+    with db.connection() as conn:
+        item = conn.execute("SELECT * FROM outbox WHERE kind = 'approval_request'").fetchone()
+    assert item["approval_id"] == approval_id
+    values = [a["value"] for a in item["message"]["actions"]]
+    assert values == [f"approve:{approval_id}", f"reject:{approval_id}", f"why:{approval_id}"]
+    assert all(len(v.encode()) <= 64 for v in values)
+
+
+def test_second_click_on_an_approval_changes_nothing(services, db, work):
+    approval_id = _to_approval(services, work)
+    ops = operations(services)
+    first = ops.decide(OPERATOR, approval_id, Decision.APPROVED)
+    events_after_first = count(db, "audit_events")
+    second = ops.decide(OPERATOR, approval_id, Decision.REJECTED)
+    assert first.changed and not second.changed
+    assert "already approved by console:operator" in second.reply.title
+    assert count(db, "audit_events") == events_after_first
+    assert count(db, "approvals", "state = 'approved'") == 1
+
+
+def test_two_clicks_at_the_same_moment_record_one_decision(services, db, work):
+    approval_id = _to_approval(services, work)
+    ops = operations(services)
+    results = []
+    barrier = threading.Barrier(4)
+
+    def click(decision):
+        barrier.wait()
+        results.append(ops.decide(OPERATOR, approval_id, decision))
+
+    threads = [threading.Thread(target=click, args=(d,)) for d in [Decision.APPROVED, Decision.REJECTED] * 2]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(r.changed for r in results) == 1
+    assert count(db, "audit_events", "kind IN ('approval.approved', 'approval.rejected')") == 1
+
+
+def test_stranger_pressing_approve_is_refused_and_audited(services, db, work):
+    approval_id = _to_approval(services, work)
+    outcome = operations(services).decide(STRANGER, approval_id, Decision.APPROVED)
+    assert outcome.reply.kind is MessageKind.REFUSAL and not outcome.changed
+    assert count(db, "approvals", "state = 'pending'") == 1
+    assert count(db, "audit_events", "kind = 'access.refused' AND actor = 'telegram:999'") == 1
+
+
+def test_approval_that_names_nothing_gets_an_answer(services, db):
+    outcome = operations(services).decide(OPERATOR, "a0000000000", Decision.APPROVED)
+    assert outcome.reply.kind is MessageKind.REFUSAL and "does not exist" in outcome.reply.title
+
+
+def test_reject_cancels_the_run_and_sends_nothing(services, db, work, settings):
+    approval_id = _to_approval(services, work)
+    operations(services).decide(OPERATOR, approval_id, Decision.REJECTED)
+    work()
+    assert run_state(db, 1) == "cancelled"
+    assert not list(settings.outbox_email_dir.glob("*.eml"))
+
+
+def test_changed_action_voids_the_old_approval_and_asks_again(services, db, work):
+    """The approval is bound to the rendered emails: edit the draft and the old approval no longer applies."""
+    old = _to_approval(services, work)
+    with db.connection() as conn:
+        conn.execute("UPDATE steps SET result = jsonb_set(result, '{subject}', '\"Come back, {first_name}\"')"
+                     " WHERE run_id = 1 AND name = 'draft_campaign'")
+    ops = operations(services)
+    ops.handle_text(OPERATOR, "resume 1")
+    work()
+    new = pending_approval(db, 1)
+    assert new != old
+    with db.connection() as conn:
+        assert conn.execute("SELECT state FROM approvals WHERE id = %s", (old,)).fetchone()["state"] == "void"
+    stale = ops.decide(OPERATOR, old, Decision.APPROVED)
+    assert not stale.changed and "action changed" in stale.reply.title
+
+
+def test_expired_approval_leaves_the_run_waiting_and_says_so(services, db, work):
+    approval_id = _to_approval(services, work)
+    start = services.now()
+    services.clock = lambda: start + services.settings.approval_ttl + timedelta(minutes=1)
+    ops = operations(services)
+    outcome = ops.decide(OPERATOR, approval_id, Decision.APPROVED)
+    assert not outcome.changed and "expired" in outcome.reply.title
+    assert run_state(db, 1) == "awaiting_approval"
+    status = ops.status().plain_text()
+    assert "approval expired" in status
+    ops.handle_text(OPERATOR, "resume 1")
+    work()
+    assert pending_approval(db, 1) != approval_id
+
+
+def test_why_explains_the_intent_the_data_and_the_model(services, work):
+    approval_id = _to_approval(services, work)
+    why = operations(services).explain(approval_id).plain_text()
+    assert WINBACK in why
+    assert "crm:c-ana" in why and "offline-template-drafter" in why

@@ -1,0 +1,79 @@
+"""Intake: a request becomes an intent, a run and their audit events together, or nothing at all."""
+import pytest
+
+from orchestrator import MessageKind
+from orchestrator.queue import queue
+from tests.orchestrator.helpers import OPERATOR, STRANGER, WINBACK, count, operations
+
+
+def test_request_writes_intent_run_and_audit_events_and_enqueues_the_run(services, db, redis):
+    reply = operations(services).submit(OPERATOR, WINBACK + " budget $20 within 2 weeks")
+    assert reply.kind is MessageKind.ACK and reply.run_id == 1
+    with db.connection() as conn:
+        intent = conn.execute("SELECT * FROM intents").fetchone()
+        kinds = [r["kind"] for r in conn.execute("SELECT kind FROM audit_events ORDER BY id")]
+    assert intent["kind"] == "winback_campaign" and float(intent["budget_usd"]) == 20.0
+    assert (intent["deadline"] - intent["created_at"]).days in (13, 14)
+    assert kinds == ["intent.created", "run.created"]
+    assert queue(redis).count == 1
+
+
+def test_intent_and_its_audit_event_commit_together_or_not_at_all(services, db, monkeypatch):
+    """If anything in the intake transaction fails, neither the intent nor its audit event remains."""
+    from orchestrator import runs
+
+    def broken_create(*args, **kwargs):
+        raise RuntimeError("database went away mid-transaction")
+
+    monkeypatch.setattr(runs, "create", broken_create)
+    with pytest.raises(RuntimeError):
+        operations(services).submit(OPERATOR, WINBACK)
+    assert count(db, "intents") == 0
+    assert count(db, "audit_events") == 0
+
+
+@pytest.mark.parametrize(("text", "reason"), [("   ", "empty"), ("x" * 2001, "2001 characters")])
+def test_empty_or_overlong_request_is_refused_audited_and_not_queued(services, db, redis, text, reason):
+    reply = operations(services).submit(OPERATOR, text)
+    assert reply.kind is MessageKind.REFUSAL and reason in reply.title
+    assert count(db, "intents") == 0
+    assert count(db, "audit_events", "kind = 'request.invalid'") == 1
+    assert queue(redis).count == 0
+
+
+def test_request_it_does_not_understand_lists_what_it_can_do_and_queues_nothing(services, db, redis):
+    reply = operations(services).handle_text(OPERATOR, "book me a flight to Lisbon")
+    assert reply.kind is MessageKind.REFUSAL
+    assert "nothing was queued" in reply.title
+    assert any(f.label == "win-back campaign" for s in reply.sections for f in s.facts)
+    assert count(db, "intents") == 0 and queue(redis).count == 0
+    assert count(db, "audit_events", "kind = 'request.not_understood'") == 1
+
+
+def test_stranger_is_refused_politely_and_the_attempt_is_audited(services, db, redis):
+    reply = operations(services).handle_text(STRANGER, WINBACK)
+    assert reply.kind is MessageKind.REFUSAL and "only this workspace's operator" in reply.title
+    assert count(db, "intents") == 0 and queue(redis).count == 0
+    with db.connection() as conn:
+        event = conn.execute("SELECT * FROM audit_events WHERE kind = 'access.refused'").fetchone()
+    assert event["actor"] == "telegram:999"
+
+
+def test_same_delivery_twice_makes_one_intent(services, db, redis):
+    ops = operations(services)
+    first = ops.submit(OPERATOR, WINBACK, dedupe_key="slack:Ev123")
+    second = ops.submit(OPERATOR, WINBACK, dedupe_key="slack:Ev123")
+    assert first.kind is MessageKind.ACK and "Already on it" in second.title
+    assert count(db, "intents") == 1 and queue(redis).count == 1
+
+
+def test_unknown_command_word_is_treated_as_a_request_not_a_crash(services, db):
+    reply = operations(services).handle_text(OPERATOR, "pause everything now")
+    assert reply.kind is MessageKind.REFUSAL
+    assert count(db, "runs") == 0
+
+
+def test_help_answers_anyone_without_touching_state(services, db):
+    reply = operations(services).handle_text(STRANGER, "help")
+    assert reply.kind is MessageKind.HELP
+    assert count(db, "audit_events") == 0
