@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,8 +34,13 @@ socket.socket.connect = _loopback_only  # type: ignore[method-assign]
 
 
 @pytest.fixture(scope="session")
-def test_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("opsos")
+def test_root() -> Iterator[Path]:
+    # Outside pytest's own temp tree: as root, pgserver runs PostgreSQL as a `pgserver` user that must
+    # traverse the path, and pytest keeps its tree private (0700) and prunes it while other runs start.
+    root = Path(tempfile.mkdtemp(prefix="opsos-tests-"))
+    root.chmod(0o755)
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

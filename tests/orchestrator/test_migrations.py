@@ -1,0 +1,49 @@
+"""Migrations: tracked, applied once, and an older database is upgraded in place with its data kept."""
+import uuid
+
+import psycopg
+from psycopg.rows import dict_row
+
+from orchestrator import migrations
+from tests.conftest import _database_url
+
+
+def _fresh(pg_admin_url: str) -> str:
+    name = f"mig_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(pg_admin_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    return _database_url(pg_admin_url, name)
+
+
+def test_migrating_twice_applies_nothing_the_second_time(pg_admin_url):
+    url = _fresh(pg_admin_url)
+    with psycopg.connect(url, row_factory=dict_row) as conn:
+        first = migrations.migrate(conn)
+        second = migrations.migrate(conn)
+    assert ("orchestrator", 1) in first and second == []
+
+
+def test_database_of_an_older_version_is_upgraded_and_keeps_its_data(pg_admin_url, monkeypatch):
+    url = _fresh(pg_admin_url)
+    upgrade = "CREATE TABLE upgrade_probe (id int)"
+    older = {name: list(steps) for name, steps in migrations.COMPONENTS.items()}
+    monkeypatch.setattr(migrations, "COMPONENTS", older)
+    with psycopg.connect(url, row_factory=dict_row) as conn:
+        migrations.migrate(conn)
+        conn.execute("INSERT INTO crm_contacts (id, email, name, plan, status, monthly_cents)"
+                     " VALUES ('c-1', 'a@example.com', 'A', 'monthly', 'lapsed', 100)")
+        conn.commit()
+    newer = {name: [*steps, upgrade] if name == "orchestrator" else steps for name, steps in older.items()}
+    monkeypatch.setattr(migrations, "COMPONENTS", newer)
+    with psycopg.connect(url, row_factory=dict_row) as conn:
+        applied = migrations.migrate(conn)
+        assert applied == [("orchestrator", len(newer["orchestrator"]))]
+        assert conn.execute("SELECT count(*) AS n FROM crm_contacts").fetchone()["n"] == 1
+        assert conn.execute("SELECT count(*) AS n FROM upgrade_probe").fetchone()["n"] == 0
+
+
+def test_pgvector_is_available_after_migration(db):
+    with db.connection() as conn:
+        version = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()
+        distance = conn.execute("SELECT '[1,0,0]'::vector <=> '[0,1,0]'::vector AS d").fetchone()["d"]
+    assert version is not None and distance == 1.0
