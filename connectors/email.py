@@ -88,12 +88,14 @@ class SmtpEmailBackend:
                 if self.username:
                     smtp.login(self.username, self.password or "")
                 smtp.send_message(message)
-        except (OSError, smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError) as error:
-            raise ConnectorUnavailable(f"SMTP {self.host}:{self.port}: {error}") from error
+        # SMTPResponseException is an OSError too: it must be told apart first, since a 5xx answer is
+        # final (retrying would only be refused again) while 4xx and network errors are worth a retry.
         except smtplib.SMTPResponseException as error:
             if 400 <= error.smtp_code < 500:
                 raise ConnectorUnavailable(f"SMTP {error.smtp_code}: {error.smtp_error!r}") from error
             raise
+        except OSError as error:
+            raise ConnectorUnavailable(f"SMTP {self.host}:{self.port}: {error}") from error
         return f"smtp://{self.host}:{self.port}"
 
 

@@ -153,3 +153,6 @@ def work(services, redis: Redis):
         SimpleWorker([queue(redis, name) for name in QUEUE_NAMES], connection=redis).work(burst=True)
 
     return drain
+
+
+pytest_plugins = ["tests.standins.fixtures"]

@@ -1,0 +1,1 @@
+"""The test suite, a package so fixtures can be shared as tests.standins.fixtures."""

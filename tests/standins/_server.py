@@ -1,0 +1,179 @@
+"""What every HTTP stand-in shares: an aiohttp app served from its own thread, and what it recorded."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import threading
+from collections import deque
+from collections.abc import Mapping
+from typing import Any, Literal, Self
+
+from aiohttp import web
+from multidict import MultiDictProxy
+from pydantic import BaseModel, Field
+
+FailureKind = Literal["error", "ratelimited"]
+
+
+class Call(BaseModel):
+    """One request a stand-in received, parsed, with the answer it gave."""
+
+    method: str
+    http_method: str
+    path: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    headers: dict[str, str] = Field(default_factory=dict)
+    files: dict[str, bytes] = Field(default_factory=dict)
+    status: int = 200
+    response: Any = None
+
+
+class Failure(BaseModel):
+    kind: FailureKind
+    retry_after: int
+
+
+class Failures:
+    """Failures scripted per method; the server thread takes them while the test thread adds them."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._queued: dict[str, deque[Failure]] = {}
+
+    def add(self, method: str, times: int, kind: FailureKind, retry_after: int) -> None:
+        with self._lock:
+            queue = self._queued.setdefault(method, deque())
+            queue.extend(Failure(kind=kind, retry_after=retry_after) for _ in range(times))
+
+    def take(self, method: str) -> Failure | None:
+        with self._lock:
+            queue = self._queued.get(method)
+            return queue.popleft() if queue else None
+
+
+class ParsedBody(BaseModel):
+    params: dict[str, Any] = Field(default_factory=dict)
+    files: dict[str, bytes] = Field(default_factory=dict)
+
+
+async def parse_body(request: web.Request) -> ParsedBody:
+    """Query string plus a form, multipart or JSON body, as one flat dict; uploaded parts as bytes."""
+    parsed = ParsedBody(params=dict(request.query))
+    if request.method == "GET" or not request.can_read_body:
+        return parsed
+    if request.content_type == "application/json":
+        body = await request.json()
+        if isinstance(body, dict):
+            parsed.params.update(body)
+        else:
+            parsed.params["_json"] = body
+        return parsed
+    if request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        form: MultiDictProxy[Any] = await request.post()
+        for key, value in form.items():
+            if isinstance(value, web.FileField):
+                parsed.files[key] = value.file.read()
+            else:
+                parsed.params[key] = value
+        return parsed
+    parsed.files["_body"] = await request.read()
+    return parsed
+
+
+def decode_json_fields(params: dict[str, Any], names: set[str]) -> dict[str, Any]:
+    # Form bodies carry nested values (blocks, reply_markup…) as JSON text; tests want to assert on objects.
+    decoded = dict(params)
+    for name in names & decoded.keys():
+        value = decoded[name]
+        if isinstance(value, str):
+            with contextlib.suppress(ValueError):
+                decoded[name] = json.loads(value)
+    return decoded
+
+
+def lower_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    return {key.lower(): value for key, value in headers.items()}
+
+
+async def _cancel_leftovers() -> None:
+    # A long-poll still waiting when the server stops would otherwise die with "Task was destroyed".
+    leftovers = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    for task in leftovers:
+        task.cancel()
+    await asyncio.gather(*leftovers, return_exceptions=True)
+
+
+class StandIn:
+    """An aiohttp app on 127.0.0.1 (a free port), run by a background thread with its own event loop.
+
+    Usable from sync and async tests alike: the test's own loop (if any) never serves requests.
+    """
+
+    def __init__(self) -> None:
+        self.calls: list[Call] = []
+        self.failures = Failures()
+        self.url = ""
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
+
+    def routes(self, app: web.Application) -> None:
+        raise NotImplementedError
+
+    def start(self) -> Self:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        self._thread = threading.Thread(target=loop.run_forever, name=type(self).__name__, daemon=True)
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._serve(), loop).result(timeout=10)
+        return self
+
+    async def _serve(self) -> None:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        self.routes(app)
+        # A short shutdown timeout: a long-poll still open at stop() must not hold the test for a minute.
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.2)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        host, port = self._runner.addresses[0][:2]
+        self.url = f"http://{host}:{port}"
+
+    def stop(self) -> None:
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+        if self._runner is not None:
+            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), loop).result(timeout=10)
+        asyncio.run_coroutine_threadsafe(_cancel_leftovers(), loop).result(timeout=10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+        loop.close()
+        self._loop = self._thread = self._runner = None
+
+    def call_soon(self, callback: Any, *args: Any) -> None:
+        """Run `callback` on the server's loop, from any thread (used to wake waiting long-polls)."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(callback, *args)
+
+    def fail_next(self, method: str, times: int = 1, *, kind: FailureKind = "error", retry_after: int = 1) -> None:
+        """Answer the next `times` calls of `method` with a server error, or a 429 with Retry-After."""
+        self.failures.add(method, times, kind, retry_after)
+
+    def calls_to(self, method: str) -> list[Call]:
+        return [call for call in self.calls if call.method == method]
+
+    def last(self, method: str) -> Call:
+        """The latest call of `method`; fails the test with what was called instead when there is none."""
+        for call in reversed(self.calls):
+            if call.method == method:
+                return call
+        raise AssertionError(f"no {method} call; received: {[call.method for call in self.calls]}")
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()

@@ -1,0 +1,54 @@
+"""Pytest fixtures for the stand-ins: each test gets fresh, started servers, stopped afterwards."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.standins.openai_api import OpenAIStandIn
+from tests.standins.slack_api import SlackStandIn
+from tests.standins.slack_signing import SlackSigner
+from tests.standins.smtp import SmtpStandIn
+from tests.standins.telegram_api import TelegramStandIn
+
+SLACK_BOT_TOKEN = "xoxb-opsos-test-token"
+SLACK_SIGNING_SECRET = "opsos-test-signing-secret"
+
+__all__ = ["openai_api", "slack_api", "slack_signer", "smtp_server", "telegram_api"]
+
+
+@pytest.fixture
+def slack_api() -> Iterator[SlackStandIn]:
+    """Slack Web API accepting only SLACK_BOT_TOKEN; point clients at `slack_api.api_url`."""
+    with SlackStandIn(token=SLACK_BOT_TOKEN) as server:
+        yield server
+
+
+@pytest.fixture
+def slack_signer(slack_api: SlackStandIn) -> SlackSigner:
+    """Signs with SLACK_SIGNING_SECRET; its response_urls land on `slack_api`."""
+    return SlackSigner(
+        SLACK_SIGNING_SECRET,
+        response_base=slack_api.url,
+        team_id=slack_api.team_id,
+        bot_user_id=slack_api.bot_user_id,
+    )
+
+
+@pytest.fixture
+def telegram_api() -> Iterator[TelegramStandIn]:
+    with TelegramStandIn() as server:
+        yield server
+
+
+@pytest.fixture
+def openai_api() -> Iterator[OpenAIStandIn]:
+    with OpenAIStandIn() as server:
+        yield server
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpStandIn]:
+    with SmtpStandIn() as server:
+        yield server
