@@ -22,8 +22,11 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 
 test: $(BIN)/.installed
+	scripts/ensure-chromium
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
 bench: $(BIN)/.installed
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench.bench_router
+	$(BIN)/python -m bench.bench_slack_ack
+	$(BIN)/python -m bench.bench_memory --n 100000

@@ -1,37 +1,16 @@
 """The console front end: renders messages as text and turns typed lines into orchestrator calls."""
 from __future__ import annotations
 
-import textwrap
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 
 import psycopg
 
+from bot.render.console import ConsoleRenderer
 from orchestrator import Message, MessageKind, Operations, Requester, outbox
 
-WIDTH = 92
 CHANNEL = "console"
-
-
-class ConsoleRenderer:
-    """Plain text with the buttons written as the words that press them."""
-
-    def render(self, *, message: Message) -> str:
-        lines = [f"opsos ▸ {message.title}"]
-        if message.text:
-            lines += textwrap.wrap(message.text, WIDTH, initial_indent="        ", subsequent_indent="        ")
-        for section in message.sections:
-            if section.title:
-                lines.append(f"        ── {section.title}")
-            for paragraph in section.text.splitlines():
-                lines += textwrap.wrap(paragraph, WIDTH, initial_indent="        │ ",
-                                       subsequent_indent="        │ ") or ["        │"]
-            lines += [f"        • {fact.label}: {fact.value}" for fact in section.facts]
-        if message.actions:
-            choices = "   ".join(f"[{action.label.lower().rstrip('?')}]" for action in message.actions)
-            lines.append(f"        {choices}   (type the word)")
-        return "\n".join(lines)
 
 
 class ConsoleSession:
@@ -124,3 +103,6 @@ class OutboxPrinter(threading.Thread):
 
     def stop(self) -> None:
         self.stopped.set()
+
+
+__all__ = ["CHANNEL", "ConsoleRenderer", "ConsoleSession", "OutboxListener", "OutboxPrinter"]

@@ -48,7 +48,7 @@ def run_demo(base: Settings, write: Callable[[str], None] = print) -> int:
         services.payments.fail_next_charges(DECLINING, reason="card_declined")
         write(f"   seeded the sandbox CRM: 5 lapsed subscribers, {DECLINING}'s card will be declined")
         write(f"   drafting tier: {settings.draft_model} (deterministic templates, no key); worker pid {worker.pid}")
-        session = ConsoleSession(Operations(services, classifier()), identity="console:operator", write=write)
+        session = ConsoleSession(Operations(services, classifier(settings)), identity="console:operator", write=write)
 
         write("\n[1] The operator asks")
         write(f"you   ▸ {REQUEST}")

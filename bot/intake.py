@@ -1,8 +1,8 @@
 """The classifier the front ends hand to the control plane."""
 from __future__ import annotations
 
-from orchestrator import Classifier, KeywordClassifier
+from orchestrator import Classifier, Settings, router_classifier
 
 
-def classifier() -> Classifier:
-    return KeywordClassifier()
+def classifier(settings: Settings) -> Classifier:
+    return router_classifier(settings.kinds_file)

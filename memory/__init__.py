@@ -1,5 +1,45 @@
-"""Memory: short-term context in Redis, long-term memory in PostgreSQL with pgvector."""
+"""Memory: short-term context in Redis, long-term memory in PostgreSQL with pgvector, and the metadata index."""
 from memory.context import ContextCache
+from memory.embedder import Embedder, get_embedder
+from memory.index import Chain, ChainNode, Link, chain, link, step_node
+from memory.longterm import (
+    Forgotten,
+    Kind,
+    LongTermMemory,
+    MemoryIn,
+    MemoryNotFound,
+    MemoryRecord,
+    MemoryStats,
+    Provenance,
+    Recalled,
+    Reclaimed,
+    estimate_tokens,
+)
 from memory.schema import MIGRATIONS
+from memory.snapshot import Snapshot, build_snapshot
 
-__all__ = ["MIGRATIONS", "ContextCache"]
+__all__ = [
+    "MIGRATIONS",
+    "Chain",
+    "ChainNode",
+    "ContextCache",
+    "Embedder",
+    "Forgotten",
+    "Kind",
+    "Link",
+    "LongTermMemory",
+    "MemoryIn",
+    "MemoryNotFound",
+    "MemoryRecord",
+    "MemoryStats",
+    "Provenance",
+    "Recalled",
+    "Reclaimed",
+    "Snapshot",
+    "build_snapshot",
+    "chain",
+    "estimate_tokens",
+    "get_embedder",
+    "link",
+    "step_node",
+]

@@ -2,7 +2,7 @@
 from orchestrator import audit, outbox
 from orchestrator.approvals import Approval, ApprovalState, Decision
 from orchestrator.errors import OpsError
-from orchestrator.intake import Classification, Classifier, KeywordClassifier
+from orchestrator.intake import Classification, Classifier, RouterClassifier, router_classifier
 from orchestrator.messages import Action, Fact, Message, MessageKind, Section, Style
 from orchestrator.ops import Decided, Operations, Requester
 from orchestrator.outbox import OutboxItem
@@ -22,13 +22,13 @@ __all__ = [
     "Decided",
     "Decision",
     "Fact",
-    "KeywordClassifier",
     "Message",
     "MessageKind",
     "Operations",
     "OpsError",
     "OutboxItem",
     "Requester",
+    "RouterClassifier",
     "RunState",
     "Section",
     "Services",
@@ -39,4 +39,5 @@ __all__ = [
     "build_services",
     "open_stores",
     "outbox",
+    "router_classifier",
 ]

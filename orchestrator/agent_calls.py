@@ -6,14 +6,18 @@ again; replaying a run from this record stays possible.
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from psycopg import Connection
 from psycopg.types.json import Jsonb
 from pydantic import BaseModel
 
+from agents import DEFAULT_PRICES, PriceTable, load_prices
+
 # USD per million tokens (input, output). The offline tier is free; others come from configuration.
-PRICES: dict[str, tuple[float, float]] = {"offline-template-drafter": (0.0, 0.0)}
+PRICES: dict[str, tuple[float, float]] = DEFAULT_PRICES
 
 
 class AgentCall(BaseModel):
@@ -30,9 +34,14 @@ class AgentCall(BaseModel):
     created_at: datetime
 
 
-def cost_of(model: str, input_tokens: int, output_tokens: int) -> float:
-    price_in, price_out = PRICES.get(model, (0.0, 0.0))
-    return (input_tokens * price_in + output_tokens * price_out) / 1_000_000
+def cost_of(model: str, input_tokens: int, output_tokens: int, prices: PriceTable | None = None) -> float:
+    return (prices or PriceTable(PRICES)).cost(model, input_tokens, output_tokens)
+
+
+@lru_cache(maxsize=8)
+def price_table(path: Path | None) -> PriceTable:
+    """The configured price table (`OPSOS_MODEL_PRICES_PATH` over the defaults), read once per process."""
+    return load_prices(path)
 
 
 def find(conn: Connection, *, run_id: int, step: str, prompt_hash: str) -> AgentCall | None:

@@ -17,6 +17,7 @@ from psycopg import Connection
 from psycopg.types.json import Jsonb
 from pydantic import BaseModel, Field
 
+from memory import link, step_node
 from orchestrator import audit
 from orchestrator.errors import ApprovalAlreadyDecided, ApprovalExpired, ApprovalStale, NotFound
 from orchestrator.messages import Fact
@@ -141,6 +142,7 @@ def request(
     approval = Approval.model_validate(row)
     audit.append(conn, actor="opsos", kind="approval.requested", intent_id=intent_id, run_id=run_id,
                  payload={"approval": approval.id, "step": step, "digest": digest, "expires_at": approval.expires_at})
+    link(conn, ("approval", approval.id), step_node(run_id, step), "approves")
     return approval, True
 
 
@@ -174,7 +176,8 @@ def decide(
         "UPDATE approvals SET state = %s, decided_by = %s, decided_at = %s, decided_via = %s WHERE id = %s RETURNING *",
         (ApprovalState(decision.value), identity, now, channel, approval_id),
     ).fetchone()
-    audit.append(conn, actor=identity, kind=f"approval.{decision.value}", intent_id=intent_id,
-                 run_id=approval.run_id, payload={"approval": approval_id, "step": approval.step,
-                                                  "digest": approval.action_digest, "via": channel})
+    event = audit.append(conn, actor=identity, kind=f"approval.{decision.value}", intent_id=intent_id,
+                         run_id=approval.run_id, payload={"approval": approval_id, "step": approval.step,
+                                                          "digest": approval.action_digest, "via": channel})
+    link(conn, ("audit_event", event.id), ("approval", approval_id), "records")
     return Approval.model_validate(row)

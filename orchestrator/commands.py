@@ -17,6 +17,11 @@ class Command(StrEnum):
     APPROVE = "approve"
     REJECT = "reject"
     WHY = "why"
+    REMEMBER = "remember"
+    RECALL = "recall"
+    FORGET = "forget"
+    DIGEST = "digest"
+    DASHBOARD = "dashboard"
 
 
 class ChatCommand(BaseModel):
@@ -26,6 +31,7 @@ class ChatCommand(BaseModel):
 
 _RUN_COMMANDS = {Command.PAUSE, Command.RESUME, Command.CANCEL}
 _APPROVAL_COMMANDS = {Command.APPROVE, Command.REJECT, Command.WHY}
+APPROVAL_ID = r"a[0-9a-f]{10}"
 _WORD = re.compile(r"^/?(\w+)\s*(.*)$", re.DOTALL)
 
 
@@ -42,10 +48,19 @@ def parse(text: str) -> ChatCommand:
         return ChatCommand(command=Command.REQUEST, argument=stripped)
     if command in (Command.HELP,) and not rest:
         return ChatCommand(command=command)
+    if command in (Command.DIGEST, Command.DASHBOARD) and not rest:
+        return ChatCommand(command=command)
     if command is Command.STATUS and (not rest or rest.lstrip("#").isdigit()):
         return ChatCommand(command=command, argument=rest.lstrip("#"))
     if command in _RUN_COMMANDS and rest.lstrip("#").isdigit():
         return ChatCommand(command=command, argument=rest.lstrip("#"))
-    if command in _APPROVAL_COMMANDS and re.fullmatch(r"a[0-9a-f]{10}", rest):
+    if command in _APPROVAL_COMMANDS and re.fullmatch(APPROVAL_ID, rest):
         return ChatCommand(command=command, argument=rest)
+    # "why did we email Ana?": the chain behind an action, found by what the operator remembers of it.
+    if command is Command.WHY and rest:
+        return ChatCommand(command=command, argument=rest)
+    if command in (Command.REMEMBER, Command.RECALL) and rest:
+        return ChatCommand(command=command, argument=rest)
+    if command is Command.FORGET and (memory := re.fullmatch(r"(?:memory\s+)?#?(\d+)", rest)):
+        return ChatCommand(command=command, argument=memory.group(1))
     return ChatCommand(command=Command.REQUEST, argument=stripped)

@@ -10,6 +10,7 @@ import psycopg
 import structlog
 
 from connectors import ConnectorUnavailable
+from memory import link, step_node
 from orchestrator import approvals, audit, intents, outbox, reports, runs, steps, words
 from orchestrator.runs import RunEvent, RunState
 from orchestrator.services import Services
@@ -58,6 +59,7 @@ def _advance_locked(services: Services, run_id: int) -> RunState:
                 return run.state
             position = workflow.steps.index(step)
             record = steps.start(conn, run_id=run_id, name=step.name, position=position)
+            link(conn, step_node(run_id, step.name), ("run", run_id), "part_of")
             audit.append(conn, actor="worker", kind="step.started", intent_id=intent.id, run_id=run_id,
                          payload={"step": step.name, "attempt": record.attempts})
         results = {name: r.result or {} for name, r in records.items() if r.state is StepState.SUCCEEDED}

@@ -1,9 +1,14 @@
-"""Intake: from a request in words to a classified intent kind and the workflow it starts."""
+"""Intake: from a request in words to an intent kind and the workflow it starts, by the routing tier."""
 from __future__ import annotations
 
+from functools import lru_cache
+from pathlib import Path
 from typing import Protocol
 
 from pydantic import BaseModel, Field
+
+from agents import KindRegistry, Router, default_registry_path
+from memory import get_embedder
 
 
 class Classification(BaseModel):
@@ -17,13 +22,23 @@ class Classifier(Protocol):
     def classify(self, text: str) -> Classification: ...
 
 
-class KeywordClassifier:
-    """Recognises the win-back workflow by its words."""
+class RouterClassifier:
+    """The embedding router over the operator's registry of kinds: below its threshold it does not guess."""
 
-    KEYWORDS = ("win-back", "winback", "win back", "lapsed", "churned", "re-engage")
+    def __init__(self, router: Router) -> None:
+        self.router = router
 
     def classify(self, text: str) -> Classification:
-        lowered = text.lower()
-        if any(word in lowered for word in self.KEYWORDS):
-            return Classification(kind="winback_campaign", workflow="winback", confidence=1.0)
-        return Classification(kind=None, closest=["winback_campaign"])
+        result = self.router.route(text)
+        closest = [name for name, _ in result.runners_up]
+        if not result.in_scope or result.kind is None:
+            return Classification(kind=None, confidence=result.confidence, closest=closest)
+        kind = self.router.registry.get(result.kind)
+        return Classification(kind=kind.name, workflow=kind.workflow, confidence=result.confidence, closest=closest)
+
+
+@lru_cache(maxsize=4)
+def router_classifier(kinds_file: Path | None = None) -> RouterClassifier:
+    """One router per process and registry: the model loads once and the examples are embedded once."""
+    registry = KindRegistry.load(kinds_file or default_registry_path())
+    return RouterClassifier(Router(registry, get_embedder()))

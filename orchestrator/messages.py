@@ -1,6 +1,7 @@
 """The channel-neutral message model: what opsos says to the operator, before any channel renders it."""
 from __future__ import annotations
 
+import base64
 from enum import StrEnum
 
 from pydantic import BaseModel, Field
@@ -44,6 +45,23 @@ class Action(BaseModel):
     style: Style = Style.DEFAULT
 
 
+class Attachment(BaseModel):
+    """A file sent with a message (the digest's budget chart). Base64 text, so the outbox row stays plain JSON."""
+
+    filename: str
+    mime: str = "image/png"
+    title: str = ""
+    data_b64: str
+
+    @classmethod
+    def of(cls, data: bytes, *, filename: str, mime: str = "image/png", title: str = "") -> Attachment:
+        return cls(filename=filename, mime=mime, title=title, data_b64=base64.b64encode(data).decode("ascii"))
+
+    @property
+    def data(self) -> bytes:
+        return base64.b64decode(self.data_b64)
+
+
 class Message(BaseModel):
     kind: MessageKind
     title: str
@@ -52,6 +70,7 @@ class Message(BaseModel):
     actions: list[Action] = Field(default_factory=list)
     run_id: int | None = None
     approval_id: str | None = None
+    attachments: list[Attachment] = Field(default_factory=list)
 
     def plain_text(self) -> str:
         """The whole message as plain lines: for logs, console and notification previews."""

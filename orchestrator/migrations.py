@@ -125,6 +125,89 @@ ORCHESTRATOR_MIGRATIONS: list[str] = [
     );
     CREATE INDEX outbox_pending ON outbox (channel, next_attempt_at) WHERE state = 'pending';
     """,
+    # 2: schedule slots (each recurring job runs once per slot), dashboard sign-in links and sessions.
+    """
+    CREATE TABLE schedule_slots (
+        job         text NOT NULL,
+        slot        timestamptz NOT NULL,
+        claimed_at  timestamptz NOT NULL,
+        claimed_by  text NOT NULL,
+        late        boolean NOT NULL DEFAULT false,
+        result      jsonb,
+        PRIMARY KEY (job, slot)
+    );
+    CREATE TABLE dashboard_signins (
+        token_hash  text PRIMARY KEY,
+        identity    text NOT NULL,
+        created_at  timestamptz NOT NULL,
+        expires_at  timestamptz NOT NULL,
+        used_at     timestamptz
+    );
+    CREATE TABLE dashboard_sessions (
+        id_hash     text PRIMARY KEY,
+        identity    text NOT NULL,
+        csrf        text NOT NULL,
+        created_at  timestamptz NOT NULL,
+        expires_at  timestamptz NOT NULL
+    );
+    """,
+    # 3: the budget ledger (spend per scope and period, each model call's reservation, asks to raise a cap)
+    # and the sandbox books (transactions the bookkeeping workflow categorises).
+    """
+    CREATE TABLE budget_periods (
+        scope         text NOT NULL,
+        period        text NOT NULL,
+        starts_on     date NOT NULL,
+        raised_usd    numeric(16, 9) NOT NULL DEFAULT 0,
+        reserved_usd  numeric(16, 9) NOT NULL DEFAULT 0,
+        spent_usd     numeric(16, 9) NOT NULL DEFAULT 0,
+        PRIMARY KEY (scope, period, starts_on)
+    );
+    CREATE TABLE budget_calls (
+        id             bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        run_id         bigint REFERENCES runs(id),
+        step           text NOT NULL,
+        tier           text NOT NULL,
+        model          text NOT NULL,
+        state          text NOT NULL,
+        estimate_usd   numeric(16, 9) NOT NULL,
+        cost_usd       numeric(16, 9),
+        input_tokens   int,
+        output_tokens  int,
+        day            date NOT NULL,
+        month          date NOT NULL,
+        reserved_at    timestamptz NOT NULL DEFAULT now(),
+        settled_at     timestamptz
+    );
+    CREATE INDEX budget_calls_run ON budget_calls (run_id);
+    CREATE TABLE budget_asks (
+        run_id        bigint NOT NULL REFERENCES runs(id),
+        step          text NOT NULL,
+        digest        text NOT NULL,
+        scope         text NOT NULL,
+        period        text NOT NULL,
+        starts_on     date NOT NULL,
+        amount_usd    numeric(16, 9) NOT NULL,
+        waiting       boolean NOT NULL,
+        asked_at      timestamptz NOT NULL DEFAULT now(),
+        approval_id   text,
+        applied_at    timestamptz,
+        PRIMARY KEY (run_id, step, digest)
+    );
+    CREATE TABLE book_transactions (
+        id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        source          text NOT NULL,
+        ref             text NOT NULL,
+        at              timestamptz NOT NULL,
+        amount_cents    int NOT NULL,
+        currency        text NOT NULL DEFAULT 'usd',
+        counterparty    text NOT NULL DEFAULT '',
+        memo            text NOT NULL DEFAULT '',
+        category        text,
+        categorised_by  text,
+        UNIQUE (source, ref)
+    );
+    """,
 ]
 
 COMPONENTS: dict[str, list[str]] = {

@@ -1,14 +1,27 @@
 """The control plane's front door: what every chat front end calls. It holds the rules; adapters only translate."""
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import structlog
 from pydantic import BaseModel
 
-from orchestrator import agent_calls, approvals, audit, intents, outbox, reports, runs, words
+from orchestrator import (
+    agent_calls,
+    approvals,
+    audit,
+    intents,
+    knowledge,
+    outbox,
+    reports,
+    runs,
+    scheduler,
+    signin,
+    words,
+)
 from orchestrator.approvals import Approval, Decision
-from orchestrator.commands import Command, parse
+from orchestrator.commands import APPROVAL_ID, Command, parse
 from orchestrator.errors import (
     ApprovalAlreadyDecided,
     ApprovalExpired,
@@ -24,6 +37,7 @@ from orchestrator.queue import enqueue_advance
 from orchestrator.runs import RunEvent, RunState
 from orchestrator.services import Services
 from orchestrator.workflows import WORKFLOWS
+from orchestrator.workflows.forget import FORGET
 
 log = structlog.get_logger(__name__)
 
@@ -79,8 +93,24 @@ class Operations:
             case Command.APPROVE | Command.REJECT:
                 decision = Decision.APPROVED if command.command is Command.APPROVE else Decision.REJECTED
                 return self.decide(who, command.argument, decision).reply
-            case Command.WHY:
+            case Command.WHY if re.fullmatch(APPROVAL_ID, command.argument):
                 return self.explain(command.argument)
+            case Command.WHY:
+                return knowledge.why(self.services, about=command.argument)
+            case Command.REMEMBER:
+                return knowledge.remember(self.services, identity=who.identity, channel=who.channel,
+                                          text=command.argument)
+            case Command.RECALL:
+                return knowledge.recall(self.services, question=command.argument)
+            case Command.FORGET:
+                memory_id = int(command.argument)
+                return self.start(who, request=f"forget memory #{memory_id}", kind="forget_memory",
+                                  workflow=FORGET.name, params={"memory_id": memory_id})
+            case Command.DIGEST:
+                scheduler.send_digest_now(self.services, channel=who.channel, conversation=who.conversation)
+                return words.digest_on_its_way(who.channel)
+            case Command.DASHBOARD:
+                return signin.link_message(self.services, who.identity)
         return self.submit(who, command.argument, dedupe_key=dedupe_key)
 
     def submit(self, who: Requester, text: str, *, dedupe_key: str | None = None) -> Message:
@@ -99,22 +129,26 @@ class Operations:
                 audit.append(conn, actor=who.identity, kind="request.not_understood",
                              payload={"request": request[:500], "closest": classification.closest})
             return words.not_understood(request, self.capabilities(), classification.closest)
-        workflow = WORKFLOWS[classification.workflow]
+        return self.start(who, request=request, kind=classification.kind, workflow=classification.workflow,
+                          params={"confidence": classification.confidence}, dedupe_key=dedupe_key)
+
+    def start(self, who: Requester, *, request: str, kind: str, workflow: str, params: dict[str, Any],
+              dedupe_key: str | None = None) -> Message:
+        """Write the intent and its queued run (one transaction, with their audit events), then enqueue the run."""
         settings = self.services.settings
         constraints = parse_constraints(request, now=self.services.now(), default_budget=settings.intent_budget_usd,
                                         default_days=settings.intent_deadline_days)
         with self.pool.connection() as conn, conn.transaction():
             intent = intents.create(
                 conn, requested_by=who.identity, channel=who.channel, conversation=who.conversation,
-                request=request, kind=classification.kind, params={"confidence": classification.confidence},
-                constraints=constraints, dedupe_key=dedupe_key,
+                request=request, kind=kind, params=params, constraints=constraints, dedupe_key=dedupe_key,
             )
             if intent is None:
                 return words.duplicate_request(intents.by_dedupe_key(conn, dedupe_key or ""))
-            run = runs.create(conn, intent_id=intent.id, workflow=workflow.name, actor=who.identity)
+            run = runs.create(conn, intent_id=intent.id, workflow=workflow, actor=who.identity)
         enqueue_advance(self.services.stores.redis, run.id)
         log.info("intent.created", intent_id=intent.id, run_id=run.id, kind=intent.kind)
-        return words.accepted(intent, run, workflow.title)
+        return words.accepted(intent, run, WORKFLOWS[workflow].title)
 
     def _invalid(self, who: Requester, reason: str, text: str) -> Message:
         with self.pool.connection() as conn, conn.transaction():
@@ -199,6 +233,16 @@ class Operations:
             enqueue_advance(self.services.stores.redis, run_id, queue_name="interactive")
         return words.run_changed(run, {"pause": "paused", "resume": "resumed", "cancel": "cancelled"}[event.value],
                                  who.identity)
+
+    def seen(self, dedupe_key: str) -> bool:
+        """Whether a platform delivery with this key already became an intent (a retry the adapter can drop)."""
+        with self.pool.connection() as conn:
+            return intents.by_dedupe_key(conn, dedupe_key) is not None
+
+    def approval_messages(self, approval_id: str) -> list[outbox.OutboxItem]:
+        """Every approval request posted for this approval, with where it was delivered (to update it in place)."""
+        with self.pool.connection() as conn:
+            return outbox.for_approval(conn, approval_id)
 
     def post(self, who: Requester, message: Message) -> None:
         """Queue a message to a conversation (for replies that must go through the outbox, like scheduled ones)."""

@@ -93,6 +93,15 @@ def mark_delivered(conn: Connection, item_id: int, *, ref: dict[str, Any] | None
     )
 
 
+def lease(conn: Connection, item_ids: list[int], *, until: datetime) -> None:
+    """Hold claimed rows for one deliverer until `until`, so it can send outside the claiming transaction.
+
+    Others skip the rows until then; if the deliverer dies mid-send, they come due again (at least once).
+    """
+    if item_ids:
+        conn.execute("UPDATE outbox SET next_attempt_at = %s WHERE id = ANY(%s)", (until, item_ids))
+
+
 def retry_delay(attempts: int) -> timedelta:
     return timedelta(seconds=min(600, 2 ** max(0, attempts)))
 

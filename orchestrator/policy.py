@@ -16,17 +16,45 @@ class Effect(StrEnum):
     CHARGE = "payments.charge"
     REFUND = "payments.refund"
     ACCESS = "crm.access"
+    BOOKS = "books.write"
+    POST = "content.post"
+    FORGET = "memory.forget"
+
+
+# What each proposed action type does; an action type not listed here is never executed.
+ACTION_EFFECTS: dict[str, Effect] = {
+    "send_email": Effect.EMAIL_CUSTOMERS,
+    "charge": Effect.CHARGE,
+    "refund": Effect.REFUND,
+    "pause_access": Effect.ACCESS,
+    "resume_access": Effect.ACCESS,
+    "provision_account": Effect.ACCESS,
+    # Posts are handed to the operator to publish: nothing leaves the business without them.
+    "post_content": Effect.POST,
+    "categorise": Effect.BOOKS,
+}
 
 
 class Policy(BaseModel):
     operators: frozenset[str]
     # Renewal charges are pre-authorised by the subscription itself; refunds and customer email are not.
     approval_required: frozenset[Effect] = Field(
-        default=frozenset({Effect.EMAIL_CUSTOMERS, Effect.REFUND, Effect.REASON})
+        default=frozenset({Effect.EMAIL_CUSTOMERS, Effect.REFUND, Effect.REASON, Effect.FORGET})
     )
+    # Intent kinds whose reason-tier calls run without an approval (none by default).
+    reason_exempt_kinds: frozenset[str] = frozenset()
+    # Tiers a step may leave for a cheaper one near a budget cap. `reason` is not among them: a step asking
+    # for reasoning gets it or asks the operator for budget, rather than a weaker answer it did not ask for.
+    step_down_from: frozenset[str] = frozenset({"draft"})
 
     def is_operator(self, identity: str) -> bool:
         return identity in self.operators
 
     def needs_approval(self, effect: Effect) -> bool:
         return effect in self.approval_required
+
+    def reason_needs_approval(self, kind: str) -> bool:
+        return self.needs_approval(Effect.REASON) and kind not in self.reason_exempt_kinds
+
+    def may_step_down(self, tier: str) -> bool:
+        return tier in self.step_down_from

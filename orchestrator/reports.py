@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from psycopg import Connection
 
-from orchestrator import agent_calls, approvals, audit, steps
+from orchestrator import agent_calls, approvals, audit, budget, steps, words
 from orchestrator.intents import Intent
 from orchestrator.messages import Fact, Message, MessageKind, Section
 from orchestrator.runs import Run, RunState
@@ -58,11 +58,22 @@ def run_report(conn: Connection, run: Run, intent: Intent, workflow: Workflow) -
             Section(title="What it cost", facts=[
                 Fact(label="Model spend", value=f"{money(spend)} ({tokens} tokens)"),
                 Fact(label="Budget", value=f"{money(spend)} of {money(intent.budget_usd)}"),
+                *spend_lines(conn, run.id),
             ]),
             Section(title="Where each action came from", facts=provenance),
         ],
         run_id=run.id,
     )
+
+
+def spend_lines(conn: Connection, run_id: int) -> list[Fact]:
+    """The run's model spend per tier and model from the budget ledger, and every step-down it took."""
+    facts = [Fact(label=f"{row['tier']} tier", value=f"{money(row['usd'])} on {row['model']} "
+                                                    f"({row['tokens']} tokens, {row['calls']} calls)")
+             for row in budget.run_calls(conn, run_id)]
+    facts += [Fact(label="Stepped down", value=e.payload.get("note") or f"{e.payload['from']} → {e.payload['to']}")
+              for e in audit.events(conn, run_id=run_id) if e.kind == "budget.stepped_down"]
+    return facts
 
 
 LIVE_RUNS = """
@@ -84,6 +95,7 @@ def status(conn: Connection, *, now, budget_daily_usd: float) -> Message:
     finished = conn.execute(RECENT_FINISHED).fetchall()
     waiting = approvals.pending(conn)
     spend = conn.execute(SPEND_TODAY).fetchone()
+    for_budget = budget.waiting_for_budget(conn)
     live_facts = []
     for row in live:
         state = RunState(row["state"])
@@ -91,6 +103,8 @@ def status(conn: Connection, *, now, budget_daily_usd: float) -> Message:
         if state is RunState.AWAITING_APPROVAL:
             expired = [a for a in waiting if a.run_id == row["id"] and a.expired(now)]
             note = "its approval expired — say “resume” to ask again" if expired else "waiting for your approval"
+            if row["id"] in for_budget and not expired:
+                note = words.waiting_for_budget(for_budget[row["id"]])
         live_facts.append(Fact(label=f"#{row['id']} {state.value}", value=f"{row['request'][:60]} {note}".strip()))
     return Message(
         kind=MessageKind.STATUS,

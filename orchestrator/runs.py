@@ -12,6 +12,7 @@ from typing import Any
 from psycopg import Connection
 from pydantic import BaseModel
 
+from memory import link
 from orchestrator import audit
 from orchestrator.errors import InvalidTransition, NotFound
 
@@ -99,6 +100,7 @@ WHERE id = %(id)s RETURNING *
 
 def create(conn: Connection, *, intent_id: int, workflow: str, actor: str) -> Run:
     run = Run.model_validate(conn.execute(INSERT, (intent_id, workflow, RunState.QUEUED)).fetchone())
+    link(conn, ("run", run.id), ("intent", intent_id), "part_of")
     audit.append(conn, actor=actor, kind="run.created", intent_id=intent_id, run_id=run.id,
                  payload={"workflow": workflow, "state": run.state})
     return run

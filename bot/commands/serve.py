@@ -1,0 +1,41 @@
+"""`opsos serve`: the web process of the Procfile: Slack, Telegram and /healthz on one aiohttp server."""
+from __future__ import annotations
+
+import argparse
+import os
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("serve", help="serve Slack and Telegram (the Procfile's web process)")
+    parser.add_argument("--host", default="0.0.0.0", help="interface to listen on (default: all)")
+    # PORT is what platforms such as Heroku or Render hand the web process.
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8080")),
+                        help="port (default: $PORT or 8080)")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from bot.dashboard import add_dashboard
+    from bot.intake import classifier
+    from bot.server import ConfigurationError, build_web_app, front_ends
+    from orchestrator import Operations, Settings, build_services
+
+    settings = Settings()
+    services = build_services(settings)
+    ops = Operations(services, classifier(settings))
+    try:
+        try:
+            apps = front_ends(ops, settings)
+        except ConfigurationError as error:
+            print(f"opsos serve: {error}")
+            return 2
+        if apps.slack is None and apps.telegram is None:
+            print("opsos serve: neither OPSOS_SLACK_BOT_TOKEN nor OPSOS_TELEGRAM_BOT_TOKEN is set; "
+                  "serving the dashboard, /metrics and /healthz only")
+        app = build_web_app(ops, settings, apps, extensions=[lambda web_app: add_dashboard(web_app, ops)])
+        web.run_app(app, host=args.host, port=args.port, print=None)
+    finally:
+        services.close()
+    return 0

@@ -1,0 +1,163 @@
+"""The web process: one aiohttp application for /slack/events, /telegram/webhook and /healthz, plus outbox delivery.
+
+`/` and `/metrics` are left free for the dashboard, which is mounted through `extensions`.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from bot import senders
+from orchestrator import Operations, Settings
+from orchestrator.delivery import DeliveryLoop, Sender
+
+log = structlog.get_logger(__name__)
+
+RouteAdder = Callable[[web.Application], None]
+
+
+class ConfigurationError(Exception):
+    """A front end is switched on without what it needs to run; the message says which setting."""
+
+
+@dataclass
+class FrontEnds:
+    """The chat platforms this server speaks to; either may be absent."""
+
+    slack: Any = None  # slack_bolt.async_app.AsyncApp
+    telegram: Any = None  # telegram.ext.Application
+
+
+def front_ends(ops: Operations, settings: Settings) -> FrontEnds:
+    """Build the Slack and Telegram apps whose tokens are set, after checking their other settings."""
+    built = FrontEnds()
+    if settings.slack_bot_token:
+        if settings.slack_mode == "http" and not settings.slack_signing_secret:
+            raise ConfigurationError("OPSOS_SLACK_SIGNING_SECRET is required in HTTP mode")
+        if settings.slack_mode == "socket" and not settings.slack_app_token:
+            raise ConfigurationError("OPSOS_SLACK_APP_TOKEN (xapp-…) is required in socket mode")
+        from bot.slack import build_app
+
+        built.slack = build_app(ops, settings)
+    if settings.telegram_bot_token:
+        if settings.telegram_mode == "webhook" and not settings.telegram_webhook_secret:
+            raise ConfigurationError("OPSOS_TELEGRAM_WEBHOOK_SECRET is required in webhook mode")
+        from bot.telegram import build_application
+
+        built.telegram = build_application(ops, settings, polling=settings.telegram_mode == "polling")
+    return built
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    ops: Operations = request.app[OPS]
+
+    def check() -> None:
+        with ops.pool.connection(timeout=2.0):
+            pass
+        ops.services.stores.redis.ping()
+
+    try:
+        await asyncio.wait_for(asyncio.to_thread(check), 3.0)
+    except Exception as error:  # any failure of a store means this process cannot serve
+        return web.json_response({"ok": False, "error": f"{type(error).__name__}: {error}"}, status=503)
+    return web.json_response({"ok": True})
+
+
+OPS = web.AppKey("ops", Operations)
+
+
+def build_web_app(
+    ops: Operations,
+    settings: Settings,
+    apps: FrontEnds | None = None,
+    *,
+    deliver: bool = True,
+    extensions: Sequence[RouteAdder] = (),
+) -> web.Application:
+    """The aiohttp app. With `deliver`, it also runs the outbox delivery loop for its platforms."""
+    apps = apps or FrontEnds()
+    app = web.Application()
+    app[OPS] = ops
+    app.router.add_get("/healthz", _healthz)
+    if apps.slack is not None and settings.slack_mode == "http":
+        from bot.slack import events_endpoint
+
+        app.router.add_post("/slack/events", events_endpoint(apps.slack, settings.slack_signing_secret or ""))
+    if apps.telegram is not None and settings.telegram_mode == "webhook":
+        from bot.telegram import webhook_endpoint
+
+        secret = settings.telegram_webhook_secret or ""
+        app.router.add_post("/telegram/webhook", webhook_endpoint(apps.telegram, secret))
+    app.cleanup_ctx.append(_lifecycle(ops, settings, apps, deliver=deliver))
+    for extend in extensions:
+        extend(app)
+    return app
+
+
+def _senders(settings: Settings, apps: FrontEnds) -> dict[str, Sender]:
+    chosen: dict[str, Sender] = {}
+    if apps.slack is not None:
+        from bot.slack import SlackSender
+
+        chosen["slack"] = SlackSender(apps.slack.client)
+    if apps.telegram is not None:
+        from bot.telegram import TelegramSender
+
+        chosen["telegram"] = TelegramSender(apps.telegram.bot)
+    return chosen
+
+
+def _lifecycle(ops: Operations, settings: Settings, apps: FrontEnds, *, deliver: bool) -> Any:
+    async def lifecycle(_app: web.Application) -> AsyncIterator[None]:
+        socket_handler = None
+        telegram = apps.telegram
+        if telegram is not None:
+            await telegram.initialize()
+            if settings.telegram_mode == "polling":
+                # A laptop with no public URL: drop any webhook, then long-poll getUpdates.
+                await telegram.bot.delete_webhook()
+                await telegram.updater.start_polling()
+            elif settings.telegram_webhook_url:
+                await telegram.bot.set_webhook(settings.telegram_webhook_url,
+                                               secret_token=settings.telegram_webhook_secret,
+                                               allowed_updates=["message", "callback_query"])
+            await telegram.start()
+        if apps.slack is not None and settings.slack_mode == "socket":
+            from bot.slack import start_socket_mode
+
+            socket_handler = await start_socket_mode(apps.slack, settings.slack_app_token or "")
+        stop = asyncio.Event()
+        task = None
+        if deliver:
+            channels = senders.register_all(_senders(settings, apps))
+            loop = DeliveryLoop(ops.pool, ops.services.stores.database_url, clock=ops.services.now,
+                                poll_seconds=settings.delivery_poll_seconds)
+            task = asyncio.create_task(loop.run(stop), name="outbox-delivery")
+            log.info("serve.delivery_started", channels=channels)
+        try:
+            yield
+        finally:
+            stop.set()
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            if socket_handler is not None:
+                await socket_handler.close_async()
+            if telegram is not None:
+                if telegram.updater is not None and telegram.updater.running:
+                    await telegram.updater.stop()
+                if telegram.running:
+                    await telegram.stop()
+                await telegram.shutdown()
+
+    return lifecycle
+
+
+__all__ = ["OPS", "ConfigurationError", "FrontEnds", "RouteAdder", "build_web_app", "front_ends"]

@@ -1,0 +1,208 @@
+"""The Slack front end: slack-bolt AsyncApp events in, orchestrator calls out; outbox rows sent as Block Kit.
+
+Bolt runs on the aiohttp event loop; every orchestrator call is blocking database work, so it runs in
+a thread (asyncio.to_thread) and the loop stays free to acknowledge other requests within 3 seconds.
+"""
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import structlog
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond, AsyncSay
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_sdk.errors import SlackApiError
+from slack_sdk.signature import SignatureVerifier
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot import buttons
+from bot.render.blockkit import BlockKitRenderer, SlackMessage
+from orchestrator import Message, Operations, OutboxItem, Requester, Settings, words
+
+log = structlog.get_logger(__name__)
+
+CHANNEL = "slack"
+# Slack gives a slash command 3 s; past this the ack says "noted" and the real reply follows via response_url.
+ACK_BUDGET_SECONDS = 1.5
+# Orchestrator calls in flight at once, as many as the database pool has connections: more threads would only
+# wait for a connection while contending for the GIL with the event loop, which must stay free to ack.
+MAX_CONCURRENT_CALLS = 8
+_MENTION = re.compile(r"^\s*<@[A-Z0-9]+>\s*")
+_BUTTONS = re.compile(r"^(approve|reject|why|resume|cancel)$")
+
+renderer = BlockKitRenderer()
+T = TypeVar("T")
+
+
+def requester(user_id: str, channel_id: str) -> Requester:
+    return Requester(identity=f"{CHANNEL}:{user_id}", channel=CHANNEL, conversation=channel_id)
+
+
+def client(settings: Settings) -> AsyncWebClient:
+    return AsyncWebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url)
+
+
+def build_app(ops: Operations, settings: Settings, *, web_client: AsyncWebClient | None = None) -> AsyncApp:
+    """The bolt app with opsos's listeners: /ops, DMs, app mentions and the approval buttons."""
+    app = AsyncApp(signing_secret=settings.slack_signing_secret or "", client=web_client or client(settings))
+    SlackAdapter(ops).attach(app, command=settings.slack_command)
+    return app
+
+
+class SlackAdapter:
+    """The listeners: each turns a Slack payload into one orchestrator call and renders the answer."""
+
+    def __init__(self, ops: Operations) -> None:
+        self.ops = ops
+        self._slots = asyncio.Semaphore(MAX_CONCURRENT_CALLS)
+
+    async def call(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run a blocking orchestrator call in a thread, queueing (cheaply, on the loop) when all slots are busy."""
+        async with self._slots:
+            return await asyncio.to_thread(function, *args, **kwargs)
+
+    def attach(self, app: AsyncApp, *, command: str) -> None:
+        app.command(command)(self.on_command)
+        app.event("app_mention")(self.on_mention)
+        app.event("message")(self.on_message)
+        app.action(_BUTTONS)(self.on_button)
+
+    async def on_command(self, ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:
+        who = requester(command["user_id"], command["channel_id"])
+        key = f"slack:{command['trigger_id']}" if command.get("trigger_id") else None
+        work = asyncio.ensure_future(self.call(self.ops.handle_text, who, command.get("text", ""), dedupe_key=key))
+        try:
+            reply = await asyncio.wait_for(asyncio.shield(work), ACK_BUDGET_SECONDS)
+        except TimeoutError:
+            # The intent is still being written; answer Slack in time and send the real reply when it is.
+            await ack(**renderer.render(message=words.still_working()).as_kwargs())
+            reply = await work
+            await respond(**renderer.render(message=reply).as_kwargs(), response_type="ephemeral",
+                          replace_original=False)
+            return
+        await ack(**renderer.render(message=reply).as_kwargs())
+
+    async def on_mention(self, event: dict[str, Any], body: dict[str, Any], say: AsyncSay) -> None:
+        await self._request(event, body, say, _MENTION.sub("", event.get("text", "")))
+
+    async def on_message(self, event: dict[str, Any], body: dict[str, Any], say: AsyncSay) -> None:
+        # Only direct messages: in channels, opsos answers when mentioned (on_mention), not to every line.
+        if event.get("channel_type") != "im" or event.get("subtype") or event.get("bot_id"):
+            return
+        await self._request(event, body, say, event.get("text", ""))
+
+    async def _request(self, event: dict[str, Any], body: dict[str, Any], say: AsyncSay, text: str) -> None:
+        who = requester(event["user"], event["channel"])
+        key = f"slack:{body['event_id']}"
+        # Slack redelivers an event (X-Slack-Retry-Num) it thinks we missed: the first copy already made the intent.
+        if await self.call(self.ops.seen, key):
+            log.info("slack.event_redelivered", event_id=body["event_id"])
+            return
+        reply = await self.call(self.ops.handle_text, who, text, dedupe_key=key)
+        await say(**renderer.render(message=reply).as_kwargs())
+
+    async def on_button(self, ack: AsyncAck, body: dict[str, Any], action: dict[str, Any],
+                        client: AsyncWebClient) -> None:
+        await ack()
+        user_id = body["user"]["id"]
+        channel_id = (body.get("channel") or {}).get("id") or body.get("container", {}).get("channel_id", "")
+        who = requester(user_id, channel_id)
+        pressed = buttons.read(action.get("value"))
+        if pressed is None or pressed[0].value != action.get("action_id"):
+            await self._ephemeral(client, channel_id, user_id, words.unknown_button())
+            return
+        command, approval_id = pressed
+        if command is buttons.Command.WHY or command in buttons.RUN_BUTTONS:
+            reply = await self.call(self.ops.handle_text, who, f"{command.value} {approval_id}")
+            await self._ephemeral(client, channel_id, user_id, reply)
+            return
+        decided = await self.call(self.ops.decide, who, approval_id, buttons.DECISIONS[command])
+        if decided.updated is not None:
+            # Also on a second click: a stale copy still showing buttons now shows the decision.
+            await self.update_in_place(client, approval_id, decided.updated, clicked=_clicked(body))
+        if not decided.changed:
+            await self._ephemeral(client, channel_id, user_id, decided.reply)
+
+    async def update_in_place(self, client: AsyncWebClient, approval_id: str, updated: Message,
+                              clicked: tuple[str, str] | None) -> None:
+        """chat.update every Slack copy of the approval request: its content stays, the buttons go."""
+        copies = await self.call(self.ops.approval_messages, approval_id)
+        targets: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for item in copies:
+            ref = item.delivery_ref or {}
+            if item.channel == CHANNEL and ref.get("ts"):
+                targets[(ref["channel"], ref["ts"])] = renderer.render(message=item.message).blocks
+        if clicked is not None and clicked not in targets:
+            targets[clicked] = []
+        for (channel_id, ts), original in targets.items():
+            rendered = renderer.decided(original=original, message=updated)
+            try:
+                await client.chat_update(channel=channel_id, ts=ts, **rendered.as_kwargs())
+            except SlackApiError as error:
+                # A deleted message or a lost channel must not fail the click: the decision is recorded.
+                log.warning("slack.update_failed", channel=channel_id, ts=ts, error=str(error))
+
+    async def _ephemeral(self, client: AsyncWebClient, channel_id: str, user_id: str, message: Message) -> None:
+        try:
+            await client.chat_postEphemeral(channel=channel_id, user=user_id,
+                                            **renderer.render(message=message).as_kwargs())
+        except SlackApiError as error:
+            log.warning("slack.ephemeral_failed", channel=channel_id, error=str(error))
+
+
+def _clicked(body: dict[str, Any]) -> tuple[str, str] | None:
+    container = body.get("container") or {}
+    if container.get("is_ephemeral") or not container.get("message_ts"):
+        return None
+    return container["channel_id"], container["message_ts"]
+
+
+class SlackSender:
+    """Outbox rows for Slack: chat.postMessage with Block Kit; the ref is where the message now lives."""
+
+    def __init__(self, web_client: AsyncWebClient) -> None:
+        self.client = web_client
+
+    async def send(self, *, item: OutboxItem) -> dict[str, Any]:
+        rendered: SlackMessage = renderer.render(message=item.message)
+        response = await self.client.chat_postMessage(channel=item.conversation, unfurl_links=False,
+                                                      unfurl_media=False, **rendered.as_kwargs())
+        return {"channel": response["channel"], "ts": response["ts"]}
+
+
+def events_endpoint(app: AsyncApp, signing_secret: str) -> Any:
+    """The aiohttp handler for /slack/events: 401 before anything is parsed, 400 for a body bolt cannot read."""
+    verifier = SignatureVerifier(signing_secret)
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        body = await request.text()
+        if not verifier.is_valid(body, request.headers.get("X-Slack-Request-Timestamp"),
+                                 request.headers.get("X-Slack-Signature")):
+            log.warning("slack.request_refused", reason="bad signature or stale timestamp")
+            return web.json_response({"error": "invalid signature"}, status=401)
+        try:
+            bolt_request = AsyncBoltRequest(body=body, query=request.query_string, headers=dict(request.headers))
+        except ValueError:
+            return web.json_response({"error": "malformed body"}, status=400)
+        if not isinstance(bolt_request.body, dict) or not bolt_request.body:
+            return web.json_response({"error": "malformed body"}, status=400)
+        return await to_aiohttp_response(await app.async_dispatch(bolt_request))
+
+    return handle
+
+
+async def start_socket_mode(app: AsyncApp, app_token: str) -> Any:
+    """Socket Mode: Slack pushes the same payloads over a websocket; no public URL needed. Returns the handler."""
+    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+    handler = AsyncSocketModeHandler(app, app_token)
+    await handler.connect_async()
+    return handler
+
+
+__all__ = ["CHANNEL", "SlackAdapter", "SlackSender", "build_app", "client", "events_endpoint", "requester",
+           "start_socket_mode"]

@@ -1,0 +1,225 @@
+"""The Telegram front end: python-telegram-bot updates in, orchestrator calls out; outbox rows sent as HTML.
+
+Handlers run on PTB's event loop; orchestrator calls are blocking database work, so they run in a
+thread (asyncio.to_thread). Webhook mode shares the aiohttp server; polling mode needs no public URL.
+"""
+from __future__ import annotations
+
+import asyncio
+import hmac
+from collections import OrderedDict
+from typing import Any
+
+import structlog
+from aiohttp import web
+from telegram import Bot, CallbackQuery, Update
+from telegram import Message as TelegramChatMessage
+from telegram.constants import ParseMode
+from telegram.error import BadRequest, TelegramError
+from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes, MessageHandler, filters
+
+from bot import buttons
+from bot.render.telegram import MAX_TEXT, TelegramMessage, TelegramRenderer
+from orchestrator import Message, Operations, OutboxItem, Requester, Settings, words
+
+log = structlog.get_logger(__name__)
+
+CHANNEL = "telegram"
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+RUN_COMMANDS = ("pause", "resume", "cancel")
+MAX_ANSWER = 200  # answerCallbackQuery's text limit
+
+renderer = TelegramRenderer()
+
+
+def requester(user_id: int, chat_id: int | str) -> Requester:
+    return Requester(identity=f"{CHANNEL}:{user_id}", channel=CHANNEL, conversation=str(chat_id))
+
+
+def chat_id(conversation: str) -> int | str:
+    """Telegram chat ids are integers; a public channel may be addressed as @name."""
+    return int(conversation) if conversation.lstrip("-").isdigit() else conversation
+
+
+async def send_rendered(bot: Bot, chat: int | str, rendered: TelegramMessage) -> list[TelegramChatMessage]:
+    """Send the parts in order; the keyboard rides on the last, so the buttons sit under the whole message."""
+    sent = []
+    for index, part in enumerate(rendered.parts):
+        last = index == len(rendered.parts) - 1
+        sent.append(await bot.send_message(chat_id=chat, text=part, parse_mode=ParseMode.HTML,
+                                           reply_markup=rendered.keyboard if last else None,
+                                           disable_web_page_preview=True))
+    return sent
+
+
+def build_application(ops: Operations, settings: Settings, *, polling: bool) -> Application:
+    """The PTB Application with opsos's handlers; in webhook mode it has no updater of its own."""
+    builder = Application.builder().token(settings.telegram_bot_token or "").base_url(settings.telegram_api_url)
+    if not polling:
+        builder = builder.updater(None)
+    application = builder.build()
+    TelegramAdapter(ops).attach(application)
+    return application
+
+
+class TelegramAdapter:
+    """The handlers: each turns one update into one orchestrator call and renders the answer."""
+
+    def __init__(self, ops: Operations) -> None:
+        self.ops = ops
+
+    def attach(self, application: Application) -> None:
+        application.add_handler(CommandHandler("ops", self.on_ops))
+        application.add_handler(CommandHandler(["start", "help"], self.on_help))
+        application.add_handler(CommandHandler(["status", *RUN_COMMANDS], self.on_command))
+        application.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, self.on_text))
+        application.add_handler(CallbackQueryHandler(self.on_callback))
+
+    async def on_ops(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        await self._request(update, context, " ".join(context.args or []))
+
+    async def on_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.effective_message
+        await self._request(update, context, message.text if message and message.text else "")
+
+    async def on_help(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        await self._reply(update, context, await asyncio.to_thread(self.ops.handle_text, self._who(update), "help"))
+
+    async def on_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.effective_message
+        word = (message.text or "").split()[0].lstrip("/").split("@")[0].lower() if message else "status"
+        args = context.args or []
+        if word in RUN_COMMANDS and not args:
+            await self._reply(update, context, words.needs_run(word))
+            return
+        reply = await asyncio.to_thread(self.ops.handle_text, self._who(update), " ".join([word, *args]))
+        await self._reply(update, context, reply)
+
+    async def _request(self, update: Update, context: ContextTypes.DEFAULT_TYPE, text: str) -> None:
+        key = f"telegram:{update.update_id}"
+        # Telegram redelivers an update it thinks we missed: the first copy already made the intent.
+        if await asyncio.to_thread(self.ops.seen, key):
+            log.info("telegram.update_redelivered", update_id=update.update_id)
+            return
+        reply = await asyncio.to_thread(self.ops.handle_text, self._who(update), text, dedupe_key=key)
+        await self._reply(update, context, reply)
+
+    async def on_callback(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        query = update.callback_query
+        if query is None:
+            return
+        answer: Message | None = words.unknown_button()
+        try:
+            answer = await self._press(query, context)
+        finally:
+            # Always answered, whatever happened: otherwise the button spins on the operator's phone.
+            try:
+                await query.answer(text=answer.title[:MAX_ANSWER] if answer else None)
+            except TelegramError as error:
+                log.warning("telegram.answer_failed", error=str(error))
+
+    async def _press(self, query: CallbackQuery, context: ContextTypes.DEFAULT_TYPE) -> Message | None:
+        pressed = buttons.read(query.data)
+        if pressed is None:
+            log.info("telegram.unknown_button", data=(query.data or "")[:64])
+            return words.unknown_button()
+        chat = query.message.chat.id if query.message else query.from_user.id
+        who = requester(query.from_user.id, chat)
+        command, approval_id = pressed
+        if command in buttons.RUN_BUTTONS:
+            return await asyncio.to_thread(self.ops.handle_text, who, f"{command.value} {approval_id}")
+        if command is buttons.Command.WHY:
+            explanation = await asyncio.to_thread(self.ops.handle_text, who, f"why {approval_id}")
+            await send_rendered(context.bot, chat, renderer.render(message=explanation))
+            return None
+        decided = await asyncio.to_thread(self.ops.decide, who, approval_id, buttons.DECISIONS[command])
+        if decided.updated is not None:
+            clicked = query.message if isinstance(query.message, TelegramChatMessage) else None
+            await self.update_in_place(context.bot, approval_id, decided.updated, clicked=clicked)
+        return decided.reply
+
+    async def update_in_place(self, bot: Bot, approval_id: str, updated: Message,
+                              clicked: TelegramChatMessage | None) -> None:
+        """Edit every Telegram copy of the approval request: its text stays, the keyboard goes, the decision shows."""
+        decision = "\n".join(renderer.render(message=updated).parts)
+        copies = await asyncio.to_thread(self.ops.approval_messages, approval_id)
+        targets: dict[tuple[int | str, int], str] = {}
+        for item in copies:
+            ref = item.delivery_ref or {}
+            if item.channel == CHANNEL and ref.get("message_id"):
+                targets[(ref["chat_id"], ref["message_id"])] = renderer.render(message=item.message).parts[-1]
+        if clicked is not None and (clicked.chat_id, clicked.message_id) not in targets:
+            targets[(clicked.chat_id, clicked.message_id)] = clicked.text_html or ""
+        for (chat, message_id), original in targets.items():
+            text = f"{original}\n\n{decision}" if original else decision
+            try:
+                await bot.edit_message_text(chat_id=chat, message_id=message_id, parse_mode=ParseMode.HTML,
+                                            text=text if len(text) <= MAX_TEXT else decision)
+            except BadRequest as error:
+                # Already edited (a second click) or deleted: the decision is recorded either way.
+                log.info("telegram.edit_skipped", chat=chat, message_id=message_id, error=str(error))
+
+    def _who(self, update: Update) -> Requester:
+        user, chat = update.effective_user, update.effective_chat
+        return requester(user.id if user else 0, chat.id if chat else (user.id if user else 0))
+
+    async def _reply(self, update: Update, context: ContextTypes.DEFAULT_TYPE, message: Message) -> None:
+        chat = update.effective_chat
+        if chat is not None:
+            await send_rendered(context.bot, chat.id, renderer.render(message=message))
+
+
+class TelegramSender:
+    """Outbox rows for Telegram: sendMessage with HTML and the keyboard; the ref names the message with the buttons."""
+
+    def __init__(self, bot: Bot) -> None:
+        self.bot = bot
+
+    async def send(self, *, item: OutboxItem) -> dict[str, Any]:
+        await self.bot.initialize()  # a no-op once done; the sender may be used before the application starts
+        sent = await send_rendered(self.bot, chat_id(item.conversation), renderer.render(message=item.message))
+        return {"chat_id": sent[-1].chat_id, "message_id": sent[-1].message_id,
+                "message_ids": [message.message_id for message in sent]}
+
+
+class RecentUpdates:
+    """The last update ids seen by this process: a webhook redelivery is dropped before any handler runs."""
+
+    def __init__(self, size: int = 2048) -> None:
+        self.size = size
+        self._ids: OrderedDict[int, None] = OrderedDict()
+
+    def seen(self, update_id: int) -> bool:
+        if update_id in self._ids:
+            return True
+        self._ids[update_id] = None
+        if len(self._ids) > self.size:
+            self._ids.popitem(last=False)
+        return False
+
+
+def webhook_endpoint(application: Application, secret: str) -> Any:
+    """The aiohttp handler for /telegram/webhook: 403 without the secret, 400 for what is not an Update."""
+    recent = RecentUpdates()
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        given = request.headers.get(SECRET_HEADER, "")
+        if not secret or not hmac.compare_digest(given.encode(), secret.encode()):
+            log.warning("telegram.webhook_refused", reason="wrong secret token")
+            return web.json_response({"error": "forbidden"}, status=403)
+        try:
+            data = await request.json()
+            update = Update.de_json(data, application.bot) if isinstance(data, dict) else None
+        except (ValueError, TypeError, KeyError):
+            update = None
+        if update is None:
+            return web.json_response({"error": "malformed update"}, status=400)
+        if not recent.seen(update.update_id):
+            await application.process_update(update)
+        return web.json_response({"ok": True})
+
+    return handle
+
+
+__all__ = ["CHANNEL", "RecentUpdates", "TelegramAdapter", "TelegramSender", "build_application", "chat_id",
+           "requester", "send_rendered", "webhook_endpoint"]

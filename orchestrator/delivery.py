@@ -1,0 +1,185 @@
+"""Outbox delivery to chat platforms: a channel → sender registry and the loop that sends due rows.
+
+A row is leased (claimed with SKIP LOCKED, its next attempt pushed past the lease) in one short
+transaction, sent outside any transaction, then settled: delivered with the platform's reference
+(so a later chat.update / editMessageText finds the message) or failed with backoff. A deliverer
+that dies mid-send leaves its rows to come due again when the lease ends: at least once, never lost.
+The senders live in `bot/`; the processes that own them register them here at start.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+import psycopg
+import structlog
+from psycopg_pool import ConnectionPool
+
+from orchestrator import outbox
+from orchestrator.messages import Message
+from orchestrator.outbox import OutboxItem
+
+log = structlog.get_logger(__name__)
+
+LEASE = timedelta(seconds=60)
+BATCH = 20
+DEFAULT_HOME = ("console", "console:local")
+
+
+class Sender(Protocol):
+    """Sends one outbox row to its platform; returns the platform's reference to what it posted."""
+
+    async def send(self, *, item: OutboxItem) -> dict[str, Any]: ...
+
+
+_senders: dict[str, Sender] = {}
+
+
+def register(channel: str, sender: Sender) -> None:
+    _senders[channel] = sender
+
+
+def unregister(channel: str) -> None:
+    _senders.pop(channel, None)
+
+
+def senders() -> dict[str, Sender]:
+    return dict(_senders)
+
+
+@dataclass
+class Outcome:
+    delivered: list[int] = field(default_factory=list)
+    failed: list[int] = field(default_factory=list)
+
+
+def _lease(pool: ConnectionPool, channel: str, now: datetime, lease: timedelta, limit: int) -> list[OutboxItem]:
+    # One transaction: the row locks of claim() last only until the lease is written, not through the send.
+    with pool.connection() as conn, conn.transaction():
+        items = outbox.claim(conn, channel=channel, now=now, limit=limit)
+        outbox.lease(conn, [item.id for item in items], until=now + lease)
+    return items
+
+
+def _delivered(pool: ConnectionPool, item_id: int, ref: dict[str, Any]) -> None:
+    with pool.connection() as conn, conn.transaction():
+        outbox.mark_delivered(conn, item_id, ref=ref)
+
+
+def _failed(pool: ConnectionPool, item: OutboxItem, error: str, now: datetime, held: list[int]) -> None:
+    with pool.connection() as conn, conn.transaction():
+        outbox.mark_failed(conn, item.id, error=error, attempts=item.attempts, now=now)
+        # Later messages to the same conversation wait behind the failed one, so the operator reads them in order.
+        outbox.lease(conn, held, until=now + outbox.retry_delay(item.attempts + 1) + timedelta(milliseconds=1))
+
+
+async def deliver_due(
+    pool: ConnectionPool, *, channel: str, sender: Sender, now: datetime, lease: timedelta = LEASE,
+    limit: int = BATCH,
+) -> Outcome:
+    """Send every due row of `channel` once. A failed send stays pending with a longer wait; nothing raises."""
+    items = await asyncio.to_thread(_lease, pool, channel, now, lease, limit)
+    outcome = Outcome()
+    blocked: set[str] = set()
+    for index, item in enumerate(items):
+        if item.conversation in blocked:
+            continue
+        try:
+            ref = await sender.send(item=item)
+        except Exception as error:  # any platform failure: the row is kept and retried, never dropped
+            held = [later.id for later in items[index + 1:] if later.conversation == item.conversation]
+            blocked.add(item.conversation)
+            await asyncio.to_thread(_failed, pool, item, f"{type(error).__name__}: {error}", now, held)
+            log.warning("outbox.delivery_failed", outbox_id=item.id, channel=channel, attempts=item.attempts + 1,
+                        error=str(error))
+            outcome.failed.append(item.id)
+            continue
+        await asyncio.to_thread(_delivered, pool, item.id, ref)
+        outcome.delivered.append(item.id)
+    return outcome
+
+
+async def deliver_all(
+    pool: ConnectionPool, *, now: datetime, registry: Mapping[str, Sender] | None = None
+) -> dict[str, Outcome]:
+    """One pass over every registered channel."""
+    chosen = _senders if registry is None else registry
+    return {channel: await deliver_due(pool, channel=channel, sender=sender, now=now)
+            for channel, sender in list(chosen.items())}
+
+
+class DeliveryLoop:
+    """Delivers as soon as a row is committed (LISTEN on the outbox channel), and polls for retries coming due."""
+
+    def __init__(self, pool: ConnectionPool, database_url: str, *, clock: Callable[[], datetime],
+                 poll_seconds: float = 2.0, registry: Mapping[str, Sender] | None = None) -> None:
+        self.pool = pool
+        self.database_url = database_url
+        self.clock = clock
+        self.poll_seconds = poll_seconds
+        self.registry = registry
+
+    async def run(self, stop: asyncio.Event) -> None:
+        listener = await self._listen()
+        try:
+            while not stop.is_set():
+                try:
+                    await deliver_all(self.pool, now=self.clock(), registry=self.registry)
+                except (psycopg.Error, OSError) as error:
+                    # The database may be restarting; the rows are safe in it, so wait and try again.
+                    log.warning("outbox.delivery_pass_failed", error=str(error))
+                await self._wait(listener, stop)
+        finally:
+            if listener is not None:
+                await listener.close()
+
+    async def _listen(self) -> psycopg.AsyncConnection | None:
+        try:
+            conn = await psycopg.AsyncConnection.connect(self.database_url, autocommit=True)
+            await conn.execute(f"LISTEN {outbox.NOTIFY_CHANNEL}")
+        except psycopg.Error as error:
+            log.warning("outbox.listen_failed", error=str(error))
+            return None
+        return conn
+
+    async def _wait(self, listener: psycopg.AsyncConnection | None, stop: asyncio.Event) -> None:
+        # A notification only hints that rows exist; the table is re-read each pass either way.
+        if listener is None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.poll_seconds)
+            return
+        notified = asyncio.ensure_future(self._notified(listener))
+        stopping = asyncio.ensure_future(stop.wait())
+        # Whichever comes first: a notification, the poll timeout (inside notifies), or shutdown.
+        _, pending = await asyncio.wait({notified, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _notified(self, listener: psycopg.AsyncConnection) -> None:
+        with contextlib.suppress(psycopg.Error):
+            async for _ in listener.notifies(timeout=self.poll_seconds, stop_after=1):
+                pass
+
+
+def home_address(setting: str | None) -> tuple[str, str]:
+    """The operator's chosen place for scheduled items, `channel:conversation` (e.g. `slack:C123`, `telegram:42`)."""
+    if not setting or ":" not in setting:
+        return DEFAULT_HOME
+    channel, conversation = setting.split(":", 1)
+    return channel, conversation
+
+
+def post_scheduled(conn: psycopg.Connection, *, home: str | None, message: Message,
+                   dedupe_key: str | None = None) -> int | None:
+    """Queue a message nobody asked for just now (digest, budget alert) to the home channel, in the caller's tx."""
+    channel, conversation = home_address(home)
+    return outbox.post(conn, channel=channel, conversation=conversation, message=message, dedupe_key=dedupe_key)
+
+
+__all__ = ["DeliveryLoop", "Outcome", "Sender", "deliver_all", "deliver_due", "home_address", "post_scheduled",
+           "register", "senders", "unregister"]

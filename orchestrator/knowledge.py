@@ -1,0 +1,134 @@
+"""Knowledge in chat: remember a fact, recall with sources, and answer "why?" for any action from the index.
+
+Forgetting is a workflow of its own (workflows/forget.py): it needs an approval, like any other
+irreversible action.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from psycopg import Connection
+
+from memory import Chain, Kind, chain
+from orchestrator import audit, words
+from orchestrator.messages import Message
+from orchestrator.services import Services
+
+# "Ana Souza: prefers email over phone" → subject "Ana Souza"; without a colon the subject is the business.
+DEFAULT_SUBJECT = "business"
+
+LATEST_ACTION = """
+SELECT key, connector, action, request, created_at FROM connector_actions
+WHERE key ILIKE %(like)s OR request::text ILIKE %(like)s
+ORDER BY created_at DESC LIMIT 1
+"""
+
+
+def split_subject(text: str) -> tuple[str, str]:
+    head, sep, rest = text.partition(":")
+    if sep and rest.strip() and 0 < len(head.strip()) <= 80:
+        return head.strip(), rest.strip()
+    return DEFAULT_SUBJECT, text.strip()
+
+
+def remember(services: Services, *, identity: str, channel: str, text: str) -> Message:
+    subject, fact = split_subject(text)
+    if not fact:
+        return words.invalid_request("there is nothing to remember")
+    record = services.memory.remember(
+        fact, kind=Kind.FACT, subject=subject, provenance={"source": f"chat:{channel}", "by": identity},
+    )
+    with services.stores.pool.connection() as conn, conn.transaction():
+        audit.append(conn, actor=identity, kind="memory.remembered",
+                     payload={"memory": record.id, "subject": subject, "outcome": record.outcome})
+    return words.remembered(record.id, subject, record.outcome or "inserted")
+
+
+def recall(services: Services, *, question: str, k: int = 5) -> Message:
+    if not question.strip():
+        return words.invalid_request("ask a question to recall memories for")
+    found = services.memory.recall(question, k=k)
+    return words.recalled(question, [(m.id, m.subject, m.text, m.source or "", m.score) for m in found])
+
+
+def _describe(conn: Connection, found: Chain) -> list[tuple[str, str]]:
+    """The chain as (label, text) lines, each read back from the table that holds it."""
+    lines: list[tuple[str, str]] = []
+    for node in [found.start, *found.lineage, *found.nodes]:
+        detail = _detail(conn, node.type, node.id)
+        if detail:
+            lines.append(detail)
+    return lines
+
+
+def _detail(conn: Connection, type_: str, id_: str) -> tuple[str, str] | None:
+    row: dict[str, Any] | None
+    if type_ == "action":
+        row = conn.execute("SELECT key, connector, action, request, updated_at FROM connector_actions WHERE key = %s",
+                           (id_,)).fetchone()
+        if row:
+            target = row["request"].get("to") or row["request"].get("customer") or row["request"].get("contact_id")
+            return "Action", f"{row['connector']}.{row['action']} to {target} at {row['updated_at']:%Y-%m-%d %H:%M}"
+    elif type_ == "step":
+        return "Step", id_
+    elif type_ == "run":
+        row = conn.execute("SELECT workflow, state FROM runs WHERE id = %s", (int(id_),)).fetchone()
+        if row:
+            return "Run", f"#{id_} {row['workflow']} ({row['state']})"
+    elif type_ == "intent":
+        row = conn.execute("SELECT request, requested_by, channel FROM intents WHERE id = %s", (int(id_),)).fetchone()
+        if row:
+            return "Intent", f"#{id_} “{row['request']}” from {row['requested_by']} via {row['channel']}"
+    elif type_ == "approval":
+        row = conn.execute("SELECT state, decided_by, decided_via, decided_at FROM approvals WHERE id = %s",
+                           (id_,)).fetchone()
+        if row and row["decided_at"]:
+            return "Approval", (f"{id_} {row['state']} by {row['decided_by']} via {row['decided_via']} "
+                                f"at {row['decided_at']:%Y-%m-%d %H:%M}")
+        if row:
+            return "Approval", f"{id_} {row['state']}"
+    elif type_ == "memory":
+        row = conn.execute("SELECT subject, text FROM memories WHERE id = %s", (int(id_),)).fetchone()
+        if row:
+            return "Memory cited", f"#{id_} {row['subject']}: {row['text'][:120]}"
+    elif type_ == "audit_event":
+        row = conn.execute("SELECT kind, actor, at FROM audit_events WHERE id = %s", (int(id_),)).fetchone()
+        if row:
+            return "Audit event", f"#{id_} {row['kind']} by {row['actor']} at {row['at']:%Y-%m-%d %H:%M}"
+    return None
+
+
+_FILLER = frozenset({"did", "does", "the", "and", "why", "was", "were", "have", "has", "had", "what", "when",
+                     "email", "emailed", "mail", "charge", "charged", "pause", "paused", "refund", "refunded",
+                     "send", "sent", "our", "their", "them", "this", "that", "with", "from", "about", "last"})
+
+
+def search_terms(about: str) -> list[str]:
+    """What in a question can name an action: keys and addresses first, then names, then other words.
+
+    "why did we email Ana on the 3rd?" → ["Ana", "3rd"]: the action is found by the customer it
+    touched; the date only narrows nothing and is tried last.
+    """
+    tokens = re.findall(r"[\w@.:+-]+", about)
+    exact = [t for t in tokens if "@" in t or t.count(":") >= 2]
+    names = [t for t in tokens if t[:1].isupper() and t.lower() not in _FILLER and len(t) > 1]
+    rest = [t for t in tokens if t.lower() not in _FILLER and len(t) > 3 and t not in names]
+    seen: list[str] = []
+    for term in [about.strip(), *exact, *names, *rest]:
+        if term and term not in seen:
+            seen.append(term)
+    return seen
+
+
+def why(services: Services, *, about: str) -> Message:
+    """The chain behind the latest action matching `about` (a customer, an address, a key, a question)."""
+    if not about.strip():
+        return words.invalid_request("say which action: a customer, an email address or an action key")
+    with services.stores.pool.connection() as conn:
+        for term in search_terms(about):
+            action = conn.execute(LATEST_ACTION, {"like": f"%{term}%"}).fetchone()
+            if action is not None:
+                lines = _describe(conn, chain(conn, "action", action["key"]))
+                return words.action_chain(action["key"], lines)
+    return words.invalid_request(f"I found no action matching “{about.strip()}”")

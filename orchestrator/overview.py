@@ -1,0 +1,98 @@
+"""The dashboard's view of the durable record: one read for the main page, one for a run's page."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from psycopg import Connection
+from pydantic import BaseModel
+
+from orchestrator import agent_calls, approvals, audit, charts, digest, intents, runs, spend, steps
+from orchestrator.approvals import Approval
+from orchestrator.audit import AuditEvent, ChainReport
+from orchestrator.settings import Settings
+
+PENDING_INTENTS = """
+SELECT i.id, i.request, i.kind, i.requested_by, i.created_at, i.deadline, r.id AS run_id, r.state
+FROM intents i JOIN runs r ON r.intent_id = i.id
+WHERE r.state NOT IN ('succeeded', 'failed', 'compensated', 'cancelled') ORDER BY i.deadline, i.id
+"""
+RUNS_BY_STATE = "SELECT state, count(*) AS n FROM runs GROUP BY state ORDER BY state"
+FAILED_RECENTLY = """
+SELECT r.id, r.state, r.reason, r.workflow, r.updated_at, i.request,
+       (SELECT s.error FROM steps s WHERE s.run_id = r.id AND s.error IS NOT NULL
+        ORDER BY s.finished_at DESC NULLS LAST LIMIT 1) AS last_error
+FROM runs r JOIN intents i ON i.id = r.intent_id
+WHERE r.state IN ('failed', 'compensated') AND r.finished_at >= %(since)s ORDER BY r.finished_at DESC LIMIT 20
+"""
+RECENT_AUDIT = "SELECT * FROM audit_events ORDER BY id DESC LIMIT %s"
+
+
+class PendingIntent(BaseModel):
+    id: int
+    request: str
+    kind: str
+    requested_by: str
+    created_at: datetime
+    deadline: datetime
+    run_id: int
+    state: str
+
+
+class Overview(BaseModel):
+    now: datetime
+    pending: list[PendingIntent]
+    runs_by_state: dict[str, int]
+    failing: list[digest.StuckRun]
+    approvals: list[Approval]
+    caps: list[spend.Cap]
+    chart_png: bytes
+    audit: list[AuditEvent]
+    chain: ChainReport
+
+
+class RunPage(BaseModel):
+    run: runs.Run
+    intent: intents.Intent
+    steps: list[steps.StepRecord]
+    calls: list[agent_calls.AgentCall]
+    cited: list[str]
+    approvals: list[Approval]
+    events: list[AuditEvent]
+
+    @property
+    def rationale(self) -> list[tuple[str, str]]:
+        """(step, why) for each agent call that said why: the agent's own words, as stored."""
+        return [(c.step, str(c.output["rationale"])) for c in self.calls if c.output.get("rationale")]
+
+
+def overview(conn: Connection, *, settings: Settings, now: datetime, audit_limit: int = 50) -> Overview:
+    """Everything the main page shows. Verifying the chain reads the whole audit log: fine at one-person scale."""
+    stuck = conn.execute(digest.STUCK, {"stuck_before": now - timedelta(minutes=settings.stuck_minutes)}).fetchall()
+    failed = conn.execute(FAILED_RECENTLY, {"since": now - timedelta(days=7)}).fetchall()
+    return Overview(
+        now=now,
+        pending=[PendingIntent.model_validate(r) for r in conn.execute(PENDING_INTENTS)],
+        runs_by_state={r["state"]: r["n"] for r in conn.execute(RUNS_BY_STATE)},
+        failing=[digest.StuckRun.model_validate(r) for r in [*stuck, *failed]],
+        approvals=approvals.pending(conn),
+        caps=spend.caps(conn, now=now, zone=settings.zone, daily_cap=settings.budget_daily_usd,
+                        monthly_cap=settings.budget_monthly_usd),
+        chart_png=charts.budget_burn_png(spend.burn(conn, now=now, zone=settings.zone),
+                                         daily_cap=settings.budget_daily_usd),
+        audit=[AuditEvent.model_validate(r) for r in conn.execute(RECENT_AUDIT, (audit_limit,))],
+        chain=audit.verify(conn),
+    )
+
+
+def run_page(conn: Connection, run_id: int) -> RunPage:
+    """A run with its steps, agent calls (rationale, cited memories), approvals and audit events; NotFound if none."""
+    run = runs.get(conn, run_id)
+    calls = agent_calls.for_run(conn, run_id)
+    cited: list[str] = []
+    for call in calls:
+        cited += [str(c) for c in call.output.get("cited", []) if str(c) not in cited]
+    found: list[Approval] = [approvals.Approval.model_validate(r) for r in conn.execute(
+        "SELECT * FROM approvals WHERE run_id = %s ORDER BY requested_at", (run_id,))]
+    return RunPage(run=run, intent=intents.get(conn, run.intent_id),
+                   steps=list(steps.records(conn, run_id).values()), calls=calls, cited=cited, approvals=found,
+                   events=audit.events(conn, run_id=run_id))

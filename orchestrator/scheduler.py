@@ -1,0 +1,223 @@
+"""Recurring jobs: the daily digest, SLA checks, budget checks and the recovery of orphaned runs, once per slot.
+
+Who ticks: RQ's own `rq.cron.CronScheduler` (`opsos scheduler`) enqueues `tick(<schedule>)` every
+`OPSOS_SCHEDULE_TICK_SECONDS` on the `default` queue, and any worker runs it. What runs when is
+decided here, not by RQ's cron strings, because RQ 3.0's cron lacks four things this needs:
+  - its cron fields are the machine's local time; the digest is at 07:30 in `OPSOS_TIMEZONE`;
+  - it computes the next run from "now" at start-up, so a slot missed while everything was down is
+    silently skipped; we must send the missed digest, marked late;
+  - two CronSchedulers started by mistake both enqueue; we must run once per slot;
+  - it reads the wall clock; tests inject a clock (`Services.clock`).
+APScheduler was not used: its 3.x job stores cannot be shared by two schedulers, and once-per-slot
+would still need the PostgreSQL row below. So a slot is a row: `schedule_slots(job, slot)` with a
+primary key, inserted in the same transaction as the slot's work. That row survives restarts, and
+a second scheduler (or a second tick) racing for the same slot waits on the key and then finds it
+taken. A crash mid-slot rolls the row back, so the next tick does the slot again.
+"""
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import structlog
+from psycopg import Connection
+from psycopg.types.json import Jsonb
+from redis import Redis
+
+from orchestrator import audit, delivery, digest, intents, jobs, outbox, spend, words
+from orchestrator.messages import Message
+from orchestrator.services import Services
+from orchestrator.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+BUDGET_THRESHOLDS = (50, 80, 100)
+
+CLAIM = """
+INSERT INTO schedule_slots (job, slot, claimed_at, claimed_by, late) VALUES (%(job)s, %(slot)s, %(now)s, %(by)s,
+    %(late)s)
+ON CONFLICT (job, slot) DO NOTHING RETURNING job
+"""
+RECORD = "UPDATE schedule_slots SET result = %(result)s WHERE job = %(job)s AND slot = %(slot)s"
+LAST_SLOTS = "SELECT * FROM schedule_slots ORDER BY claimed_at DESC LIMIT %s"
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A recurring job: at a local time each day, or every fixed interval (slots aligned to 2000-01-01 UTC)."""
+
+    name: str
+    daily_at: time | None = None
+    every: timedelta | None = None
+
+    def slot(self, now: datetime, zone: ZoneInfo) -> datetime:
+        """The latest slot that has started at `now` (pure)."""
+        if self.daily_at is not None:
+            local = now.astimezone(zone)
+            start = datetime.combine(local.date(), self.daily_at, tzinfo=zone)
+            if start > local:
+                start = datetime.combine(local.date() - timedelta(days=1), self.daily_at, tzinfo=zone)
+            return start.astimezone(UTC)
+        assert self.every is not None
+        return EPOCH + ((now - EPOCH) // self.every) * self.every
+
+
+@dataclass(frozen=True)
+class SlotRun:
+    """A slot this process claimed and ran."""
+
+    job: str
+    slot: datetime
+    late: bool
+    result: dict[str, Any]
+
+
+def schedules(settings: Settings) -> dict[str, Schedule]:
+    hours, minutes = (int(part) for part in settings.digest_at.split(":"))
+    found = [
+        Schedule("digest", daily_at=time(hours, minutes)),
+        Schedule("sla", every=timedelta(minutes=settings.sla_check_minutes)),
+        Schedule("budget", every=timedelta(minutes=settings.budget_check_minutes)),
+        Schedule("recover", every=timedelta(seconds=settings.recover_every_seconds)),
+    ]
+    return {s.name: s for s in found}
+
+
+def _who() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def run_slot(services: Services, schedule: Schedule, *, now: datetime | None = None) -> SlotRun | None:
+    """Run the current slot of `schedule` unless some process already did; None when it was taken."""
+    settings = services.settings
+    now = now or services.now()
+    slot = schedule.slot(now, settings.zone)
+    late = schedule.daily_at is not None and now - slot > timedelta(minutes=settings.digest_grace_minutes)
+    with services.stores.pool.connection() as conn, conn.transaction():
+        # The primary key is the lock: a concurrent claim of (job, slot) blocks here until this
+        # transaction ends, then inserts nothing. The slot's work commits with its claim, or neither does.
+        claimed = conn.execute(CLAIM, {"job": schedule.name, "slot": slot, "now": now, "by": _who(),
+                                       "late": late}).fetchone()
+        if claimed is None:
+            return None
+        result = ACTIONS[schedule.name](services, conn, slot=slot, now=now, late=late)
+        conn.execute(RECORD, {"result": Jsonb(result), "job": schedule.name, "slot": slot})
+    log.info("schedule.ran", job=schedule.name, slot=slot.isoformat(), late=late, **result)
+    return SlotRun(job=schedule.name, slot=slot, late=late, result=result)
+
+
+def run_due(services: Services, *, now: datetime | None = None) -> list[SlotRun]:
+    """Every schedule's current slot, if not done yet: the catch-up at start-up and `opsos scheduler --once`."""
+    done = []
+    for schedule in schedules(services.settings).values():
+        ran = run_slot(services, schedule, now=now)
+        if ran is not None:
+            done.append(ran)
+    return done
+
+
+# -- what each slot does; each runs inside the claiming transaction -------------------------------
+
+def _post_home(services: Services, conn: Connection, message: Message, *, dedupe_key: str) -> int | None:
+    # The home channel (`OPSOS_HOME_CHANNEL`, e.g. slack:C123) is read the way delivery reads it.
+    return delivery.post_scheduled(conn, home=services.settings.home_channel, message=message, dedupe_key=dedupe_key)
+
+
+def send_digest(services: Services, conn: Connection, *, slot: datetime, now: datetime, late: bool) -> dict[str, Any]:
+    settings = services.settings
+    day = slot.astimezone(settings.zone).date() - timedelta(days=1)
+    message = digest.build(conn, settings=settings, now=now, day=day,
+                           late_by=now - slot if late else None, due_at=slot if late else None)
+    # The dedupe key repeats the slot's once-only promise at the outbox, where delivery reads.
+    item = _post_home(services, conn, message, dedupe_key=f"digest:{slot.isoformat()}")
+    audit.append(conn, actor="scheduler", kind="digest.sent" if item else "digest.duplicate",
+                 payload={"slot": slot, "day": day, "late": late, "outbox": item})
+    return {"outbox": item, "day": day.isoformat()}
+
+
+def check_sla(services: Services, conn: Connection, *, slot: datetime, now: datetime, late: bool) -> dict[str, Any]:
+    """Warn once per intent when an unfinished one nears its deadline, and once more when it misses it."""
+    horizon = now + timedelta(hours=services.settings.sla_warn_hours)
+    alerted = []
+    for row in conn.execute(digest.AT_RISK, {"horizon": horizon}).fetchall():
+        intent = intents.get(conn, row["intent_id"])
+        stage = "missed" if intent.deadline <= now else "at_risk"
+        message = words.sla_at_risk(intent, row["run_id"], row["state"], now=now, zone=services.settings.zone)
+        if _post_home(services, conn, message, dedupe_key=f"sla:{intent.id}:{stage}") is not None:
+            audit.append(conn, actor="scheduler", kind=f"sla.{stage}", intent_id=intent.id, run_id=row["run_id"],
+                         payload={"deadline": intent.deadline, "state": row["state"]})
+            alerted.append(intent.id)
+    return {"alerted": alerted}
+
+
+def check_budget(services: Services, conn: Connection, *, slot: datetime, now: datetime,
+                 late: bool) -> dict[str, Any]:
+    """Alert at 50 / 80 / 100 % of the daily and monthly caps, once per threshold and period."""
+    settings = services.settings
+    alerts = []
+    for cap in spend.caps(conn, now=now, zone=settings.zone, daily_cap=settings.budget_daily_usd,
+                          monthly_cap=settings.budget_monthly_usd):
+        crossed = [t for t in BUDGET_THRESHOLDS if cap.share * 100 >= t]
+        if not crossed:
+            continue
+        # Only the highest threshold crossed: spend jumping from 10 % to 90 % is one alert, not two.
+        threshold = crossed[-1]
+        key = f"budget:{cap.name}:{cap.period}:{threshold}"
+        if _post_home(services, conn, words.budget_alert(cap.name, threshold, cap.spent, cap.cap),
+                      dedupe_key=key) is not None:
+            audit.append(conn, actor="scheduler", kind="budget.alert",
+                         payload={"cap": cap.name, "period": cap.period, "threshold": threshold,
+                                  "spent": cap.spent, "limit": cap.cap})
+            alerts.append(key)
+    return {"alerts": alerts}
+
+
+def recover(services: Services, conn: Connection, *, slot: datetime, now: datetime, late: bool) -> dict[str, Any]:
+    return {"recovered": jobs.recover_runs(services)}
+
+
+SlotAction = Callable[..., dict[str, Any]]
+ACTIONS: dict[str, SlotAction] = {"digest": send_digest, "sla": check_sla, "budget": check_budget,
+                                  "recover": recover}
+
+
+# -- the RQ side ------------------------------------------------------------------------------------
+
+def tick(name: str) -> str:
+    """RQ job: run `name`'s current slot if nobody has. Enqueued by the CronScheduler of `opsos scheduler`."""
+    services = jobs.services()
+    ran = run_slot(services, schedules(services.settings)[name])
+    return "taken" if ran is None else f"ran {ran.slot.isoformat()}"
+
+
+def cron(redis: Redis, settings: Settings, *, name: str = "") -> Any:
+    """An RQ CronScheduler that enqueues a tick of every schedule each `schedule_tick_seconds` (first one now)."""
+    from rq.cron import CronScheduler
+
+    scheduler = CronScheduler(connection=redis, name=name)
+    every = settings.schedule_tick_seconds
+    for schedule in schedules(settings).values():
+        # A tick nobody ran within a few intervals is dropped: the next one does the same work.
+        scheduler.register(tick, queue_name="default", args=(schedule.name,), interval=every,
+                           job_timeout=300, result_ttl=600, ttl=max(300, 5 * every), name=f"opsos.{schedule.name}")
+    return scheduler
+
+
+def send_digest_now(services: Services, *, channel: str, conversation: str) -> int | None:
+    """`/ops digest`: today's digest to the asker, outside the schedule (it takes no slot)."""
+    now = services.now()
+    with services.stores.pool.connection() as conn, conn.transaction():
+        message = digest.build(conn, settings=services.settings, now=now)
+        item = outbox.post(conn, channel=channel, conversation=conversation, message=message)
+        audit.append(conn, actor="scheduler", kind="digest.requested", payload={"channel": channel, "outbox": item})
+    return item
+
+
+def recent_slots(conn: Connection, limit: int = 20) -> list[dict[str, Any]]:
+    return list(conn.execute(LAST_SLOTS, (limit,)).fetchall())

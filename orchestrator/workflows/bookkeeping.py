@@ -1,0 +1,119 @@
+"""The bookkeeping workflow: a month's transactions into the books, categorised by the agent, summed by code.
+
+The books are a sandbox table (`book_transactions`): payments come in from the payments ledger,
+bank statement lines are added with `add_bank_lines` (the demo and tests do). A bank connector
+would feed the same table; nothing here talks to an outside system.
+"""
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from psycopg_pool import ConnectionPool
+from pydantic import BaseModel
+
+from agents import BookkeepingParams, bookkeeping_agent
+from orchestrator import words
+from orchestrator.policy import Effect
+from orchestrator.steps import Step, StepContext, Workflow
+from orchestrator.workflows.proposals import Scope, execute, propose, understand
+
+IMPORT_LEDGER = """
+INSERT INTO book_transactions (source, ref, at, amount_cents, currency, counterparty, memo)
+SELECT 'ledger', id::text, at, CASE WHEN kind = 'refund' THEN -amount_cents ELSE amount_cents END, currency,
+       customer, kind || ' ' || key
+FROM payments_ledger WHERE status = 'succeeded' AND at >= %(start)s AND at < %(end)s
+ON CONFLICT (source, ref) DO NOTHING
+"""
+ADD_BANK_LINE = """
+INSERT INTO book_transactions (source, ref, at, amount_cents, currency, counterparty, memo)
+VALUES ('bank', %(ref)s, %(at)s, %(amount_cents)s, %(currency)s, %(counterparty)s, %(memo)s)
+ON CONFLICT (source, ref) DO NOTHING
+"""
+IN_PERIOD = """
+SELECT id, at, amount_cents, currency, counterparty, memo, category FROM book_transactions
+WHERE at >= %(start)s AND at < %(end)s ORDER BY at, id
+"""
+TOTALS = """
+SELECT coalesce(category, 'uncategorised') AS category, sum(amount_cents)::bigint AS cents, count(*) AS n
+FROM book_transactions WHERE at >= %(start)s AND at < %(end)s GROUP BY 1 ORDER BY 1
+"""
+
+
+class BankLine(BaseModel):
+    ref: str
+    at: datetime
+    amount_cents: int
+    counterparty: str
+    memo: str = ""
+    currency: str = "usd"
+
+
+def add_bank_lines(pool: ConnectionPool, lines: list[BankLine]) -> None:
+    """Put sandbox bank statement lines into the books (once per ref)."""
+    with pool.connection() as conn, conn.transaction():
+        for line in lines:
+            conn.execute(ADD_BANK_LINE, line.model_dump())
+
+
+def _bounds(ctx: StepContext) -> dict[str, datetime]:
+    first = date.fromisoformat(ctx.results["understand"]["params"]["period"] + "-01")
+    following = (first + timedelta(days=32)).replace(day=1)
+    zone = ctx.services.settings.zone
+    return {"start": datetime.combine(first, time(0), tzinfo=zone),
+            "end": datetime.combine(following, time(0), tzinfo=zone)}
+
+
+def import_payments(ctx: StepContext) -> dict[str, Any]:
+    # Read straight from the payments ledger's table: the books are ours, and the ledger is append-only.
+    with ctx.services.stores.pool.connection() as conn:
+        imported = conn.execute(IMPORT_LEDGER, _bounds(ctx)).rowcount
+    return {"imported": imported}
+
+
+def gather(ctx: StepContext) -> tuple[dict[str, Any], Scope]:
+    with ctx.services.stores.pool.connection() as conn:
+        rows = conn.execute(IN_PERIOD, _bounds(ctx)).fetchall()
+    transactions = [{**row, "at": row["at"].date().isoformat()} for row in rows]
+    return ({"period": ctx.results["understand"]["params"]["period"], "transactions": transactions},
+            Scope(transactions=[row["id"] for row in rows]))
+
+
+def summarise(ctx: StepContext) -> dict[str, Any]:
+    with ctx.services.stores.pool.connection() as conn:
+        rows = conn.execute(TOTALS, _bounds(ctx)).fetchall()
+    by_category = {row["category"]: int(row["cents"]) for row in rows}
+    income = sum(v for v in by_category.values() if v > 0)
+    expenses = -sum(v for v in by_category.values() if v < 0)
+    return {"period": ctx.results["understand"]["params"]["period"], "by_category": by_category,
+            "income_cents": income, "expenses_cents": expenses, "net_cents": income - expenses,
+            "summary": ctx.results["propose"]["proposal"].get("summary", "")}
+
+
+def _summarise_imported(result: dict[str, Any]) -> str:
+    return f"{result['imported']} new payments from the ledger"
+
+
+def _signed(cents: int) -> str:
+    return ("-" if cents < 0 else "") + words.money(abs(cents) / 100)
+
+
+def _summarise_totals(result: dict[str, Any]) -> str:
+    parts = ", ".join(f"{k} {_signed(v)}" for k, v in sorted(result["by_category"].items()))
+    return (f"{result['period']}: income {_signed(result['income_cents'])}, expenses "
+            f"{_signed(result['expenses_cents'])}, net {_signed(result['net_cents'])} ({parts})")
+
+
+BOOKKEEPING_SUMMARY = Workflow(
+    name="bookkeeping_summary",
+    title="bookkeeping summary",
+    describe="categorise a month's transactions and sum them up",
+    steps=(
+        understand("bookkeeping_summary", BookkeepingParams, "bookkeeping summary"),
+        Step("import_payments", Effect.BOOKS, import_payments, title="Bring the month's payments into the books",
+             summarise=_summarise_imported),
+        propose(bookkeeping_agent, gather, title="Categorise (bookkeeping agent)"),
+        execute(frozenset({"categorise"}), title="Record the categories", what="Categorise transactions"),
+        Step("summarise", Effect.READ, summarise, title="Monthly summary", summarise=_summarise_totals),
+    ),
+)

@@ -1,0 +1,145 @@
+"""The scheduler: slots in the operator's time zone, once per slot across schedulers, a missed digest sent late once."""
+import threading
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from orchestrator import scheduler
+from orchestrator.scheduler import Schedule
+from tests.orchestrator.helpers import OPERATOR, WINBACK, count, operations
+
+BERLIN = ZoneInfo("Europe/Berlin")
+DIGEST = Schedule("digest", daily_at=time(7, 30))
+
+
+def _digest_slot_today(now_local: datetime) -> datetime:
+    return datetime.combine(now_local.date(), time(7, 30), tzinfo=BERLIN).astimezone(UTC)
+
+
+@pytest.fixture
+def berlin(services):
+    services.settings.timezone = "Europe/Berlin"
+    services.settings.home_channel = "telegram:42"
+    return services
+
+
+def _at(services, moment: datetime) -> None:
+    services.clock = lambda: moment
+
+
+def test_daily_slot_is_the_last_local_digest_time_that_has_passed():
+    assert DIGEST.slot(datetime(2026, 3, 10, 6, 0, tzinfo=UTC), BERLIN) == datetime(2026, 3, 9, 6, 30, tzinfo=UTC)
+    assert DIGEST.slot(datetime(2026, 3, 10, 6, 45, tzinfo=UTC), BERLIN) == datetime(2026, 3, 10, 6, 30, tzinfo=UTC)
+    # After the spring change, 07:30 in Berlin is 05:30 UTC.
+    assert DIGEST.slot(datetime(2026, 3, 29, 6, 0, tzinfo=UTC), BERLIN) == datetime(2026, 3, 29, 5, 30, tzinfo=UTC)
+
+
+def test_interval_slots_are_aligned_and_stable():
+    every = Schedule("sla", every=timedelta(minutes=15))
+    assert every.slot(datetime(2026, 3, 10, 9, 44, 59, tzinfo=UTC), BERLIN) == datetime(2026, 3, 10, 9, 30,
+                                                                                          tzinfo=UTC)
+
+
+def test_two_schedulers_send_one_digest_per_slot(berlin, db, redis, work):
+    slot = _digest_slot_today(datetime.now(BERLIN))
+    _at(berlin, slot + timedelta(minutes=1))
+    first, second = (scheduler.cron(redis, berlin.settings, name=n) for n in ("one", "two"))
+    assert len(first.enqueue_jobs()) == 4 and len(second.enqueue_jobs()) == 4
+    work()
+    assert count(db, "outbox", "dedupe_key LIKE 'digest:%'") == 1
+    with db.connection() as conn:
+        row = conn.execute("SELECT * FROM outbox WHERE dedupe_key LIKE 'digest:%'").fetchone()
+        claimed = conn.execute("SELECT * FROM schedule_slots WHERE job = 'digest'").fetchall()
+    assert (row["channel"], row["conversation"]) == ("telegram", "42")
+    assert len(claimed) == 1 and not claimed[0]["late"]
+    assert "late" not in row["message"]["title"]
+    assert row["message"]["attachments"][0]["mime"] == "image/png"
+
+
+def test_threads_racing_for_one_slot_run_it_once(berlin, db):
+    slot = _digest_slot_today(datetime.now(BERLIN))
+    barrier = threading.Barrier(4)
+    results = []
+
+    def race() -> None:
+        barrier.wait()
+        results.append(scheduler.run_slot(berlin, DIGEST, now=slot + timedelta(seconds=30)))
+
+    threads = [threading.Thread(target=race) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(r is not None for r in results) == 1
+    assert count(db, "outbox", "dedupe_key LIKE 'digest:%'") == 1
+    assert count(db, "audit_events", "kind = 'digest.sent'") == 1
+
+
+def test_a_missed_digest_is_sent_late_at_start_up_once(berlin, db):
+    slot = _digest_slot_today(datetime.now(BERLIN))
+    down_until = slot + timedelta(hours=5, minutes=12)
+    ran = scheduler.run_due(berlin, now=down_until)
+    assert [r.job for r in ran if r.late] == ["digest"]
+    # A second start-up (or a second scheduler) finds the slot done.
+    assert all(r.job != "digest" for r in scheduler.run_due(berlin, now=down_until + timedelta(minutes=3)))
+    with db.connection() as conn:
+        rows = conn.execute("SELECT message FROM outbox WHERE dedupe_key LIKE 'digest:%'").fetchall()
+    assert len(rows) == 1
+    assert "(late: due 07:30, sent 5h12 later" in rows[0]["message"]["title"]
+    # The next morning's digest is on time again.
+    next_day = scheduler.run_slot(berlin, DIGEST, now=slot + timedelta(days=1, minutes=2))
+    assert next_day is not None and not next_day.late
+    assert count(db, "outbox", "dedupe_key LIKE 'digest:%'") == 2
+
+
+def test_a_slot_that_crashes_is_done_by_the_next_tick(berlin, db, monkeypatch):
+    now = _digest_slot_today(datetime.now(BERLIN)) + timedelta(minutes=1)
+
+    def crash(*_args, **_kwargs):
+        raise RuntimeError("worker died mid-digest")
+
+    monkeypatch.setitem(scheduler.ACTIONS, "digest", crash)
+    with pytest.raises(RuntimeError):
+        scheduler.run_slot(berlin, DIGEST, now=now)
+    assert count(db, "schedule_slots") == 0
+    monkeypatch.setitem(scheduler.ACTIONS, "digest", scheduler.send_digest)
+    assert scheduler.run_slot(berlin, DIGEST, now=now) is not None
+    assert count(db, "outbox", "dedupe_key LIKE 'digest:%'") == 1
+
+
+def test_sla_alert_is_sent_once_per_intent_and_again_when_missed(berlin, db):
+    ops = operations(berlin)
+    ops.submit(OPERATOR, WINBACK)
+    now = datetime.now(UTC)
+    with db.connection() as conn, conn.transaction():
+        conn.execute("UPDATE intents SET deadline = %s WHERE id = 1", (now + timedelta(hours=2),))
+    sla = scheduler.schedules(berlin.settings)["sla"]
+    assert scheduler.run_slot(berlin, sla, now=now).result == {"alerted": [1]}
+    assert scheduler.run_slot(berlin, sla, now=now + timedelta(minutes=15)).result == {"alerted": []}
+    assert scheduler.run_slot(berlin, sla, now=now + timedelta(hours=3)).result == {"alerted": [1]}
+    with db.connection() as conn:
+        titles = [r["message"]["title"] for r in conn.execute(
+            "SELECT message FROM outbox WHERE dedupe_key LIKE 'sla:%' ORDER BY id").fetchall()]
+    assert "at risk" in titles[0] and "missed its deadline" in titles[1]
+
+
+def test_budget_alerts_fire_once_per_threshold(berlin, db):
+    ops = operations(berlin)
+    ops.submit(OPERATOR, WINBACK)
+    now = datetime.now(UTC)
+
+    def spent(usd: float, tag: str) -> None:
+        with db.connection() as conn, conn.transaction():
+            conn.execute("INSERT INTO agent_calls (run_id, step, tier, model, prompt_hash, output, input_tokens,"
+                         " output_tokens, cost_usd, created_at) VALUES (1, 's', 'draft', 'm', %s, '{}', 1, 1, %s, %s)",
+                         (tag, usd, now))
+
+    budget = scheduler.schedules(berlin.settings)["budget"]
+    spent(2.6, "a")  # 52 % of the $5 day
+    assert scheduler.run_slot(berlin, budget, now=now).result["alerts"] == [
+        f"budget:today:{now.astimezone(BERLIN).date().isoformat()}:50"]
+    assert scheduler.run_slot(berlin, budget, now=now + timedelta(minutes=15)).result["alerts"] == []
+    spent(2.5, "b")  # 102 %
+    assert scheduler.run_slot(berlin, budget, now=now + timedelta(minutes=30)).result["alerts"][0].endswith(":100")
+    assert count(db, "outbox", "dedupe_key LIKE 'budget:%'") == 2
