@@ -55,6 +55,11 @@ class StructuredAgent(Generic[Output]):
         )
 
 
+def request_prompt(system: str) -> ChatPromptTemplate:
+    """The prompt every proposing agent shares: its own system text, then the request and the context block."""
+    return ChatPromptTemplate.from_messages([("system", system), ("human", "Request: {goal}\n\nContext:\n{context}")])
+
+
 def context_block(context: dict[str, Any]) -> str:
     """The context as the fenced JSON block every agent prompt carries (and the offline tier reads)."""
     return "```json\n" + json.dumps(context, sort_keys=True, default=str, indent=1) + "\n```"

@@ -95,6 +95,16 @@ class StepContext:
                 audit.append(conn, actor="opsos", kind=event, intent_id=self.intent.id, run_id=self.run.id,
                              payload=payload)
 
+    def recall(self, question: str, *, k: int = 5, token_budget: int = 400) -> list[dict[str, Any]]:
+        """Long-term memories for an agent's snapshot, each with the id it must cite (`memory:<id>`)."""
+        found = self.services.memory.recall(question, k=k, token_budget=token_budget)
+        return [{"id": f"memory:{m.id}", "subject": m.subject, "text": m.text} for m in found]
+
+    def cite(self, cited: list[str]) -> None:
+        """Count this step's references to the memories among `cited` (an agent also cites CRM records)."""
+        ids = [int(ref.split(":", 1)[1]) for ref in cited if ref.startswith("memory:")]
+        self.services.memory.cite(ids, run_id=self.run.id, step=self.step)
+
     def link_action(self, key: str) -> None:
         """Enter an outside action in the metadata index under this step, so "why?" can find its chain."""
         link(self.services.stores.pool, ("action", key), step_node(self.run.id, self.step), "part_of")

@@ -15,7 +15,7 @@ def gather(ctx: StepContext) -> tuple[dict[str, Any], Scope]:
         "channel": params.get("channel") or "blog",
         "business": ctx.intent.params.get("business", "our business"),
         "request": ctx.intent.request,
-        "memories": [],
+        "memories": ctx.recall(params["topic"]),
     }, Scope()
 
 

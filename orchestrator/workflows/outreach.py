@@ -15,7 +15,8 @@ def gather(ctx: StepContext) -> tuple[dict[str, Any], Scope]:
         "recipient": {k: contact[k] for k in ("id", "name", "email", "plan", "status", "notes")},
         "purpose": understood["params"].get("purpose"),
         "business": ctx.intent.params.get("business", "our business"),
-        "memories": [],
+        # What we know of this person: the customer's name leads the question, the request's purpose follows.
+        "memories": ctx.recall(f"{contact['name']}: {ctx.intent.request}"),
     }, Scope(customers=[contact["id"]])
 
 

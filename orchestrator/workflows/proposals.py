@@ -138,6 +138,7 @@ def propose(agent: StructuredAgent, gather: Gather, *, title: str, tier: str = "
         snapshot = ctx.services.context.get_or_build(f"run:{ctx.run.id}:{ctx.step}", build)
         proposal = ctx.agent(agent, {"goal": ctx.intent.request, "context": context_block(snapshot["context"])},
                              tier=tier)
+        ctx.cite(proposal.get("cited", []))
         return {"proposal": proposal, "scope": snapshot["scope"]}
 
     return Step("propose", Effect.DRAFT, run, title=title, summarise=_summarise_proposal)

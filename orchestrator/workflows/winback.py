@@ -19,8 +19,6 @@ from orchestrator.steps import Step, StepContext, Workflow
 
 DISCOUNT_PERCENT = 30
 DISCOUNT_MONTHS = 3
-MEMORY_K = 5
-MEMORY_TOKENS = 400
 
 
 def _contacts(ctx: StepContext) -> list[Contact]:
@@ -37,7 +35,6 @@ def draft_campaign(ctx: StepContext) -> dict[str, Any]:
 
     def build() -> dict[str, Any]:
         # The snapshot holds what the agent may use, with ids it must cite; rebuilt from PostgreSQL on a miss.
-        memories = ctx.services.memory.recall(ctx.intent.request, k=MEMORY_K, token_budget=MEMORY_TOKENS)
         return {
             "business": ctx.intent.params.get("business", "the newsletter"),
             "goal": ctx.intent.request,
@@ -49,18 +46,13 @@ def draft_campaign(ctx: StepContext) -> dict[str, Any]:
                 "ids": [c.id for c in contacts],
                 "plans": sorted({c.plan for c in contacts}),
             },
-            "memories": [{"id": f"memory:{m.id}", "subject": m.subject, "text": m.text} for m in memories],
+            "memories": ctx.recall(ctx.intent.request),
         }
 
     snapshot = ctx.services.context.get_or_build(f"run:{ctx.run.id}:draft", build)
     draft = ctx.agent(campaign_agent, {"goal": ctx.intent.request, "context": context_block(snapshot)})
-    ctx.services.memory.cite(_cited_memories(draft), run_id=ctx.run.id, step=ctx.step)
+    ctx.cite(draft.get("cited", []))
     return draft
-
-
-def _cited_memories(draft: dict[str, Any]) -> list[int]:
-    """The memory ids among what the draft cites (it also cites CRM records, which are not memories)."""
-    return [int(ref.split(":", 1)[1]) for ref in draft.get("cited", []) if ref.startswith("memory:")]
 
 
 def _first_name(contact: Contact) -> str:
@@ -107,7 +99,7 @@ def send_emails(ctx: StepContext) -> dict[str, Any]:
         ),
     )
     # The emails carry the draft, so they rest on the memories the draft cited.
-    ctx.services.memory.cite(_cited_memories(ctx.results["draft_campaign"]), run_id=ctx.run.id, step=ctx.step)
+    ctx.cite(ctx.results["draft_campaign"].get("cited", []))
     sent = []
     for contact, email in emails:
         key = ctx.action_key(contact.id)
