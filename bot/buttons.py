@@ -7,8 +7,8 @@ from orchestrator.commands import Command, parse
 DECISIONS = {Command.APPROVE: Decision.APPROVED, Command.REJECT: Decision.REJECTED}
 
 
-# Buttons on a run (the digest's failing or stuck workflows): answered like the typed command.
-RUN_BUTTONS = (Command.RESUME, Command.CANCEL)
+# Buttons answered like the typed command: a run's Resume / Cancel (the digest), "Did you mean …?".
+RUN_BUTTONS = (Command.RESUME, Command.CANCEL, Command.CHOOSE)
 
 
 def read(value: str | None) -> tuple[Command, str] | None:

@@ -25,12 +25,16 @@ class ConsoleSession:
         # The last approval shown, so "approve" alone answers it, as a button under it would.
         self.last_approval: str | None = None
         self.seen: list[Message] = []
+        self.last_choices: list[str] = []
 
     def say(self, text: str) -> Message:
         """Handle one typed line and show the immediate reply."""
         words = text.strip().lower()
         if words in ("approve", "reject", "why") and self.last_approval:
             text = f"{words} {self.last_approval}"
+        elif words.isdigit() and self.last_choices and 1 <= int(words) <= len(self.last_choices):
+            # A number presses one of the last message's other buttons ("Did you mean …?").
+            text = self.last_choices[int(words) - 1].replace(":", " ", 1)
         reply = self.ops.handle_text(self.who, text)
         self.show(reply)
         return reply
@@ -38,6 +42,8 @@ class ConsoleSession:
     def show(self, message: Message) -> None:
         if message.kind is MessageKind.APPROVAL_REQUEST and message.approval_id:
             self.last_approval = message.approval_id
+        if message.actions and not message.approval_id:
+            self.last_choices = [action.value for action in message.actions]
         self.seen.append(message)
         self.write(self.renderer.render(message=message))
 

@@ -20,6 +20,7 @@ from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import buttons
+from bot.digest_delivery import send_chart_slack
 from bot.render.blockkit import BlockKitRenderer, SlackMessage
 from orchestrator import Message, Operations, OutboxItem, Requester, Settings, words
 
@@ -32,7 +33,7 @@ ACK_BUDGET_SECONDS = 1.5
 # wait for a connection while contending for the GIL with the event loop, which must stay free to ack.
 MAX_CONCURRENT_CALLS = 8
 _MENTION = re.compile(r"^\s*<@[A-Z0-9]+>\s*")
-_BUTTONS = re.compile(r"^(approve|reject|why|resume|cancel)$")
+_BUTTONS = re.compile(r"^(approve|reject|why|resume|cancel|choose)$")
 
 renderer = BlockKitRenderer()
 T = TypeVar("T")
@@ -171,7 +172,12 @@ class SlackSender:
         rendered: SlackMessage = renderer.render(message=item.message)
         response = await self.client.chat_postMessage(channel=item.conversation, unfurl_links=False,
                                                       unfurl_media=False, **rendered.as_kwargs())
-        return {"channel": response["channel"], "ts": response["ts"]}
+        ref: dict[str, Any] = {"channel": response["channel"], "ts": response["ts"]}
+        if item.message.attachments:
+            # The digest's chart goes up as a file under the message it belongs to.
+            files = await send_chart_slack(self.client, channel=response["channel"], message=item.message)
+            ref["files"] = [f.get("id") for f in files if f]
+        return ref
 
 
 def events_endpoint(app: AsyncApp, signing_secret: str) -> Any:

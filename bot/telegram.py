@@ -19,6 +19,7 @@ from telegram.error import BadRequest, TelegramError
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes, MessageHandler, filters
 
 from bot import buttons
+from bot.digest_delivery import send_chart_telegram
 from bot.render.telegram import MAX_TEXT, TelegramMessage, TelegramRenderer
 from orchestrator import Message, Operations, OutboxItem, Requester, Settings, words
 
@@ -178,8 +179,12 @@ class TelegramSender:
     async def send(self, *, item: OutboxItem) -> dict[str, Any]:
         await self.bot.initialize()  # a no-op once done; the sender may be used before the application starts
         sent = await send_rendered(self.bot, chat_id(item.conversation), renderer.render(message=item.message))
-        return {"chat_id": sent[-1].chat_id, "message_id": sent[-1].message_id,
-                "message_ids": [message.message_id for message in sent]}
+        ref: dict[str, Any] = {"chat_id": sent[-1].chat_id, "message_id": sent[-1].message_id,
+                               "message_ids": [message.message_id for message in sent]}
+        if item.message.attachments:
+            ref["photo_ids"] = await send_chart_telegram(self.bot, chat_id=chat_id(item.conversation),
+                                                         message=item.message)
+        return ref
 
 
 class RecentUpdates:

@@ -17,6 +17,7 @@ class Command(StrEnum):
     APPROVE = "approve"
     REJECT = "reject"
     WHY = "why"
+    CHOOSE = "choose"
     REMEMBER = "remember"
     RECALL = "recall"
     FORGET = "forget"
@@ -58,6 +59,8 @@ def parse(text: str) -> ChatCommand:
         return ChatCommand(command=command, argument=rest)
     # "why did we email Ana?": the chain behind an action, found by what the operator remembers of it.
     if command is Command.WHY and rest:
+        return ChatCommand(command=command, argument=rest)
+    if command is Command.CHOOSE and re.fullmatch(r"[0-9a-f]{10}:\d", rest):
         return ChatCommand(command=command, argument=rest)
     if command in (Command.REMEMBER, Command.RECALL) and rest:
         return ChatCommand(command=command, argument=rest)

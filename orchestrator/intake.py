@@ -16,6 +16,8 @@ class Classification(BaseModel):
     workflow: str | None = None
     confidence: float = 0.0
     closest: list[str] = Field(default_factory=list)
+    # The closest kinds with the workflow each would start, for "Did you mean …?" buttons.
+    alternatives: list[tuple[str, str]] = Field(default_factory=list)
 
 
 class Classifier(Protocol):
@@ -31,10 +33,12 @@ class RouterClassifier:
     def classify(self, text: str) -> Classification:
         result = self.router.route(text)
         closest = [name for name, _ in result.runners_up]
+        alternatives = [(name, self.router.registry.get(name).workflow) for name in closest]
         if not result.in_scope or result.kind is None:
-            return Classification(kind=None, confidence=result.confidence, closest=closest)
+            return Classification(kind=None, confidence=result.confidence, closest=closest, alternatives=alternatives)
         kind = self.router.registry.get(result.kind)
-        return Classification(kind=kind.name, workflow=kind.workflow, confidence=result.confidence, closest=closest)
+        return Classification(kind=kind.name, workflow=kind.workflow, confidence=result.confidence, closest=closest,
+                              alternatives=alternatives)
 
 
 @lru_cache(maxsize=4)

@@ -1,11 +1,14 @@
 """The control plane's front door: what every chat front end calls. It holds the rules; adapters only translate."""
 from __future__ import annotations
 
+import json
 import re
+import secrets
 from typing import Any
 
 import structlog
 from pydantic import BaseModel
+from redis.exceptions import RedisError
 
 from orchestrator import (
     agent_calls,
@@ -40,6 +43,9 @@ from orchestrator.workflows import WORKFLOWS
 from orchestrator.workflows.forget import FORGET
 
 log = structlog.get_logger(__name__)
+
+SUGGESTION_KEY = "opsos:suggestion:"
+SUGGESTION_TTL_SECONDS = 3600
 
 
 class Requester(BaseModel):
@@ -97,6 +103,8 @@ class Operations:
                 return self.explain(command.argument)
             case Command.WHY:
                 return knowledge.why(self.services, about=command.argument)
+            case Command.CHOOSE:
+                return self.choose(who, command.argument)
             case Command.REMEMBER:
                 return knowledge.remember(self.services, identity=who.identity, channel=who.channel,
                                           text=command.argument)
@@ -128,9 +136,42 @@ class Operations:
             with self.pool.connection() as conn, conn.transaction():
                 audit.append(conn, actor=who.identity, kind="request.not_understood",
                              payload={"request": request[:500], "closest": classification.closest})
-            return words.not_understood(request, self.capabilities(), classification.closest)
+            offered = [(kind, flow) for kind, flow in classification.alternatives if flow in WORKFLOWS]
+            token = self._offer(request, offered) if offered else None
+            return words.not_understood(request, self.capabilities(), [kind for kind, _ in offered], token)
         return self.start(who, request=request, kind=classification.kind, workflow=classification.workflow,
                           params={"confidence": classification.confidence}, dedupe_key=dedupe_key)
+
+    def _offer(self, request: str, offered: list[tuple[str, str]]) -> str | None:
+        """Keep a not-understood request for an hour, so a "Did you mean …?" button can start it as that kind.
+
+        Redis is right here: a suggestion is short-lived context, and losing it loses no intent, only
+        a shortcut ("ask again"). Returns the token the buttons carry, or None if Redis is away.
+        """
+        token = secrets.token_hex(5)
+        try:
+            self.services.stores.redis.set(SUGGESTION_KEY + token, json.dumps({"request": request, "offered": offered}),
+                                           ex=SUGGESTION_TTL_SECONDS)
+        except RedisError:
+            return None
+        return token
+
+    def choose(self, who: Requester, argument: str) -> Message:
+        """A "Did you mean …?" button: start the kept request as the kind the operator picked."""
+        token, _, index = argument.partition(":")
+        try:
+            kept = self.services.stores.redis.get(SUGGESTION_KEY + token)
+        except RedisError:
+            kept = None
+        if kept is None:
+            return words.suggestion_expired()
+        suggestion = json.loads(kept)
+        offered = suggestion["offered"]
+        if int(index) >= len(offered):
+            return words.suggestion_expired()
+        kind, workflow = offered[int(index)]
+        return self.start(who, request=suggestion["request"], kind=kind, workflow=workflow,
+                          params={"confidence": None, "chosen_by": who.identity}, dedupe_key=f"choose:{token}")
 
     def start(self, who: Requester, *, request: str, kind: str, workflow: str, params: dict[str, Any],
               dedupe_key: str | None = None) -> Message:

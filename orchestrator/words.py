@@ -38,13 +38,22 @@ def help_message(capabilities: Iterable[tuple[str, str]]) -> Message:
     )
 
 
-def not_understood(request: str, capabilities: Iterable[tuple[str, str]], closest: list[str] | None = None) -> Message:
-    hint = f" The closest I know: {', '.join(closest)}." if closest else ""
+def not_understood(request: str, capabilities: Iterable[tuple[str, str]], closest: list[str] | None = None,
+                   suggestion: str | None = None) -> Message:
+    """The answer to a request below the router's confidence: no guess, the closest kinds as buttons."""
+    hint = f" Did you mean {' or '.join(k.replace('_', ' ') for k in closest)}?" if closest else ""
     message = help_message(capabilities)
     message.kind = MessageKind.REFUSAL
     message.title = "I don't know how to do that yet, so nothing was queued."
     message.text = f"“{request[:120]}” matched none of my workflows.{hint}"
+    if suggestion and closest:
+        message.actions = [Action(label=f"Did you mean: {kind.replace('_', ' ')}?", value=f"choose:{suggestion}:{n}")
+                           for n, kind in enumerate(closest)]
     return message
+
+
+def suggestion_expired() -> Message:
+    return Message(kind=MessageKind.NOTICE, title="That suggestion has expired; please ask again in your own words.")
 
 
 def invalid_request(reason: str) -> Message:

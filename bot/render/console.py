@@ -22,7 +22,10 @@ class ConsoleRenderer:
                 lines += textwrap.wrap(paragraph, WIDTH, initial_indent="        │ ",
                                        subsequent_indent="        │ ") or ["        │"]
             lines += [f"        • {fact.label}: {fact.value}" for fact in section.facts]
-        if message.actions:
+        if message.actions and message.approval_id:
             choices = "   ".join(f"[{action.label.lower().rstrip('?')}]" for action in message.actions)
             lines.append(f"        {choices}   (type the word)")
+        elif message.actions:
+            lines += [f"        [{n}] {action.label}" for n, action in enumerate(message.actions, start=1)]
+            lines.append("        (type the number)")
         return "\n".join(lines)

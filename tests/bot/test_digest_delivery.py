@@ -41,3 +41,37 @@ async def test_telegram_receives_the_chart_as_a_photo(telegram_api):
     assert call.files["photo"] == png
     assert call.params["caption"] == "Model spend per day" and str(call.params["chat_id"]) == "42"
     assert len(sent) == 1
+
+
+def _queued_digest(db, channel: str, conversation: str):
+    from datetime import UTC, datetime
+
+    from orchestrator import outbox
+
+    message, png = _digest()
+    with db.connection() as conn, conn.transaction():
+        outbox.post(conn, channel=channel, conversation=conversation, message=message)
+        [item] = outbox.claim(conn, channel=channel, now=datetime.now(UTC))
+    return item, png
+
+
+async def test_slack_sender_delivers_the_digest_with_its_chart(db, slack_api):
+    """The outbox path, not just the helper: a queued digest reaches Slack as a message plus its file."""
+    from bot.slack import SlackSender
+
+    item, png = _queued_digest(db, "slack", "C0OPS")
+    ref = await SlackSender(AsyncWebClient(token=SLACK_BOT_TOKEN, base_url=slack_api.api_url)).send(item=item)
+    assert slack_api.messages("C0OPS")[0]["text"].startswith("Daily digest")
+    [shared] = slack_api.files("C0OPS")
+    assert shared["data"] == png and ref["files"] == [shared["id"]]
+
+
+async def test_telegram_sender_delivers_the_digest_with_its_chart(db, telegram_api):
+    from bot.telegram import TelegramSender
+
+    item, png = _queued_digest(db, "telegram", "42")
+    bot = Bot(telegram_api.token, base_url=telegram_api.base_url, request=HTTPXRequest())
+    async with bot:
+        ref = await TelegramSender(bot).send(item=item)
+    assert telegram_api.last("sendMessage").params["text"].startswith("<b>Daily digest")
+    assert telegram_api.last("sendPhoto").files["photo"] == png and len(ref["photo_ids"]) == 1

@@ -77,3 +77,33 @@ def test_help_answers_anyone_without_touching_state(services, db):
     reply = operations(services).handle_text(STRANGER, "help")
     assert reply.kind is MessageKind.HELP
     assert count(db, "audit_events") == 0
+
+
+def test_unsure_router_offers_the_closest_kinds_as_buttons_and_a_button_starts_that_kind(services, db, redis):
+    """Below the threshold opsos does not guess; the operator's pick starts the kept request as that kind."""
+    from orchestrator import Classification
+
+    class Unsure:
+        def classify(self, text):
+            return Classification(kind=None, confidence=0.2, closest=["winback_campaign", "content_post"],
+                                  alternatives=[("winback_campaign", "winback"), ("content_post", "content_post")])
+
+    from orchestrator import Operations
+
+    ops = Operations(services, Unsure())
+    reply = ops.handle_text(OPERATOR, "bring the old readers back somehow")
+    assert reply.kind is MessageKind.REFUSAL and count(db, "intents") == 0
+    assert [a.label for a in reply.actions] == ["Did you mean: winback campaign?", "Did you mean: content post?"]
+    assert all(len(a.value.encode()) <= 64 for a in reply.actions)
+    started = ops.handle_text(OPERATOR, reply.actions[0].value.replace(":", " ", 1))
+    assert started.kind is MessageKind.ACK
+    with db.connection() as conn:
+        intent = conn.execute("SELECT request, kind FROM intents").fetchone()
+    assert intent == {"request": "bring the old readers back somehow", "kind": "winback_campaign"}
+    again = ops.handle_text(OPERATOR, reply.actions[0].value.replace(":", " ", 1))
+    assert "Already on it" in again.title and count(db, "intents") == 1
+
+
+def test_expired_suggestion_is_answered_not_guessed(services, db, redis):
+    reply = operations(services).handle_text(OPERATOR, "choose 0123456789:0")
+    assert "expired" in reply.title and count(db, "intents") == 0
