@@ -32,6 +32,7 @@ from agents.proposals import (
     SendEmail,
 )
 from agents.router import IntentKind, KindRegistry, RegistryError, Router, RouteResult, default_registry_path
+from agents.summariser import InteractionSummary, summariser_for, summary_agent
 from agents.tiers import OFFLINE, TIER_ORDER, ModelTiers, build_tiers, chat_model, cheaper_tiers
 
 __all__ = [
@@ -52,6 +53,7 @@ __all__ = [
     "ContentProposal",
     "FulfillmentProposal",
     "IntentKind",
+    "InteractionSummary",
     "KindParams",
     "KindRegistry",
     "ModelTiers",
@@ -86,5 +88,7 @@ __all__ = [
     "model_name",
     "outreach_agent",
     "post_agent",
+    "summariser_for",
+    "summary_agent",
     "with_recorder",
 ]

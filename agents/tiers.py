@@ -12,6 +12,7 @@ from agents.offline import OfflineTemplateDrafter, Template
 from agents.outreach import offline_outreach
 from agents.params import OFFLINE_PARAM_TEMPLATES
 from agents.posts import offline_post
+from agents.summariser import offline_summary
 
 OFFLINE = "offline"
 # Cheapest first: a step allowed to step down near a cap moves left along this line.
@@ -23,6 +24,7 @@ OFFLINE_TEMPLATES: dict[str, Template] = {
     "OutreachProposal": offline_outreach,
     "BookkeepingProposal": offline_bookkeeping,
     "FulfillmentProposal": offline_fulfillment,
+    "InteractionSummary": offline_summary,
     **OFFLINE_PARAM_TEMPLATES,
 }
 

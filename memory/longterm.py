@@ -327,6 +327,14 @@ WHERE m.subject = %s AND m.kind = 'customer_interaction' AND m.current AND m.for
                                                AND l.relation = 'summarises')
 ORDER BY m.created_at, m.id
 """
+# Subjects that have interactions UNSUMMARISED would return, for upkeep to walk.
+SUBJECTS_TO_SUMMARISE = """
+SELECT DISTINCT m.subject FROM memories m
+WHERE m.kind = 'customer_interaction' AND m.current AND m.forgotten_at IS NULL AND m.created_at < %s
+  AND NOT EXISTS (SELECT 1 FROM memory_links l WHERE l.to_type = 'memory' AND l.to_id = m.id::text
+                                               AND l.relation = 'summarises')
+ORDER BY m.subject
+"""
 
 _NUMBERS = re.compile(r"\d+(?:[.,:/-]\d+)*")
 _WORDS = re.compile(r"\w+")
@@ -766,13 +774,28 @@ class LongTermMemory:
             rows = cur.execute(PREVIEW_RECLAIM, {"now": now, "limit": limit}).fetchall()
         return [Reclaimed(**r) for r in rows]
 
-    def reclaim(self, now: datetime) -> list[Reclaimed]:
-        """Delete memories past retention that nothing cites or links to; returns them for the audit log."""
-        with self._conn() as conn, conn.cursor(row_factory=dict_row) as cur:
+    def reclaim(self, now: datetime, *, conn: psycopg.Connection | None = None) -> list[Reclaimed]:
+        """Delete memories past retention that nothing cites or links to; returns them for the audit log.
+
+        With `conn`, runs inside the caller's open transaction, so the caller's record of what was
+        removed commits with the removal, or neither does.
+        """
+        if conn is not None:
+            return self._reclaim(conn, now)
+        with self._conn() as own:
+            return self._reclaim(own, now)
+
+    def _reclaim(self, conn: psycopg.Connection, now: datetime) -> list[Reclaimed]:
+        with conn.cursor(row_factory=dict_row) as cur:
             removed = [Reclaimed(**r) for r in cur.execute(RECLAIM, {"now": now}).fetchall()]
             if removed:
                 cur.execute(DROP_MEMORY_LINKS, {"ids": [str(r.id) for r in removed]})
         return sorted(removed, key=lambda r: r.id)
+
+    def subjects_to_summarise(self, older_than: datetime) -> list[str]:
+        """Subjects with current interaction memories older than `older_than` that no summary covers yet."""
+        with self._conn() as conn, conn.cursor(row_factory=dict_row) as cur:
+            return [r["subject"] for r in cur.execute(SUBJECTS_TO_SUMMARISE, (older_than,)).fetchall()]
 
     def stats(self, now: datetime | None = None) -> MemoryStats:
         """Counts by kind and state, size on disk, and what the next reclamation would remove."""

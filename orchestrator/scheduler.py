@@ -1,4 +1,4 @@
-"""Recurring jobs: the daily digest, SLA checks, budget checks and the recovery of orphaned runs, once per slot.
+"""Recurring jobs: the daily digest, SLA and budget checks, orphaned-run recovery and memory upkeep, once per slot.
 
 Who ticks: RQ's own `rq.cron.CronScheduler` (`opsos scheduler`) enqueues `tick(<schedule>)` every
 `OPSOS_SCHEDULE_TICK_SECONDS` on the `default` queue, and any worker runs it. What runs when is
@@ -29,7 +29,7 @@ from psycopg import Connection
 from psycopg.types.json import Jsonb
 from redis import Redis
 
-from orchestrator import audit, delivery, digest, intents, jobs, outbox, spend, words
+from orchestrator import audit, delivery, digest, intents, jobs, outbox, spend, upkeep, words
 from orchestrator.messages import Message
 from orchestrator.services import Services
 from orchestrator.settings import Settings
@@ -38,6 +38,8 @@ log = structlog.get_logger(__name__)
 
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 BUDGET_THRESHOLDS = (50, 80, 100)
+# Memory upkeep's local time: a quiet hour, before the morning digest.
+UPKEEP_AT = time(3, 30)
 
 CLAIM = """
 INSERT INTO schedule_slots (job, slot, claimed_at, claimed_by, late) VALUES (%(job)s, %(slot)s, %(now)s, %(by)s,
@@ -55,6 +57,9 @@ class Schedule:
     name: str
     daily_at: time | None = None
     every: timedelta | None = None
+    # Whether a daily slot run past the grace period is marked late (the digest says so in its title);
+    # upkeep done at 09:00 instead of 03:30 is simply done.
+    marks_late: bool = True
 
     def slot(self, now: datetime, zone: ZoneInfo) -> datetime:
         """The latest slot that has started at `now` (pure)."""
@@ -85,6 +90,7 @@ def schedules(settings: Settings) -> dict[str, Schedule]:
         Schedule("sla", every=timedelta(minutes=settings.sla_check_minutes)),
         Schedule("budget", every=timedelta(minutes=settings.budget_check_minutes)),
         Schedule("recover", every=timedelta(seconds=settings.recover_every_seconds)),
+        Schedule("memory_upkeep", daily_at=UPKEEP_AT, marks_late=False),
     ]
     return {s.name: s for s in found}
 
@@ -98,7 +104,8 @@ def run_slot(services: Services, schedule: Schedule, *, now: datetime | None = N
     settings = services.settings
     now = now or services.now()
     slot = schedule.slot(now, settings.zone)
-    late = schedule.daily_at is not None and now - slot > timedelta(minutes=settings.digest_grace_minutes)
+    late = (schedule.daily_at is not None and schedule.marks_late
+            and now - slot > timedelta(minutes=settings.digest_grace_minutes))
     with services.stores.pool.connection() as conn, conn.transaction():
         # The primary key is the lock: a concurrent claim of (job, slot) blocks here until this
         # transaction ends, then inserts nothing. The slot's work commits with its claim, or neither does.
@@ -182,9 +189,21 @@ def recover(services: Services, conn: Connection, *, slot: datetime, now: dateti
     return {"recovered": jobs.recover_runs(services)}
 
 
+def memory_upkeep(services: Services, conn: Connection, *, slot: datetime, now: datetime,
+                  late: bool) -> dict[str, Any]:
+    """Summarise old interactions, then reclaim memories past retention; each audited."""
+    # Summaries first, each with its event in its own transaction: `conn` must not yet hold the
+    # audit chain's lock, or those events would wait on this transaction. It also gives an
+    # interaction whose retention ends today one last chance to be summarised before it goes.
+    summaries = upkeep.summarise_interactions(services, now)
+    # The removal and its events commit with this slot's claim, so a slot is reclaimed exactly once.
+    removed = upkeep.reclaim_memories(services, now, conn=conn)
+    return {"summarised": [s.subject for s in summaries], "reclaimed": [r.id for r in removed]}
+
+
 SlotAction = Callable[..., dict[str, Any]]
 ACTIONS: dict[str, SlotAction] = {"digest": send_digest, "sla": check_sla, "budget": check_budget,
-                                  "recover": recover}
+                                  "recover": recover, "memory_upkeep": memory_upkeep}
 
 
 # -- the RQ side ------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""`opsos memory import|recall|stats`: bring history into long-term memory and ask it out."""
+"""`opsos memory import|recall|stats|reclaim`: bring history into long-term memory, ask it out, keep it small."""
 from __future__ import annotations
 
 import argparse
@@ -31,6 +31,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     rec.add_argument("--json", action="store_true")
 
     sub.add_parser("stats", help="counts, size on disk and what the next reclamation would remove")
+
+    rcl = sub.add_parser("reclaim", help="remove memories past retention that nothing references (audited)")
+    rcl.add_argument("--dry-run", action="store_true", help="only print what would be removed")
     parser.set_defaults(run=run, default_log_level="warning")
 
 
@@ -48,6 +51,8 @@ def run(args: argparse.Namespace) -> int:
             return _import(memory, args)
         if args.memory_command == "recall":
             return _recall(memory, args)
+        if args.memory_command == "reclaim":
+            return _reclaim(memory, stores, args)
         return _stats(memory)
     finally:
         stores.close()
@@ -139,4 +144,26 @@ def _stats(memory: Any) -> int:
             print(f"  id={r.id} ref={r.ref or '-'} {r.subject} / {r.kind.value} (retention ended {ended})")
     else:
         print("next reclamation would remove nothing")
+    return 0
+
+
+def _reclaim(memory: Any, stores: Any, args: argparse.Namespace) -> int:
+    from datetime import UTC
+
+    from orchestrator import Settings, build_services
+    from orchestrator.upkeep import reclaim_memories
+
+    now = datetime.now(UTC)
+    if args.dry_run:
+        found = memory.reclaimable(now, limit=10_000)
+        head = f"would remove {len(found)}" if found else "would remove nothing"
+    else:
+        # Through the orchestrator, so each removal is written to the audit log with it.
+        # (services.memory shares the process-wide embedder with `memory`: nothing is loaded twice)
+        found = reclaim_memories(build_services(Settings(), stores), now)
+        head = f"removed {len(found)}" if found else "removed nothing"
+    print(head + (":" if found else ""))
+    for r in found:
+        ended = f"{r.retention_until:%Y-%m-%d}"
+        print(f"  id={r.id} ref={r.ref or '-'} {r.subject} / {r.kind.value} (retention ended {ended})")
     return 0

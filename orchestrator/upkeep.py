@@ -1,0 +1,89 @@
+"""Memory upkeep: reclaim memories past retention and compact old interactions into summaries, each audited."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import structlog
+from psycopg import Connection
+
+from agents import AgentResult, InteractionSummary, summariser_for
+from memory import MemoryRecord, Reclaimed
+from orchestrator import audit
+from orchestrator.services import Services
+
+log = structlog.get_logger(__name__)
+
+ACTOR = "upkeep"
+SUMMARY_TIER = "draft"
+# Interactions older than this are compacted into a summary; the originals stay until retention ends.
+SUMMARISE_AFTER_DAYS = 90
+
+
+def reclaim_memories(services: Services, now: datetime, *, conn: Connection | None = None) -> list[Reclaimed]:
+    """Remove memories past retention that nothing references, with one `memory.reclaimed` event each.
+
+    The removal and its audit events are one transaction (the caller's `conn` if given, else a new
+    one): the memory rows are deleted, then the events appended, then both commit, or neither does
+    (a crash in between rolls the deletion back). A memory being cited meanwhile is skipped, not
+    removed (reclaim locks FOR UPDATE SKIP LOCKED). A second run finds nothing left: idempotent.
+    """
+    if conn is None:
+        with services.stores.pool.connection() as own, own.transaction():
+            return _reclaim(services, own, now)
+    return _reclaim(services, conn, now)
+
+
+def _reclaim(services: Services, conn: Connection, now: datetime) -> list[Reclaimed]:
+    removed = services.memory.reclaim(now, conn=conn)
+    for r in removed:
+        # Reclaimed carries ids, subject, kind and dates, never the text: the audit log cannot leak it.
+        audit.append(conn, actor=ACTOR, kind="memory.reclaimed", payload=r.model_dump(mode="json"), at=now)
+    if removed:
+        log.info("memory.reclaimed", count=len(removed), now=now.isoformat())
+    return removed
+
+
+def summarise_interactions(
+    services: Services, now: datetime, *, older_than_days: int = SUMMARISE_AFTER_DAYS
+) -> list[MemoryRecord]:
+    """Compact each subject's interaction memories older than `older_than_days` into one summary memory.
+
+    The summary is written by the draft tier (the offline tier's is deterministic), linked to its
+    sources, which are kept; one `memory.summarised` event per subject. A source already summarised
+    is not summarised again, so a second run does nothing. Must not be called while the caller's
+    transaction holds the audit chain's lock (each event here commits in its own transaction).
+    A subject whose summary the model fails to produce is logged and left for the next run.
+    """
+    older_than = now - timedelta(days=older_than_days)
+    model = services.models.tier(SUMMARY_TIER)
+    done: list[MemoryRecord] = []
+    for subject in services.memory.subjects_to_summarise(older_than):
+        calls: list[AgentResult[InteractionSummary]] = []
+        try:
+            summary = services.memory.summarise(
+                subject, older_than=older_than, summariser=summariser_for(model, subject, on_result=calls.append),
+                provenance={"source": "upkeep"},
+            )
+        except ValueError as error:
+            # A model answer that does not fit the schema skips this subject only: one bad answer
+            # must not hold up the other subjects, nor the reclamation that follows in the slot.
+            # Its sources stay unsummarised, so the next run tries again.
+            log.warning("memory.summarise_failed", subject=subject, error=str(error))
+            continue
+        if summary is None:
+            continue
+        # The summary committed in its own transaction; this event follows in the next. A crash in
+        # between loses only the event: the summary itself still records its sources (provenance
+        # `summarises` and the `summarises` links), and nothing is lost or done twice.
+        with services.stores.pool.connection() as conn, conn.transaction():
+            audit.append(conn, actor=ACTOR, kind="memory.summarised", at=now, payload={
+                "memory_id": summary.id, "subject": subject, "sources": summary.provenance.get("summarises", []),
+                "older_than": older_than.isoformat(), "tier": SUMMARY_TIER,
+                "model": calls[-1].model if calls else None,
+                "input_tokens": sum(c.input_tokens for c in calls),
+                "output_tokens": sum(c.output_tokens for c in calls),
+            })
+        done.append(summary)
+    if done:
+        log.info("memory.summarised", subjects=len(done), older_than=older_than.isoformat())
+    return done
