@@ -38,8 +38,6 @@ log = structlog.get_logger(__name__)
 
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 BUDGET_THRESHOLDS = (50, 80, 100)
-# Memory upkeep's local time: a quiet hour, before the morning digest.
-UPKEEP_AT = time(3, 30)
 
 CLAIM = """
 INSERT INTO schedule_slots (job, slot, claimed_at, claimed_by, late) VALUES (%(job)s, %(slot)s, %(now)s, %(by)s,
@@ -84,13 +82,12 @@ class SlotRun:
 
 
 def schedules(settings: Settings) -> dict[str, Schedule]:
-    hours, minutes = (int(part) for part in settings.digest_at.split(":"))
     found = [
-        Schedule("digest", daily_at=time(hours, minutes)),
+        Schedule("digest", daily_at=Settings.time_of_day(settings.digest_at)),
         Schedule("sla", every=timedelta(minutes=settings.sla_check_minutes)),
         Schedule("budget", every=timedelta(minutes=settings.budget_check_minutes)),
         Schedule("recover", every=timedelta(seconds=settings.recover_every_seconds)),
-        Schedule("memory_upkeep", daily_at=UPKEEP_AT, marks_late=False),
+        Schedule("memory_upkeep", daily_at=Settings.time_of_day(settings.upkeep_at), marks_late=False),
     ]
     return {s.name: s for s in found}
 

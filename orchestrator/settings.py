@@ -1,7 +1,7 @@
 """The one settings object of opsos, read from the environment (`OPSOS_` prefix) and `.env`."""
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import time, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -85,6 +85,8 @@ class Settings(BaseSettings):
     # Schedules (issue 6): the operator's time zone (IANA name) and the daily digest's local time.
     timezone: str = "UTC"
     digest_at: str = "07:30"
+    # Nightly memory upkeep (summarise old interactions, reclaim what nothing references), local time.
+    upkeep_at: str = "03:30"
     # A missed digest younger than this is on time; older, it is sent at start-up marked late.
     digest_grace_minutes: int = 10
     # An unfinished intent whose deadline is this close is "at risk of missing its SLA".
@@ -146,13 +148,18 @@ class Settings(BaseSettings):
     def approval_ttl(self) -> timedelta:
         return timedelta(minutes=self.approval_ttl_minutes)
 
-    @field_validator("digest_at")
+    @field_validator("digest_at", "upkeep_at")
     @classmethod
-    def _check_digest_at(cls, value: str) -> str:
+    def _check_time_of_day(cls, value: str) -> str:
         hours, _, minutes = value.partition(":")
         if not (hours.isdigit() and minutes.isdigit() and int(hours) < 24 and int(minutes) < 60):
-            raise ValueError("digest_at must be HH:MM, e.g. 07:30")
+            raise ValueError("a time of day must be HH:MM, e.g. 07:30")
         return f"{int(hours):02d}:{int(minutes):02d}"
+
+    @staticmethod
+    def time_of_day(value: str) -> time:
+        hours, minutes = (int(part) for part in value.split(":"))
+        return time(hours, minutes)
 
     @field_validator("timezone")
     @classmethod
