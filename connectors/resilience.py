@@ -69,11 +69,6 @@ class CircuitBreaker:
         self._opened_at: float | None = None
         self._lock = threading.Lock()
 
-    @property
-    def is_open(self) -> bool:
-        with self._lock:
-            return self._opened_at is not None and self._clock() - self._opened_at < self.reset_after
-
     def call(self, fn: Callable[[], T]) -> T:
         with self._lock:
             if self._opened_at is not None:

@@ -1,12 +1,14 @@
 """Short-term context: compact snapshots in Redis with a TTL, rebuilt from PostgreSQL on a miss."""
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable
 from typing import Any
 
 from redis import Redis
+from redis.exceptions import RedisError
 
 
 class ContextCache:
@@ -31,7 +33,11 @@ class ContextCache:
         self.clock = clock
 
     def get_or_build(self, key: str, build: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-        cached = self.redis.get(self.prefix + key)
+        """The cached snapshot, or a fresh one from `build`. Redis being down costs a rebuild, never a failure."""
+        try:
+            cached = self.redis.get(self.prefix + key)
+        except RedisError:
+            cached = None
         if cached is not None:
             entry = json.loads(cached)
             fresh = (isinstance(entry, dict) and "snapshot" in entry and "built_at" in entry
@@ -41,7 +47,8 @@ class ContextCache:
             # An entry without a build time (an older format) or past its TTL: rebuild.
         snapshot = build()
         entry = {"built_at": self.clock(), "snapshot": snapshot}
-        self.redis.set(self.prefix + key, json.dumps(entry, default=str), ex=self.ttl_seconds)
+        with contextlib.suppress(RedisError):
+            self.redis.set(self.prefix + key, json.dumps(entry, default=str), ex=self.ttl_seconds)
         # The same JSON shape on a miss as on a hit: never a datetime one time and a string the next.
         return json.loads(json.dumps(snapshot, default=str))
 

@@ -14,10 +14,7 @@ from psycopg import Connection
 from psycopg.types.json import Jsonb
 from pydantic import BaseModel
 
-from agents import DEFAULT_PRICES, PriceTable, load_prices
-
-# USD per million tokens (input, output). The offline tier is free; others come from configuration.
-PRICES: dict[str, tuple[float, float]] = DEFAULT_PRICES
+from agents import PriceTable, load_prices
 
 
 class AgentCall(BaseModel):
@@ -32,10 +29,6 @@ class AgentCall(BaseModel):
     output_tokens: int
     cost_usd: float
     created_at: datetime
-
-
-def cost_of(model: str, input_tokens: int, output_tokens: int, prices: PriceTable | None = None) -> float:
-    return (prices or PriceTable(PRICES)).cost(model, input_tokens, output_tokens)
 
 
 @lru_cache(maxsize=8)

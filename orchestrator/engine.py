@@ -103,8 +103,11 @@ def _hold(services: Services, run_id: int, step: str, error: ConnectorUnavailabl
     """An outside system is down after its retries: pause the run, keep its work, tell the operator."""
     with services.stores.pool.connection() as conn, conn.transaction():
         steps.finish(conn, run_id=run_id, name=step, state=StepState.FAILED, error=str(error))
-        run = runs.transition(conn, run_id, RunEvent.PAUSE, actor="worker",
-                              reason=f"{step}: {error} — resume when it is back")
+        run = runs.get(conn, run_id, for_update=True)
+        # The operator may have paused or cancelled the run while the step ran: their word stands.
+        if run.state is RunState.RUNNING:
+            run = runs.transition(conn, run_id, RunEvent.PAUSE, actor="worker",
+                                  reason=f"{step}: {error} — resume when it is back")
         intent = intents.get(conn, run.intent_id)
         outbox.post(conn, channel=intent.channel, conversation=intent.conversation, intent_id=intent.id,
                     run_id=run_id, message=words.run_failed(run, str(error), []))
@@ -112,7 +115,13 @@ def _hold(services: Services, run_id: int, step: str, error: ConnectorUnavailabl
 
 
 def _fail(services: Services, run_id: int, step_name: str, error: Exception) -> RunState:
-    """Undo the finished steps that can be undone, newest first, then record the run as failed or compensated."""
+    """Undo what can be undone, newest first, then record the run as failed or compensated.
+
+    The failed step is compensated too: it may have acted on some items before it broke, and
+    compensations work from idempotency keys, so undoing what never happened is a no-op. A
+    compensation that itself fails is recorded and the others still run: stopping half-way would
+    leave the run neither live nor finished.
+    """
     pool = services.stores.pool
     with pool.connection() as conn, conn.transaction():
         steps.finish(conn, run_id=run_id, name=step_name, state=StepState.FAILED,
@@ -125,18 +134,31 @@ def _fail(services: Services, run_id: int, step_name: str, error: Exception) -> 
     results = {name: r.result or {} for name, r in records.items() if r.state is StepState.SUCCEEDED}
     for step in reversed(workflow.steps):
         record = records.get(step.name)
-        if step.compensate is None or record is None or record.state is not StepState.SUCCEEDED:
+        if step.compensate is None or record is None:
+            continue
+        if record.state is not StepState.SUCCEEDED and step.name != step_name:
             continue
         context = StepContext(services=services, run=run, intent=intent, step=step.name, results=results)
-        outcome = step.compensate(context, record.result or {})
+        try:
+            outcome = step.compensate(context, record.result or {})
+        except Exception as broken:
+            log.exception("step.compensation_failed", run_id=run_id, step=step.name)
+            with pool.connection() as conn, conn.transaction():
+                audit.append(conn, actor="worker", kind="step.compensation_failed", intent_id=intent.id,
+                             run_id=run_id, payload={"step": step.name, "error": str(broken)})
+            undone.append(f"{step.name}: compensation FAILED ({broken}) — check it by hand")
+            continue
         with pool.connection() as conn, conn.transaction():
-            steps.finish(conn, run_id=run_id, name=step.name, state=StepState.COMPENSATED, result=record.result)
+            if step.name != step_name:
+                steps.finish(conn, run_id=run_id, name=step.name, state=StepState.COMPENSATED, result=record.result)
             audit.append(conn, actor="worker", kind="step.compensated", intent_id=intent.id, run_id=run_id,
                          payload={"step": step.name, "result": outcome})
         undone.append(f"{step.name}: {outcome}")
     with pool.connection() as conn, conn.transaction():
-        event = RunEvent.COMPENSATE if undone else RunEvent.FAIL
-        run = runs.transition(conn, run_id, event, actor="worker", reason=f"{step_name} failed: {error}")
+        run = runs.get(conn, run_id, for_update=True)
+        if run.state is RunState.RUNNING:
+            event = RunEvent.COMPENSATE if undone else RunEvent.FAIL
+            run = runs.transition(conn, run_id, event, actor="worker", reason=f"{step_name} failed: {error}")
         outbox.post(conn, channel=intent.channel, conversation=intent.conversation, intent_id=intent.id,
                     run_id=run_id, message=words.run_failed(run, f"{step_name} failed: {error}", undone))
     return run.state

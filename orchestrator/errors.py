@@ -8,16 +8,6 @@ class OpsError(Exception):
     """Root of every error the control plane raises on purpose."""
 
 
-class InvalidRequest(OpsError):
-    """A request that cannot become an intent: empty, too long, or not something opsos can do."""
-
-
-class NotAuthorised(OpsError):
-    def __init__(self, identity: str) -> None:
-        super().__init__(f"{identity} is not an authorised operator")
-        self.identity = identity
-
-
 class NotFound(OpsError):
     def __init__(self, what: str, ref: object) -> None:
         super().__init__(f"no {what} {ref}")

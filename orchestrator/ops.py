@@ -205,8 +205,13 @@ class Operations:
             with self.pool.connection() as conn, conn.transaction():
                 pending = approvals.get(conn, approval_id)
                 run = runs.get(conn, pending.run_id, for_update=True)
-                approval = approvals.decide(conn, approval_id, decision, identity=who.identity, channel=who.channel,
-                                            intent_id=run.intent_id, now=self.services.now())
+                try:
+                    approval = approvals.decide(conn, approval_id, decision, identity=who.identity,
+                                                channel=who.channel, intent_id=run.intent_id, now=self.services.now())
+                except ApprovalExpired as expired:
+                    # Caught inside the transaction so that marking the approval expired, and its audit
+                    # event, commit: the click changed nothing else, but the record says it came too late.
+                    return Decided(reply=words.already_decided(str(expired)))
                 if run.state is RunState.AWAITING_APPROVAL:
                     event = RunEvent.APPROVE if decision is Decision.APPROVED else RunEvent.REJECT
                     reason = "" if decision is Decision.APPROVED else f"rejected by {who.identity}"
@@ -219,7 +224,7 @@ class Operations:
                 current = approvals.get(conn, approval_id)
             return Decided(reply=words.already_decided(str(error)), approval=current,
                            updated=words.approval_decided(current))
-        except (ApprovalExpired, ApprovalStale) as error:
+        except ApprovalStale as error:
             return Decided(reply=words.already_decided(str(error)))
         if decision is Decision.APPROVED:
             enqueue_advance(self.services.stores.redis, approval.run_id, queue_name="interactive")

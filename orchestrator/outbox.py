@@ -120,6 +120,3 @@ def for_approval(conn: Connection, approval_id: str) -> list[OutboxItem]:
     ).fetchall()
     return [OutboxItem.model_validate(r) for r in rows]
 
-
-def pending_count(conn: Connection) -> int:
-    return conn.execute("SELECT count(*) AS n FROM outbox WHERE state = 'pending'").fetchone()["n"]

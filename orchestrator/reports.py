@@ -101,7 +101,8 @@ def status(conn: Connection, *, now, budget_daily_usd: float) -> Message:
         state = RunState(row["state"])
         note = row["reason"]
         if state is RunState.AWAITING_APPROVAL:
-            expired = [a for a in waiting if a.run_id == row["id"] and a.expired(now)]
+            expired = [a for a in waiting if a.run_id == row["id"] and a.expired(now)] or not any(
+                a.run_id == row["id"] for a in waiting)
             note = "its approval expired — say “resume” to ask again" if expired else "waiting for your approval"
             if row["id"] in for_budget and not expired:
                 note = words.waiting_for_budget(for_budget[row["id"]])

@@ -140,12 +140,3 @@ def transition(
     )
     return Run.model_validate(row)
 
-
-def due(conn: Connection, *, stale_seconds: int) -> list[int]:
-    """Runs that should be moving but have not changed for a while: their job may have been lost."""
-    rows = conn.execute(
-        "SELECT id FROM runs WHERE state IN ('queued', 'running')"
-        " AND updated_at < now() - make_interval(secs => %s) ORDER BY id",
-        (stale_seconds,),
-    ).fetchall()
-    return [row["id"] for row in rows]

@@ -234,6 +234,3 @@ def send_digest_now(services: Services, *, channel: str, conversation: str) -> i
         audit.append(conn, actor="scheduler", kind="digest.requested", payload={"channel": channel, "outbox": item})
     return item
 
-
-def recent_slots(conn: Connection, limit: int = 20) -> list[dict[str, Any]]:
-    return list(conn.execute(LAST_SLOTS, (limit,)).fetchall())

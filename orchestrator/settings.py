@@ -80,7 +80,6 @@ class Settings(BaseSettings):
 
     payment_retry_attempts: int = 3
     payment_retry_base_seconds: float = 0.2
-    run_stale_seconds: int = 60
 
     # Schedules (issue 6): the operator's time zone (IANA name) and the daily digest's local time.
     timezone: str = "UTC"

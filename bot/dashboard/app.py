@@ -160,7 +160,9 @@ class Dashboard:
         decided = await asyncio.to_thread(self.ops.decide, self.requester(session), request.match_info["approval_id"],
                                           decision)
         back = str(form.get("back", "/"))
-        raise web.HTTPSeeOther(f"{back if back.startswith('/') and not back.startswith('//') else '/'}"
+        # Only a path on this site: "//host" and "/\\host" are both read by browsers as another host.
+        local = back.startswith("/") and not back.startswith("//") and "\\" not in back
+        raise web.HTTPSeeOther(f"{back if local else '/'}"
                                f"?notice={quote(decided.reply.title)}")
 
     async def metrics(self, request: web.Request) -> web.Response:

@@ -162,8 +162,10 @@ def collect_renewals(ctx: StepContext) -> dict[str, Any]:
 
 
 def refund_renewals(ctx: StepContext, result: dict[str, Any]) -> dict[str, Any]:
-    """Compensation when a later step fails the run: refund what this step collected."""
-    return {"refunds": [ctx.services.payments.compensate(key=c["key"]) for c in result.get("collected", [])]}
+    """Compensation when the run fails: refund what this step collected, found by key, so a step that broke
+    half-way (and stored no result) is undone as surely as a finished one."""
+    refunds = [ctx.services.payments.compensate(key=ctx.action_key(contact.id)) for contact in _contacts(ctx)]
+    return {"refunds": [r for r in refunds if r.startswith("refunded")]}
 
 
 def _summarise_audience(result: dict[str, Any]) -> str:

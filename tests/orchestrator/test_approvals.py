@@ -111,6 +111,8 @@ def test_expired_approval_leaves_the_run_waiting_and_says_so(services, db, work)
     outcome = ops.decide(OPERATOR, approval_id, Decision.APPROVED)
     assert not outcome.changed and "expired" in outcome.reply.title
     assert run_state(db, 1) == "awaiting_approval"
+    assert count(db, "approvals", "state = 'expired'") == 1
+    assert count(db, "audit_events", "kind = 'approval.expired'") == 1
     status = ops.status().plain_text()
     assert "approval expired" in status
     ops.handle_text(OPERATOR, "resume 1")

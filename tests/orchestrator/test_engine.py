@@ -138,3 +138,50 @@ def test_recovery_enqueues_a_run_nobody_holds(services, db, redis):
     queue(redis).empty()
     assert recover_runs(services) == [1]
     assert queue(redis).count == 1
+
+
+def test_step_that_breaks_half_way_has_its_own_charges_refunded(services, db, work, monkeypatch):
+    """Two renewals were charged before the payments API broke: both are refunded, the run ends compensated."""
+    from connectors import SandboxPayments
+
+    seed(services, declining=None)
+    real = SandboxPayments.execute
+    calls = []
+
+    def flaky(self, *, action, key):
+        calls.append(key)
+        if len(calls) == 3:
+            raise RuntimeError("payments API answered 500 with a stack trace")
+        return real(self, action=action, key=key)
+
+    monkeypatch.setattr(SandboxPayments, "execute", flaky)
+    _approve_and_finish(services, work)
+    assert run_state(db, 1) == "compensated"
+    ledger = services.payments.ledger()
+    assert sum(e["kind"] == "charge" for e in ledger) == 2
+    assert sum(e["kind"] == "refund" for e in ledger) == 2
+
+
+def test_run_cancelled_while_its_step_runs_stays_cancelled_when_the_step_fails(services, db, work, monkeypatch):
+    """The operator's cancel wins: the failing step is recorded, no transition is forced on a cancelled run."""
+    from orchestrator.steps import Step
+    from orchestrator.workflows import WORKFLOWS, winback
+
+    seed(services, declining=None)
+    ops = operations(services)
+
+    def cancel_then_break(ctx):
+        ops.handle_text(OPERATOR, f"cancel {ctx.run.id}")
+        raise RuntimeError("the CRM went away")
+
+    breaking = winback.WINBACK.__class__(
+        name="winback", title="win-back campaign", describe="",
+        steps=(Step("select_audience", winback.Effect.READ, cancel_then_break),),
+    )
+    monkeypatch.setitem(WORKFLOWS, "winback", breaking)
+    ops.submit(OPERATOR, WINBACK)
+    work()
+    assert run_state(db, 1) == "cancelled"
+    with db.connection() as conn:
+        step = conn.execute("SELECT state, error FROM steps WHERE run_id = 1").fetchone()
+    assert step["state"] == "failed" and "CRM went away" in step["error"]
