@@ -294,6 +294,25 @@ def _close(conn: Connection, reservation: Reservation, *, state: str, model: str
     return [_standing(conn, period, caps) for period in reservation.periods]
 
 
+OPEN_CALLS = """
+SELECT id, tier, model, estimate_usd::float8 AS estimate, day FROM budget_calls
+WHERE run_id = %s AND step = %s AND state = 'reserved' ORDER BY id
+"""
+
+
+def release_abandoned(conn: Connection, *, run_id: int, step: str, caps: Caps) -> int:
+    """Give back what an earlier attempt of this step reserved and never settled (its worker was killed).
+
+    Safe only because one worker at a time runs a run's steps (the engine's advisory lock): an open
+    reservation of this run and step cannot belong to a call still in flight.
+    """
+    rows = conn.execute(OPEN_CALLS, (run_id, step)).fetchall()
+    for row in rows:
+        release(conn, Reservation(id=row["id"], tier=row["tier"], model=row["model"], estimate_usd=row["estimate"],
+                                  periods=tuple(periods_for(row["tier"], row["day"]))), caps=caps)
+    return len(rows)
+
+
 def post_alerts(conn: Connection, after: list[Standing], *, channel: str, conversation: str,
                 force_full: Period | None = None) -> list[str]:
     """Tell the operator a 50 / 80 / 100 % threshold reached, once per cap, period and threshold (the outbox

@@ -138,6 +138,8 @@ class StepContext:
         estimates = {t: prices.estimate(model_name(models[t]), prompt_chars, settings.model_max_output_tokens)
                      for t in tiers}
         today = budget.local_today(self.services.now(), settings)
+        with pool.connection() as conn, conn.transaction():
+            budget.release_abandoned(conn, run_id=self.run.id, step=self.step, caps=caps)
         reservation = None
         # A reservation lost to a concurrent one, or a raise just applied, is planned again; four rounds is plenty.
         for _ in range(4):

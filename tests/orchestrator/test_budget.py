@@ -239,3 +239,22 @@ def test_a_reason_tier_call_waits_for_an_approval_then_runs_once(services, db, w
     work()
     assert run_state(db, 1) == "succeeded"
     assert count(db, "agent_calls", "tier = 'reason'") == 1
+
+
+def test_reservation_of_a_killed_attempt_is_given_back_when_the_step_runs_again(services, db, work):
+    """A worker killed mid-call leaves its reservation open; the re-run releases it, so caps don't fill with ghosts."""
+    from orchestrator import budget as ledger
+    from tests.orchestrator.helpers import OPERATOR, WINBACK, operations, seed
+
+    seed(services, declining=None)
+    operations(services).submit(OPERATOR, WINBACK)
+    caps = ledger.Caps.from_settings(services.settings)
+    with db.connection() as conn:
+        ghost = ledger.reserve(conn, run_id=1, step="draft_campaign", tier="draft", model="offline-template-drafter",
+                               estimate_usd=0.25, today=ledger.local_today(services.now(), services.settings),
+                               caps=caps)
+    work()
+    with db.connection() as conn:
+        state = conn.execute("SELECT state FROM budget_calls WHERE id = %s", (ghost.id,)).fetchone()["state"]
+        held = conn.execute("SELECT coalesce(sum(reserved_usd), 0)::float8 AS r FROM budget_periods").fetchone()["r"]
+    assert state == "released" and held == 0.0
