@@ -745,15 +745,23 @@ class LongTermMemory:
                        + [(node, ("memory", str(i)), CITES) for i in fresh])
         return len(fresh)
 
-    def forget(self, memory_id: int, *, by: str, at: datetime | None = None) -> list[Forgotten]:
+    def forget(self, memory_id: int, *, by: str, at: datetime | None = None,
+               conn: psycopg.Connection | None = None) -> list[Forgotten]:
         """Tombstone a memory and every version of it: text redacted, embedding dropped, row kept.
 
         The caller (the orchestrator) has already had the approval and writes the audit event from
         the returned list, which holds digests, not the forgotten text. Forgetting twice returns [].
-        Raises MemoryNotFound for an id that does not exist.
+        Raises MemoryNotFound for an id that does not exist. With `conn`, runs inside the caller's
+        open transaction, so the caller's audit event commits with the tombstone, or neither does.
         """
         when = at or self._now() or datetime.now(UTC)
-        with self._conn() as conn, conn.cursor(row_factory=dict_row) as cur:
+        if conn is not None:
+            return self._forget(conn, memory_id, by=by, when=when)
+        with self._conn() as own:
+            return self._forget(own, memory_id, by=by, when=when)
+
+    def _forget(self, conn: psycopg.Connection, memory_id: int, *, by: str, when: datetime) -> list[Forgotten]:
+        with conn.cursor(row_factory=dict_row) as cur:
             head = cur.execute(SELECT_BY_IDS, ([memory_id],)).fetchone()
             if head is None:
                 raise MemoryNotFound(memory_id)

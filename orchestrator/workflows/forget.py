@@ -5,7 +5,7 @@ import hashlib
 from typing import Any
 
 from memory import MemoryNotFound
-from orchestrator import words
+from orchestrator import audit, words
 from orchestrator.approvals import ApprovalRequest
 from orchestrator.messages import Fact
 from orchestrator.policy import Effect
@@ -27,9 +27,13 @@ def forget_memory(ctx: StepContext) -> dict[str, Any]:
                                                        Fact(label="Versions", value=str(record.version))]),
     )
     by = approval.decided_by if approval and approval.decided_by else ctx.intent.requested_by
-    forgotten = ctx.services.memory.forget(memory_id, by=by)
-    ctx.record("memory.forgotten", {"memory": memory_id, "by": by,
-                                    "tombstones": [f.model_dump(mode="json") for f in forgotten]})
+    # The tombstone and its audit event in one transaction: a crash between them would leave a
+    # memory forgotten with no record of who forgot it.
+    with ctx.services.stores.pool.connection() as conn, conn.transaction():
+        forgotten = ctx.services.memory.forget(memory_id, by=by, conn=conn)
+        audit.append(conn, actor=by, kind="memory.forgotten", intent_id=ctx.intent.id, run_id=ctx.run.id,
+                     payload={"memory": memory_id, "by": by,
+                              "tombstones": [f.model_dump(mode="json") for f in forgotten]})
     return {"memory_id": memory_id, "versions": len(forgotten)}
 
 
