@@ -29,7 +29,8 @@ from psycopg import Connection
 from psycopg.types.json import Jsonb
 from redis import Redis
 
-from orchestrator import audit, delivery, digest, intents, jobs, outbox, spend, upkeep, words
+from agents import TIER_ORDER
+from orchestrator import audit, budget, delivery, digest, intents, jobs, outbox, upkeep, words
 from orchestrator.messages import Message
 from orchestrator.services import Services
 from orchestrator.settings import Settings
@@ -37,7 +38,6 @@ from orchestrator.settings import Settings
 log = structlog.get_logger(__name__)
 
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
-BUDGET_THRESHOLDS = (50, 80, 100)
 
 CLAIM = """
 INSERT INTO schedule_slots (job, slot, claimed_at, claimed_by, late) VALUES (%(job)s, %(slot)s, %(now)s, %(by)s,
@@ -162,23 +162,18 @@ def check_sla(services: Services, conn: Connection, *, slot: datetime, now: date
 
 def check_budget(services: Services, conn: Connection, *, slot: datetime, now: datetime,
                  late: bool) -> dict[str, Any]:
-    """Alert at 50 / 80 / 100 % of the daily and monthly caps, once per threshold and period."""
+    """Alert at 50 / 80 / 100 % of every cap the ledger keeps (overall and per tier, by day and by month),
+    once per threshold and period: the same standings, raises included, and the same dedupe keys as the
+    alerts a model call posts itself, so neither repeats the other."""
     settings = services.settings
-    alerts = []
-    for cap in spend.caps(conn, now=now, zone=settings.zone, daily_cap=settings.budget_daily_usd,
-                          monthly_cap=settings.budget_monthly_usd):
-        crossed = [t for t in BUDGET_THRESHOLDS if cap.share * 100 >= t]
-        if not crossed:
-            continue
-        # Only the highest threshold crossed: spend jumping from 10 % to 90 % is one alert, not two.
-        threshold = crossed[-1]
-        key = f"budget:{cap.name}:{cap.period}:{threshold}"
-        if _post_home(services, conn, words.budget_alert(cap.name, threshold, cap.spent, cap.cap),
-                      dedupe_key=key) is not None:
-            audit.append(conn, actor="scheduler", kind="budget.alert",
-                         payload={"cap": cap.name, "period": cap.period, "threshold": threshold,
-                                  "spent": cap.spent, "limit": cap.cap})
-            alerts.append(key)
+    caps = budget.Caps.from_settings(settings)
+    today = budget.local_today(now, settings)
+    found = {standing.period: standing
+             for standings in budget.standings(conn, tiers=list(TIER_ORDER), today=today, caps=caps).values()
+             for standing in standings}
+    channel, conversation = delivery.home_address(settings.home_channel)
+    alerts = budget.post_alerts(conn, [found[period] for period in sorted(found)], channel=channel,
+                                conversation=conversation)
     return {"alerts": alerts}
 
 

@@ -127,15 +127,21 @@ def test_sla_alert_is_sent_once_per_intent_and_again_when_missed(berlin, db):
 
 
 def test_budget_alerts_fire_once_per_threshold(berlin, db):
+    from orchestrator import budget as ledger
+
     ops = operations(berlin)
     ops.submit(OPERATOR, WINBACK)
     now = datetime.now(UTC)
 
     def spent(usd: float, tag: str) -> None:
-        with db.connection() as conn, conn.transaction():
-            conn.execute("INSERT INTO agent_calls (run_id, step, tier, model, prompt_hash, output, input_tokens,"
-                         " output_tokens, cost_usd, created_at) VALUES (1, 's', 'draft', 'm', %s, '{}', 1, 1, %s, %s)",
-                         (tag, usd, now))
+        # Spend as a model call leaves it in the ledger: a small reservation, settled at the real cost.
+        caps = ledger.Caps.from_settings(berlin.settings)
+        today = ledger.local_today(now, berlin.settings)
+        with db.connection() as conn:
+            held = ledger.reserve(conn, run_id=1, step=tag, tier="draft", model="m", estimate_usd=0.01,
+                                  today=today, caps=caps)
+            with conn.transaction():
+                ledger.settle(conn, held, model="m", input_tokens=1, output_tokens=1, cost_usd=usd, caps=caps)
 
     budget = scheduler.schedules(berlin.settings)["budget"]
     spent(2.6, "a")  # 52 % of the $5 day
@@ -145,3 +151,21 @@ def test_budget_alerts_fire_once_per_threshold(berlin, db):
     spent(2.5, "b")  # 102 %
     assert scheduler.run_slot(berlin, budget, now=now + timedelta(minutes=30)).result["alerts"][0].endswith(":100")
     assert count(db, "outbox", "dedupe_key LIKE 'budget:%'") == 2
+
+
+def test_budget_check_counts_a_raise_the_operator_approved(berlin, db):
+    """$5.10 spent against a $5 day whose cap the operator raised by $5 is 51 %, not a 100 % alarm."""
+    from orchestrator import budget as ledger
+
+    operations(berlin).submit(OPERATOR, WINBACK)
+    now = datetime.now(UTC)
+    caps = ledger.Caps.from_settings(berlin.settings)
+    today = ledger.local_today(now, berlin.settings)
+    with db.connection() as conn:
+        held = ledger.reserve(conn, run_id=1, step="s", tier="draft", model="m", estimate_usd=0.01, today=today,
+                              caps=caps)
+        with conn.transaction():
+            ledger.settle(conn, held, model="m", input_tokens=1, output_tokens=1, cost_usd=5.1, caps=caps)
+        conn.execute("UPDATE budget_periods SET raised_usd = 5 WHERE scope = 'all' AND period = 'day'")
+    alerts = scheduler.run_slot(berlin, scheduler.schedules(berlin.settings)["budget"], now=now).result["alerts"]
+    assert alerts == [f"budget:today:{now.astimezone(BERLIN).date().isoformat()}:50"]
