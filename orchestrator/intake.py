@@ -10,6 +10,9 @@ from pydantic import BaseModel, Field
 from agents import KindRegistry, Router, default_registry_path
 from memory import get_embedder
 
+# A lead smaller than this over the runner-up is no lead: the router asks instead of choosing.
+AMBIGUOUS_MARGIN = 0.03
+
 
 class Classification(BaseModel):
     kind: str | None
@@ -33,6 +36,13 @@ class RouterClassifier:
     def classify(self, text: str) -> Classification:
         result = self.router.route(text)
         closest = [name for name, _ in result.runners_up]
+        if result.in_scope and result.kind and result.runners_up and (
+                result.confidence - result.runners_up[0][1] < AMBIGUOUS_MARGIN):
+            # Two kinds about equally close ("pause Ben's access" scores resume nearly as high as pause):
+            # guessing would do the opposite of what was asked half the time, so the operator picks.
+            closest = [result.kind, result.runners_up[0][0]]
+            alternatives = [(name, self.router.registry.get(name).workflow) for name in closest]
+            return Classification(kind=None, confidence=result.confidence, closest=closest, alternatives=alternatives)
         alternatives = [(name, self.router.registry.get(name).workflow) for name in closest]
         if not result.in_scope or result.kind is None:
             return Classification(kind=None, confidence=result.confidence, closest=closest, alternatives=alternatives)

@@ -107,3 +107,10 @@ def test_unsure_router_offers_the_closest_kinds_as_buttons_and_a_button_starts_t
 def test_expired_suggestion_is_answered_not_guessed(services, db, redis):
     reply = operations(services).handle_text(OPERATOR, "choose 0123456789:0")
     assert "expired" in reply.title and count(db, "intents") == 0
+
+
+def test_near_tie_between_opposite_kinds_is_asked_not_guessed(services, db, redis):
+    """The embedding model scores "pause" and "resume" almost alike here: opsos offers both instead of picking one."""
+    reply = operations(services).handle_text(OPERATOR, "pause Ben Okafor's access")
+    assert reply.kind is MessageKind.REFUSAL and count(db, "intents") == 0
+    assert sorted(a.label for a in reply.actions) == ["Did you mean: account pause?", "Did you mean: account resume?"]
