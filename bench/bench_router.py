@@ -9,18 +9,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from bench.synthetic_kinds import grown
+
 if TYPE_CHECKING:
     from agents.router import KindRegistry
     from memory.embedder import Embedder
 
 DATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "routing.jsonl"
-ACTIONS = ["export", "archive", "translate", "print", "forecast", "audit", "back up", "rename",
-           "schedule", "delete", "share", "tag", "price", "compress", "sign"]
-OBJECTS = ["supplier contracts", "podcast episodes", "warehouse stock", "employee timesheets",
-           "domain names", "wedding photos", "tax receipts", "course videos", "shipping labels",
-           "conference tickets"]
-TEMPLATES = ["{a} the {o}", "{a} our {o}", "{a} all {o}", "{a} {o}", "{o}: {a} them",
-             "{a} the new {o}", "{a} the old {o}", "{a} last month's {o}", "{a} these {o}", "{a} some {o}"]
 SINGLE_REQUESTS = 100
 FILE_LINES = 1000
 
@@ -31,18 +26,6 @@ def _say(message: str) -> None:
 
 def _percentile(values: list[float], q: float) -> float:
     return float(np.percentile(np.array(values), q))
-
-
-def _grown(registry: KindRegistry, size: int) -> KindRegistry:
-    from agents.router import IntentKind, KindRegistry
-
-    synthetic = []
-    for a in ACTIONS:
-        for o in OBJECTS:
-            name = f"{a}_{o}".replace(" ", "_")
-            synthetic.append(IntentKind(name=name, description=f"{a.capitalize()} the {o}.", workflow=name,
-                                        examples=[t.format(a=a, o=o) for t in TEMPLATES]))
-    return KindRegistry.from_kinds([*registry.kinds, *synthetic[: size - len(registry.kinds)]])
 
 
 def _measure(
@@ -103,7 +86,7 @@ def main() -> None:
     labelled = [(row["text"], row["kind"]) for row in rows]
     registry = KindRegistry.load(default_registry_path())
     _measure("7 kinds", registry, embedder, labelled)
-    _measure("150 kinds x 10", _grown(registry, 150), embedder, labelled)
+    _measure("150 kinds x 10", grown(registry, 150), embedder, labelled)
 
 
 if __name__ == "__main__":
