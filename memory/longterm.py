@@ -4,7 +4,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime, timedelta
 from difflib import SequenceMatcher
 from enum import StrEnum
@@ -417,8 +417,9 @@ class LongTermMemory:
     # --- connections ---------------------------------------------------------------------------
 
     @contextmanager
-    def _conn(self) -> Iterator[psycopg.Connection]:
-        with self.pool.connection() as conn:
+    def _conn(self, caller: psycopg.Connection | None = None) -> Iterator[psycopg.Connection]:
+        """A transaction of our own, or a savepoint inside the caller's open one."""
+        with nullcontext(caller) if caller is not None else self.pool.connection() as conn:
             if conn.adapters.types.get("vector") is None:
                 register_vector(conn)
             with conn.transaction():
@@ -438,14 +439,17 @@ class LongTermMemory:
         provenance: Provenance | Mapping[str, Any] | None = None,
         ref: str | None = None,
         at: datetime | None = None,
+        conn: psycopg.Connection | None = None,
     ) -> MemoryRecord:
         """Store one memory, merged into a near-duplicate or superseding the same subject+ref.
 
         Returns the record as it now stands, with `outcome` saying which of the three happened.
+        With `conn`, writes inside the caller's open transaction, so the caller's audit event
+        commits with the memory, or neither does.
         """
         prov = provenance if isinstance(provenance, Provenance) else Provenance(**(provenance or {}))
         item = MemoryIn(text=text, kind=Kind(kind), subject=subject, provenance=prov, ref=ref, at=at)
-        return self.remember_many([item])[0]
+        return self._write_batch([item], 1, caller=conn)[0]
 
     def remember_many(
         self,
@@ -479,9 +483,10 @@ class LongTermMemory:
         items: list[MemoryIn],
         batch_size: int,
         also: Callable[[list[int]], list[tuple[Node, Node, str]]] | None = None,
+        caller: psycopg.Connection | None = None,
     ) -> list[MemoryRecord]:
         vectors = self.embedder.embed([i.text for i in items], batch_size=min(batch_size, 64))
-        with self._conn() as conn, conn.cursor(row_factory=dict_row) as cur:
+        with self._conn(caller) as conn, conn.cursor(row_factory=dict_row) as cur:
             for subject in sorted({i.subject for i in items}):
                 cur.execute(LOCK_SUBJECT, (subject,))
             plan, outcomes = self._plan(cur, items, vectors)

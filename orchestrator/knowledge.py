@@ -36,10 +36,11 @@ def remember(services: Services, *, identity: str, channel: str, text: str) -> M
     subject, fact = split_subject(text)
     if not fact:
         return words.invalid_request("there is nothing to remember")
-    record = services.memory.remember(
-        fact, kind=Kind.FACT, subject=subject, provenance={"source": f"chat:{channel}", "by": identity},
-    )
     with services.stores.pool.connection() as conn, conn.transaction():
+        record = services.memory.remember(
+            fact, kind=Kind.FACT, subject=subject, provenance={"source": f"chat:{channel}", "by": identity},
+            conn=conn,
+        )
         audit.append(conn, actor=identity, kind="memory.remembered",
                      payload={"memory": record.id, "subject": subject, "outcome": record.outcome})
     return words.remembered(record.id, subject, record.outcome or "inserted")

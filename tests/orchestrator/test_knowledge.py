@@ -1,5 +1,7 @@
 """Memory in chat: remember and recall with sources, forget behind an approval, and "why?" from the index."""
-from orchestrator import Decision, MessageKind
+import pytest
+
+from orchestrator import Decision, MessageKind, audit
 from tests.orchestrator.helpers import OPERATOR, WINBACK, count, operations, pending_approval, run_state, seed
 
 
@@ -10,6 +12,17 @@ def test_remembered_fact_is_recalled_with_its_source_and_audited(services, db):
     recalled = ops.handle_text(OPERATOR, "recall how does Ana like to be contacted").plain_text()
     assert "prefers email over phone" in recalled and "chat:console" in recalled
     assert count(db, "audit_events", "kind = 'memory.remembered'") == 1
+
+
+def test_remember_whose_audit_event_fails_keeps_no_memory(services, db, monkeypatch):
+    """Proves remember is one transaction: a crash writing its audit event leaves no unaudited memory."""
+    def crash(*args, **kwargs):
+        raise RuntimeError("the audit write failed")
+
+    monkeypatch.setattr(audit, "append", crash)
+    with pytest.raises(RuntimeError):
+        operations(services).handle_text(OPERATOR, "remember Ana Souza: prefers email over phone")
+    assert count(db, "memories") == 0 and count(db, "memory_links") == 0
 
 
 def test_forget_asks_for_approval_then_leaves_a_tombstone_and_an_audit_event(services, db, work):
