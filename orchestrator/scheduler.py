@@ -44,6 +44,8 @@ INSERT INTO schedule_slots (job, slot, claimed_at, claimed_by, late) VALUES (%(j
     %(late)s)
 ON CONFLICT (job, slot) DO NOTHING RETURNING job
 """
+# Whether this job ever ran: a late slot on the first start is a new install's, not one opsos missed.
+RAN_BEFORE = "SELECT 1 FROM schedule_slots WHERE job = %(job)s AND slot < %(slot)s LIMIT 1"
 RECORD = "UPDATE schedule_slots SET result = %(result)s WHERE job = %(job)s AND slot = %(slot)s"
 LAST_SLOTS = "SELECT * FROM schedule_slots ORDER BY claimed_at DESC LIMIT %s"
 
@@ -109,6 +111,12 @@ def run_slot(services: Services, schedule: Schedule, *, now: datetime | None = N
         claimed = conn.execute(CLAIM, {"job": schedule.name, "slot": slot, "now": now, "by": _who(),
                                        "late": late}).fetchone()
         if claimed is None:
+            return None
+        if late and conn.execute(RAN_BEFORE, {"job": schedule.name, "slot": slot}).fetchone() is None:
+            # Nothing was owed before opsos first ran: a new install does not open with yesterday's news.
+            result: dict[str, Any] = {"skipped": "first start, after the slot's grace period"}
+            conn.execute(RECORD, {"result": Jsonb(result), "job": schedule.name, "slot": slot})
+            log.info("schedule.skipped", job=schedule.name, slot=slot.isoformat(), reason=result["skipped"])
             return None
         result = ACTIONS[schedule.name](services, conn, slot=slot, now=now, late=late)
         conn.execute(RECORD, {"result": Jsonb(result), "job": schedule.name, "slot": slot})

@@ -80,19 +80,35 @@ def test_threads_racing_for_one_slot_run_it_once(berlin, db):
 
 def test_a_missed_digest_is_sent_late_at_start_up_once(berlin, db):
     slot = _digest_slot_today(datetime.now(BERLIN))
+    # Yesterday's went out on time, so opsos was running before; today's it missed.
+    assert scheduler.run_slot(berlin, DIGEST, now=slot - timedelta(days=1, minutes=-1)) is not None
     down_until = slot + timedelta(hours=5, minutes=12)
     ran = scheduler.run_due(berlin, now=down_until)
     assert [r.job for r in ran if r.late] == ["digest"]
     # A second start-up (or a second scheduler) finds the slot done.
     assert all(r.job != "digest" for r in scheduler.run_due(berlin, now=down_until + timedelta(minutes=3)))
     with db.connection() as conn:
-        rows = conn.execute("SELECT message FROM outbox WHERE dedupe_key LIKE 'digest:%'").fetchall()
-    assert len(rows) == 1
-    assert "(late: due 07:30, sent 5h12 later" in rows[0]["message"]["title"]
+        rows = conn.execute("SELECT message FROM outbox WHERE dedupe_key LIKE 'digest:%' ORDER BY id").fetchall()
+    assert len(rows) == 2 and "late" not in rows[0]["message"]["title"]
+    assert "(late: due 07:30, sent 5h12 later" in rows[1]["message"]["title"]
     # The next morning's digest is on time again.
     next_day = scheduler.run_slot(berlin, DIGEST, now=slot + timedelta(days=1, minutes=2))
     assert next_day is not None and not next_day.late
-    assert count(db, "outbox", "dedupe_key LIKE 'digest:%'") == 2
+    assert count(db, "outbox", "dedupe_key LIKE 'digest:%'") == 3
+
+
+def test_a_new_install_started_after_the_digest_time_sends_no_late_digest(berlin, db):
+    """Proves a first start owes nothing from before it: no 'late' digest of a day opsos never ran."""
+    slot = _digest_slot_today(datetime.now(BERLIN))
+    assert scheduler.run_slot(berlin, DIGEST, now=slot + timedelta(hours=3)) is None
+    with db.connection() as conn:
+        [claimed] = conn.execute("SELECT result FROM schedule_slots WHERE job = 'digest'").fetchall()
+    assert claimed["result"]["skipped"].startswith("first start")
+    assert count(db, "outbox", "dedupe_key LIKE 'digest:%'") == 0
+    # The next morning's digest goes out as usual.
+    next_day = scheduler.run_slot(berlin, DIGEST, now=slot + timedelta(days=1, minutes=2))
+    assert next_day is not None and not next_day.late
+    assert count(db, "outbox", "dedupe_key LIKE 'digest:%'") == 1
 
 
 def test_a_slot_that_crashes_is_done_by_the_next_tick(berlin, db, monkeypatch):
