@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 from collections import OrderedDict
+from datetime import timedelta
 from typing import Any
 
 import structlog
@@ -15,13 +16,14 @@ from aiohttp import web
 from telegram import Bot, CallbackQuery, Update
 from telegram import Message as TelegramChatMessage
 from telegram.constants import ParseMode
-from telegram.error import BadRequest, TelegramError
+from telegram.error import BadRequest, RetryAfter, TelegramError
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes, MessageHandler, filters
 
 from bot import buttons
 from bot.digest_delivery import send_chart_telegram
 from bot.render.telegram import MAX_TEXT, TelegramMessage, TelegramRenderer
 from orchestrator import Message, Operations, OutboxItem, Requester, Settings, words
+from orchestrator.delivery import RetryLater
 
 log = structlog.get_logger(__name__)
 
@@ -171,14 +173,24 @@ class TelegramAdapter:
 
 
 class TelegramSender:
-    """Outbox rows for Telegram: sendMessage with HTML and the keyboard; the ref names the message with the buttons."""
+    """Outbox rows for Telegram: sendMessage with HTML and the keyboard; the ref names the message with the buttons.
+
+    Raises RetryLater when Telegram answers 429 (PTB's RetryAfter), so the outbox defers the row. A plain Bot
+    has no rate limiter that would wait it out in this call, and none should: the pass would stall.
+    """
 
     def __init__(self, bot: Bot) -> None:
         self.bot = bot
 
     async def send(self, *, item: OutboxItem) -> dict[str, Any]:
         await self.bot.initialize()  # a no-op once done; the sender may be used before the application starts
-        sent = await send_rendered(self.bot, chat_id(item.conversation), renderer.render(message=item.message))
+        try:
+            sent = await send_rendered(self.bot, chat_id(item.conversation), renderer.render(message=item.message))
+        except RetryAfter as error:
+            # An int of seconds in PTB 22, a timedelta once PTB_TIMEDELTA becomes its default.
+            wait = error.retry_after
+            seconds = wait.total_seconds() if isinstance(wait, timedelta) else float(wait)
+            raise RetryLater(seconds, "Telegram answered 429 Too Many Requests") from error
         ref: dict[str, Any] = {"chat_id": sent[-1].chat_id, "message_id": sent[-1].message_id,
                                "message_ids": [message.message_id for message in sent]}
         if item.message.attachments:

@@ -4,12 +4,15 @@ A row is leased (claimed with SKIP LOCKED, its next attempt pushed past the leas
 transaction, sent outside any transaction, then settled: delivered with the platform's reference
 (so a later chat.update / editMessageText finds the message) or failed with backoff. A deliverer
 that dies mid-send leaves its rows to come due again when the lease ends: at least once, never lost.
+A platform's rate limit (a sender raises RetryLater) defers the channel's rows as long as it asked, no attempt
+counted: a message is never given up on because Slack or Telegram was busy.
 The senders live in `bot/`; the processes that own them register them here at start.
 """
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -20,6 +23,7 @@ import structlog
 from psycopg_pool import ConnectionPool
 
 from orchestrator import outbox
+from orchestrator.errors import OpsError
 from orchestrator.messages import Message
 from orchestrator.outbox import OutboxItem
 
@@ -31,9 +35,24 @@ DEFAULT_HOME = ("console", "console:local")
 
 
 class Sender(Protocol):
-    """Sends one outbox row to its platform; returns the platform's reference to what it posted."""
+    """Sends one outbox row to its platform; returns the platform's reference to what it posted.
+
+    Raises RetryLater when the platform rate-limits it; any other exception is a failed attempt.
+    """
 
     async def send(self, *, item: OutboxItem) -> dict[str, Any]: ...
+
+
+class RetryLater(OpsError):
+    """A sender's platform is rate-limiting us (HTTP 429): send again no earlier than `seconds` from now.
+
+    The sender raises it instead of sleeping, so one busy platform never stalls the delivery pass.
+    """
+
+    def __init__(self, seconds: float, reason: str = "rate limited") -> None:
+        super().__init__(f"{reason}; retry after {seconds:g} s")
+        self.seconds = seconds
+        self.reason = reason
 
 
 _senders: dict[str, Sender] = {}
@@ -55,6 +74,8 @@ def senders() -> dict[str, Sender]:
 class Outcome:
     delivered: list[int] = field(default_factory=list)
     failed: list[int] = field(default_factory=list)
+    # Put off because the platform said 429: the rate-limited row and the rows the pass then left untried.
+    deferred: list[int] = field(default_factory=list)
 
 
 def _lease(pool: ConnectionPool, channel: str, now: datetime, lease: timedelta, limit: int) -> list[OutboxItem]:
@@ -77,12 +98,32 @@ def _failed(pool: ConnectionPool, item: OutboxItem, error: str, now: datetime, h
         outbox.lease(conn, held, until=now + outbox.retry_delay(item.attempts + 1) + timedelta(milliseconds=1))
 
 
+def _deferred(pool: ConnectionPool, channel: str, item: OutboxItem, reason: str, until: datetime,
+              untried: list[int]) -> None:
+    with pool.connection() as conn, conn.transaction():
+        outbox.mark_deferred(conn, item.id, reason=reason, until=until)
+        # Our own lease on the untried rows ends when the platform's wait does, not a LEASE later.
+        outbox.lease(conn, untried, until=until)
+        # A 429 does not say whether the limit was one conversation's or our whole token's (Slack counts per
+        # method and workspace, chat.postMessage also per channel; Telegram per chat and per bot), so every
+        # pending row of the channel waits too, also rows beyond this batch and other deliverers' rows. The
+        # operator's conversations are few, so the cost is a short wait for the others; the gain is no more
+        # 429s for Slack to count against us or for Telegram to answer with a longer flood wait.
+        outbox.hold_channel(conn, channel=channel, until=until)
+
+
 async def deliver_due(
     pool: ConnectionPool, *, channel: str, sender: Sender, now: datetime, lease: timedelta = LEASE,
     limit: int = BATCH,
 ) -> Outcome:
-    """Send every due row of `channel` once. A failed send stays pending with a longer wait; nothing raises."""
+    """Send every due row of `channel` once. A failed send stays pending with a longer wait; nothing raises.
+
+    A rate limit (RetryLater) ends the pass for the channel: the row, and every other pending row of the
+    channel, waits as long as the platform asked, without counting an attempt.
+    """
     items = await asyncio.to_thread(_lease, pool, channel, now, lease, limit)
+    # `now` may be a test's clock; the real time spent sending is added to it so a wait starts at the 429.
+    started = time.monotonic()
     outcome = Outcome()
     blocked: set[str] = set()
     for index, item in enumerate(items):
@@ -90,6 +131,15 @@ async def deliver_due(
             continue
         try:
             ref = await sender.send(item=item)
+        except RetryLater as busy:
+            until = now + timedelta(seconds=time.monotonic() - started) + outbox.rate_limit_delay(busy.seconds)
+            # Rows of conversations blocked earlier in this pass keep their backoff (hold_channel only lengthens).
+            untried = [later.id for later in items[index + 1:] if later.conversation not in blocked]
+            await asyncio.to_thread(_deferred, pool, channel, item, f"{type(busy).__name__}: {busy}", until, untried)
+            log.warning("outbox.rate_limited", outbox_id=item.id, channel=channel, retry_after=busy.seconds,
+                        until=until.isoformat(), deferred=len(untried) + 1)
+            outcome.deferred.extend([item.id, *untried])
+            break
         except Exception as error:  # any platform failure: the row is kept and retried, never dropped
             held = [later.id for later in items[index + 1:] if later.conversation == item.conversation]
             blocked.add(item.conversation)
@@ -181,5 +231,5 @@ def post_scheduled(conn: psycopg.Connection, *, home: str | None, message: Messa
     return outbox.post(conn, channel=channel, conversation=conversation, message=message, dedupe_key=dedupe_key)
 
 
-__all__ = ["DeliveryLoop", "Outcome", "Sender", "deliver_all", "deliver_due", "home_address", "post_scheduled",
-           "register", "senders", "unregister"]
+__all__ = ["DeliveryLoop", "Outcome", "RetryLater", "Sender", "deliver_all", "deliver_due", "home_address",
+           "post_scheduled", "register", "senders", "unregister"]

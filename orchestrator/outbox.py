@@ -31,6 +31,20 @@ WHERE state = 'pending' AND channel = %(channel)s AND next_attempt_at <= %(now)s
   AND (%(conversation)s::text IS NULL OR conversation = %(conversation)s)
 ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED
 """
+# SKIP LOCKED: a row another deliverer holds is being claimed (it goes out, and at worst draws one more 429,
+# which defers it) or is being deferred by that deliverer already. Waiting for it instead could deadlock two
+# deliverers that hit the same channel's limit at once, each holding rows the other's hold wants.
+HOLD_CHANNEL = """
+UPDATE outbox SET next_attempt_at = %(until)s
+WHERE id IN (SELECT id FROM outbox
+             WHERE state = 'pending' AND channel = %(channel)s AND next_attempt_at < %(until)s
+             FOR UPDATE SKIP LOCKED)
+"""
+# A platform's rate-limit wait, honoured from a second (never a hot loop on "retry after 0") up to a quarter
+# of an hour: a garbled or extreme Retry-After must not park an approval request for a day, and asking again
+# after the cap costs one call that brings a fresh Retry-After.
+RATE_LIMIT_FLOOR = timedelta(seconds=1)
+RATE_LIMIT_CEILING = timedelta(minutes=15)
 
 
 class OutboxItem(BaseModel):
@@ -112,6 +126,28 @@ def mark_failed(conn: Connection, item_id: int, *, error: str, attempts: int, no
         "UPDATE outbox SET attempts = attempts + 1, last_error = %s, next_attempt_at = %s WHERE id = %s",
         (error[:500], now + retry_delay(attempts + 1), item_id),
     )
+
+
+def rate_limit_delay(seconds: float) -> timedelta:
+    """How long to wait when a platform asked for `seconds`: at least that, within the floor and the ceiling."""
+    if not seconds > RATE_LIMIT_FLOOR.total_seconds():  # also a NaN read from a garbled header
+        return RATE_LIMIT_FLOOR
+    return timedelta(seconds=min(seconds, RATE_LIMIT_CEILING.total_seconds()))
+
+
+def mark_deferred(conn: Connection, item_id: int, *, reason: str, until: datetime) -> None:
+    """Keep the message pending until `until` without counting an attempt: the platform was busy, not failing.
+
+    Attempts drive the backoff of real failures: a rate limit counted as one would lengthen the next real
+    backoff and, were attempts ever capped, could drop a message only because the platform was busy.
+    """
+    conn.execute("UPDATE outbox SET last_error = %s, next_attempt_at = %s WHERE id = %s",
+                 (reason[:500], until, item_id))
+
+
+def hold_channel(conn: Connection, *, channel: str, until: datetime) -> None:
+    """No pending message of `channel` comes due before `until`; later due times stay as they are."""
+    conn.execute(HOLD_CHANNEL, {"channel": channel, "until": until})
 
 
 def for_approval(conn: Connection, approval_id: str) -> list[OutboxItem]:
