@@ -10,7 +10,7 @@ from datetime import date, datetime, timedelta
 from psycopg import Connection
 from pydantic import BaseModel
 
-from orchestrator import approvals, charts, spend, words
+from orchestrator import approvals, budget, charts, spend, words
 from orchestrator.approvals import Approval
 from orchestrator.messages import Attachment, Fact, Message, MessageKind, Section
 from orchestrator.settings import Settings
@@ -97,8 +97,7 @@ def gather(conn: Connection, *, settings: Settings, now: datetime, day: date | N
                conn.execute(AT_RISK, {"horizon": now + timedelta(hours=settings.sla_warn_hours)})]
     return DigestData(
         day=covered, now=now, finished=finished, waiting=approvals.pending(conn), stuck=stuck, at_risk=at_risk,
-        caps=spend.caps(conn, now=now, zone=zone, daily_cap=settings.budget_daily_usd,
-                        monthly_cap=settings.budget_monthly_usd),
+        caps=spend.caps(conn, now=now, zone=zone, caps=budget.Caps.from_settings(settings)),
         tiers=spend.by_tier(conn, start=start, end=end),
         burn=spend.burn(conn, now=now, zone=zone, days=30),
         daily_cap=settings.budget_daily_usd,
@@ -138,7 +137,8 @@ def compose(data: DigestData, *, zone, late_by: timedelta | None = None, due_at:
                             f"{r.deadline.astimezone(zone):%a %d %b %H:%M}") for r in data.at_risk]),
         Section(title="Model spend", facts=[
             *[Fact(label=cap.name.capitalize(), value=f"{words.money(cap.spent)} of {words.money(cap.cap)} "
-                   f"({cap.share:.0%}, {cap.tokens} tokens)") for cap in data.caps],
+                   f"({cap.share:.0%}, {cap.tokens} tokens"
+                   + (f", {words.money(cap.reserved)} in flight)" if cap.reserved else ")")) for cap in data.caps],
             *[Fact(label=f"Yesterday, {t.tier} tier", value=f"{words.money(t.usd)} ({t.tokens} tokens)")
               for t in data.tiers],
         ]),

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from psycopg import Connection
 from pydantic import BaseModel
 
-from orchestrator import agent_calls, approvals, audit, charts, digest, intents, runs, spend, steps
+from orchestrator import agent_calls, approvals, audit, budget, charts, digest, intents, runs, spend, steps
 from orchestrator.approvals import Approval
 from orchestrator.audit import AuditEvent, ChainReport
 from orchestrator.settings import Settings
@@ -75,8 +75,7 @@ def overview(conn: Connection, *, settings: Settings, now: datetime, audit_limit
         runs_by_state={r["state"]: r["n"] for r in conn.execute(RUNS_BY_STATE)},
         failing=[digest.StuckRun.model_validate(r) for r in [*stuck, *failed]],
         approvals=approvals.pending(conn),
-        caps=spend.caps(conn, now=now, zone=settings.zone, daily_cap=settings.budget_daily_usd,
-                        monthly_cap=settings.budget_monthly_usd),
+        caps=spend.caps(conn, now=now, zone=settings.zone, caps=budget.Caps.from_settings(settings)),
         chart_png=charts.budget_burn_png(spend.burn(conn, now=now, zone=settings.zone),
                                          daily_cap=settings.budget_daily_usd),
         audit=[AuditEvent.model_validate(r) for r in conn.execute(RECENT_AUDIT, (audit_limit,))],

@@ -2,7 +2,7 @@
 import struct
 from datetime import datetime, timedelta
 
-from orchestrator import digest, spend
+from orchestrator import budget, digest, spend
 from orchestrator.charts import budget_burn_png
 from orchestrator.runs import RunEvent
 from tests.orchestrator.helpers import OPERATOR, WINBACK, operations, pending_approval, run_state, seed
@@ -39,7 +39,16 @@ def _seed_a_day(services, work, db) -> dict:
                      " output_tokens, cost_usd, created_at) VALUES (1, 'draft', 'draft', 'm', 'h1', '{}', 900, 100,"
                      " 1.25, %s), (1, 'reason', 'reason', 'm', 'h2', '{}', 400, 100, 0.40, %s)",
                      (now, yesterday_noon))
+        _spend(conn, services, tier="draft", usd=1.25, on=spend.local_day(now, zone), run_id=1)
+        _spend(conn, services, tier="reason", usd=0.40, on=spend.local_day(yesterday_noon, zone), run_id=1)
     return {"approval": approval, "now": now, "yesterday": yesterday_noon}
+
+
+def _spend(conn, services, *, tier: str, usd: float, on, run_id: int | None = None) -> None:
+    """A settled call in the budget ledger, the record the caps are read from."""
+    caps = budget.Caps.from_settings(services.settings)
+    held = budget.reserve(conn, run_id=run_id, step=tier, tier=tier, model="m", estimate_usd=usd, today=on, caps=caps)
+    budget.settle(conn, held, model="m", input_tokens=0, output_tokens=0, cost_usd=usd, caps=caps)
 
 
 def test_digest_has_every_section_with_the_right_numbers(services, db, work):
@@ -67,6 +76,24 @@ def test_digest_has_every_section_with_the_right_numbers(services, db, work):
     assert all(len(v.encode()) <= 64 for v in values)
     [chart] = message.attachments
     assert chart.mime == "image/png" and _png_size(chart.data) == (800, 400)
+
+
+def test_spend_shows_approved_raises_tier_caps_and_calls_in_flight(services, db):
+    """Proves the digest reads the ledger the alerts use: a raise lifts the cap, a tier cap has its own line."""
+    services.settings.budget_tier_daily_usd = {"reason": 1.0}
+    caps = budget.Caps.from_settings(services.settings)
+    now = services.now()
+    today = spend.local_day(now, services.settings.zone)
+    with db.connection() as conn:
+        _spend(conn, services, tier="reason", usd=0.75, on=today)
+        budget.reserve(conn, run_id=None, step="draft", tier="draft", model="m", estimate_usd=0.10, today=today,
+                       caps=caps)
+        conn.execute("UPDATE budget_periods SET raised_usd = 2 WHERE scope = 'all' AND period = 'day'")
+        message = digest.build(conn, settings=services.settings, now=now)
+    facts = {f.label: f.value for f in next(s for s in message.sections if s.title == "Model spend").facts}
+    assert facts["Today"].startswith("$0.75 of $7.00 (11%") and "$0.10 in flight" in facts["Today"]
+    assert facts["Today, reason tier"].startswith("$0.75 of $1.00 (75%")
+    assert "$0.75 of $7.00" in message.text
 
 
 def test_digest_buttons_work_through_the_front_door(services, db, work):
