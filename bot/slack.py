@@ -9,11 +9,14 @@ import asyncio
 import re
 from collections.abc import Callable
 from typing import Any, TypeVar
+from urllib.parse import parse_qsl
 
 import structlog
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond, AsyncSay
+from slack_bolt.context.async_context import AsyncBoltContext
+from slack_bolt.request.async_internals import build_async_context
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import SignatureVerifier
@@ -23,6 +26,7 @@ from bot import buttons
 from bot.digest_delivery import send_chart_slack
 from bot.render.blockkit import BlockKitRenderer, SlackMessage
 from orchestrator import Message, Operations, OutboxItem, Requester, Settings, words
+from orchestrator.delivery import RetryLater
 
 log = structlog.get_logger(__name__)
 
@@ -163,15 +167,30 @@ def _clicked(body: dict[str, Any]) -> tuple[str, str] | None:
 
 
 class SlackSender:
-    """Outbox rows for Slack: chat.postMessage with Block Kit; the ref is where the message now lives."""
+    """Outbox rows for Slack: chat.postMessage with Block Kit; the ref is where the message now lives.
+
+    Raises RetryLater on HTTP 429, with Slack's Retry-After, so the outbox defers the row.
+    """
+
+    # Slack sends Retry-After with every 429; should something in between strip it, wait a minute (Slack
+    # counts its limits per minute) rather than ask again at once.
+    FALLBACK_RETRY_AFTER = 60.0
 
     def __init__(self, web_client: AsyncWebClient) -> None:
         self.client = web_client
 
     async def send(self, *, item: OutboxItem) -> dict[str, Any]:
         rendered: SlackMessage = renderer.render(message=item.message)
-        response = await self.client.chat_postMessage(channel=item.conversation, unfurl_links=False,
-                                                      unfurl_media=False, **rendered.as_kwargs())
+        try:
+            response = await self.client.chat_postMessage(channel=item.conversation, unfurl_links=False,
+                                                          unfurl_media=False, **rendered.as_kwargs())
+        except SlackApiError as error:
+            if error.response.status_code != 429:
+                raise
+            # The 429 reaches us because client() keeps slack_sdk's default retry handlers, which retry
+            # connection errors only: its RateLimitErrorRetryHandler would sleep out Retry-After inside this
+            # call and stall the whole delivery pass, where a deferred row costs nothing.
+            raise RetryLater(self._retry_after(error.response.headers), "Slack answered 429 ratelimited") from error
         ref: dict[str, Any] = {"channel": response["channel"], "ts": response["ts"]}
         if item.message.attachments:
             # The digest's chart goes up as a file under the message it belongs to. A failed upload is
@@ -182,6 +201,32 @@ class SlackSender:
             except SlackApiError as error:
                 log.warning("slack.attachment_failed", item=item.id, error=str(error))
         return ref
+
+    @classmethod
+    def _retry_after(cls, headers: Any) -> float:
+        """Seconds from a 429's Retry-After; headers are aiohttp's case-insensitive ones or a plain dict."""
+        value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
+        if isinstance(value, list):  # slack_sdk's retry layer keeps each header as a list
+            value = value[0] if value else None
+        try:
+            return float(value) if value is not None else cls.FALLBACK_RETRY_AFTER
+        except ValueError:  # an HTTP-date, which Slack does not send
+            return cls.FALLBACK_RETRY_AFTER
+
+
+def reread_form_body(bolt_request: AsyncBoltRequest) -> None:
+    """Give back a slash command whose text says "payload" the body bolt lost.
+
+    bolt takes any form body containing the substring "payload" for an interaction and, finding no
+    `payload` field, reads it as empty, so "/ops check the payload of the webhook" would vanish.
+    """
+    raw = bolt_request.raw_body
+    if bolt_request.body or "payload" not in raw or raw.lstrip().startswith("{"):
+        return
+    form = dict(parse_qsl(raw, keep_blank_values=True))
+    if form and "payload" not in form:
+        bolt_request.body = form
+        bolt_request.context = build_async_context(AsyncBoltContext({}), form)
 
 
 def events_endpoint(app: AsyncApp, signing_secret: str) -> Any:
@@ -198,6 +243,7 @@ def events_endpoint(app: AsyncApp, signing_secret: str) -> Any:
             bolt_request = AsyncBoltRequest(body=body, query=request.query_string, headers=dict(request.headers))
         except ValueError:
             return web.json_response({"error": "malformed body"}, status=400)
+        reread_form_body(bolt_request)
         if not isinstance(bolt_request.body, dict) or not bolt_request.body:
             return web.json_response({"error": "malformed body"}, status=400)
         return await to_aiohttp_response(await app.async_dispatch(bolt_request))

@@ -200,6 +200,14 @@ async def test_ops_status_help_and_pause_answer_in_the_ack(slack, slack_signer, 
     assert run_state(db, 1) == "cancelled" and "cancelled" in ack["text"]
 
 
+async def test_slash_command_text_saying_payload_is_still_read(slack, slack_signer, db) -> None:
+    """bolt reads any form body containing "payload" as an interaction; the request must not vanish."""
+    status, ack = await slack.post(slack_signer.slash_command(text="what is a payload"))
+    assert status == 200 and "“what is a payload” matched none of my workflows" in ack["text"]
+    status, _ = await slack.post(slack_signer.slash_command(text=f"{WINBACK} and note the payload"))
+    assert status == 200 and count(db, "intents") == 1
+
+
 async def test_unauthorised_user_pressing_approve_is_refused_and_audited(slack, slack_signer, services, db,
                                                                          work) -> None:
     seed(services)
