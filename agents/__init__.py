@@ -32,7 +32,7 @@ from agents.proposals import (
     SendEmail,
 )
 from agents.router import IntentKind, KindRegistry, RegistryError, Router, RouteResult, default_registry_path
-from agents.summariser import InteractionSummary, summariser_for, summary_agent
+from agents.summariser import InteractionSummary, summarise, summary_agent, summary_prompt_chars
 from agents.tiers import OFFLINE, TIER_ORDER, ModelTiers, build_tiers, chat_model, cheaper_tiers
 
 __all__ = [
@@ -88,7 +88,8 @@ __all__ = [
     "model_name",
     "outreach_agent",
     "post_agent",
-    "summariser_for",
+    "summarise",
     "summary_agent",
+    "summary_prompt_chars",
     "with_recorder",
 ]

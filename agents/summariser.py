@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -49,24 +49,16 @@ def offline_summary(context: dict[str, Any]) -> dict[str, Any]:
     return {"summary": f"{len(texts)} earlier {noun} with {subject}: {shown}{more}"}
 
 
+def _inputs(subject: str, texts: Sequence[str]) -> dict[str, Any]:
+    context = {"subject": subject, "interactions": [{"n": n, "text": t} for n, t in enumerate(texts, start=1)]}
+    return {"subject": subject, "context": context_block(context)}
+
+
+def summary_prompt_chars(subject: str, texts: Sequence[str]) -> int:
+    """The prompt's length, for the caller to estimate the call's cost before making it."""
+    return len(summary_agent.prompt.invoke(_inputs(subject, texts)).to_string())
+
+
 def summarise(model: BaseChatModel, *, subject: str, texts: Sequence[str]) -> AgentResult[InteractionSummary]:
     """One model call: the summary of `texts` (oldest first) about `subject`; raises ValueError on a bad answer."""
-    context = {"subject": subject, "interactions": [{"n": n, "text": t} for n, t in enumerate(texts, start=1)]}
-    return summary_agent.invoke(model, {"subject": subject, "context": context_block(context)})
-
-
-def summariser_for(
-    model: BaseChatModel, subject: str, *, on_result: Callable[[AgentResult[InteractionSummary]], None] | None = None
-) -> Callable[[list[str]], str]:
-    """The `summariser` long-term memory's `summarise()` takes: texts in, summary text out.
-
-    `on_result` sees each call's result (model and token usage) so the caller can record it.
-    """
-
-    def run(texts: list[str]) -> str:
-        result = summarise(model, subject=subject, texts=texts)
-        if on_result is not None:
-            on_result(result)
-        return result.output.summary
-
-    return run
+    return summary_agent.invoke(model, _inputs(subject, texts))

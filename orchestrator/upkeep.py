@@ -1,14 +1,16 @@
 """Memory upkeep: reclaim memories past retention and compact old interactions into summaries, each audited."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import structlog
+from langchain_core.language_models import BaseChatModel
 from psycopg import Connection
 
-from agents import AgentResult, InteractionSummary, summariser_for
+from agents import AgentResult, InteractionSummary, model_name, summarise, summary_prompt_chars
 from memory import MemoryRecord, Reclaimed
-from orchestrator import audit
+from orchestrator import agent_calls, audit, budget
 from orchestrator.services import Services
 
 log = structlog.get_logger(__name__)
@@ -53,6 +55,8 @@ def summarise_interactions(
     is not summarised again, so a second run does nothing. Must not be called while the caller's
     transaction holds the audit chain's lock (each event here commits in its own transaction).
     A subject whose summary the model fails to produce is logged and left for the next run.
+    Each call is reserved and settled in the budget ledger like an agent's: when the draft tier's
+    caps have no room left, summarising stops and the rest waits for the next run.
     """
     older_than = now - timedelta(days=older_than_days)
     model = services.models.tier(SUMMARY_TIER)
@@ -61,9 +65,13 @@ def summarise_interactions(
         calls: list[AgentResult[InteractionSummary]] = []
         try:
             summary = services.memory.summarise(
-                subject, older_than=older_than, summariser=summariser_for(model, subject, on_result=calls.append),
+                subject, older_than=older_than, summariser=_budgeted_summariser(services, model, subject, calls),
                 provenance={"source": "upkeep"},
             )
+        except budget.CapReached as capped:
+            log.warning("memory.summarise_deferred", subject=subject, reason="budget",
+                        scope=capped.standing.period.scope, period=capped.standing.period.period)
+            break
         except ValueError as error:
             # A model answer that does not fit the schema skips this subject only: one bad answer
             # must not hold up the other subjects, nor the reclamation that follows in the slot.
@@ -82,8 +90,45 @@ def summarise_interactions(
                 "model": calls[-1].model if calls else None,
                 "input_tokens": sum(c.input_tokens for c in calls),
                 "output_tokens": sum(c.output_tokens for c in calls),
+                "cost_usd": _cost(services, calls),
             })
         done.append(summary)
     if done:
         log.info("memory.summarised", subjects=len(done), older_than=older_than.isoformat())
     return done
+
+
+def _cost(services: Services, calls: list[AgentResult[InteractionSummary]]) -> float:
+    prices = agent_calls.price_table(services.settings.model_prices_path)
+    return sum(prices.cost(c.model, c.input_tokens, c.output_tokens) for c in calls)
+
+
+def _budgeted_summariser(services: Services, model: BaseChatModel, subject: str,
+                         calls: list[AgentResult[InteractionSummary]]) -> Callable[[list[str]], str]:
+    """The summariser long-term memory calls: reserve the estimate, call the model, settle what it cost.
+
+    Raises budget.CapReached, before any call, when a cap of the summary tier has no room.
+    """
+    settings, pool = services.settings, services.stores.pool
+    caps, prices = budget.Caps.from_settings(settings), agent_calls.price_table(settings.model_prices_path)
+    name = model_name(model)
+
+    def run(texts: list[str]) -> str:
+        estimate = prices.estimate(name, summary_prompt_chars(subject, texts), settings.model_max_output_tokens)
+        with pool.connection() as conn:
+            held = budget.reserve(conn, run_id=None, step=ACTOR, tier=SUMMARY_TIER, model=name, estimate_usd=estimate,
+                                  today=budget.local_today(services.now(), settings), caps=caps)
+        try:
+            result = summarise(model, subject=subject, texts=texts)
+        except Exception:
+            with pool.connection() as conn, conn.transaction():
+                budget.release(conn, held, caps=caps)
+            raise
+        calls.append(result)
+        with pool.connection() as conn, conn.transaction():
+            budget.settle(conn, held, model=result.model, input_tokens=result.input_tokens,
+                          output_tokens=result.output_tokens, caps=caps,
+                          cost_usd=prices.cost(result.model, result.input_tokens, result.output_tokens))
+        return result.output.summary
+
+    return run

@@ -11,6 +11,7 @@ from agents.summariser import offline_summary
 from memory import Kind, MemoryNotFound
 from orchestrator import audit, scheduler, upkeep
 from tests.orchestrator.helpers import count
+from tests.orchestrator.test_budget import priced
 
 # 04:00 UTC: the day's 03:30 upkeep slot (the test settings' zone is UTC) has started.
 NOW = datetime(2026, 3, 10, 4, 0, tzinfo=UTC)
@@ -105,6 +106,36 @@ def test_old_interactions_become_one_linked_summary_by_the_offline_draft_tier(up
     assert upkeep.summarise_interactions(upkept, NOW) == []
     assert count(db, "memories", "kind = 'summary'") == 1
     assert len(_events(db, "memory.summarised")) == 1
+
+
+def _old_interactions(memory, subjects: list[str]) -> None:
+    for n, subject in enumerate(subjects):
+        memory.remember(f"{subject} ordered {n + 2} mugs.", kind="customer_interaction", subject=subject, at=OLD)
+
+
+def test_summaries_are_paid_for_in_the_budget_ledger(upkept, db, settings, tmp_path):
+    """Proves upkeep's model calls count against the caps like an agent's: reserved, then settled at their cost."""
+    priced(upkept, settings, tmp_path, draft=1.0)
+    _old_interactions(upkept.memory, ["customer:ana", "customer:ben"])
+    assert len(upkeep.summarise_interactions(upkept, NOW)) == 2
+    with db.connection() as conn:
+        calls = conn.execute("SELECT run_id, step, tier, state, cost_usd::float8 AS usd FROM budget_calls").fetchall()
+        spent = conn.execute("SELECT spent_usd::float8 AS usd FROM budget_periods"
+                             " WHERE scope = 'draft' AND period = 'day'").fetchone()["usd"]
+    assert [(c["run_id"], c["step"], c["tier"], c["state"]) for c in calls] == [
+        (None, "upkeep", "draft", "settled")] * 2
+    assert spent == pytest.approx(sum(c["usd"] for c in calls)) and spent > 0
+    events = _events(db, "memory.summarised")
+    assert sum(e.payload["cost_usd"] for e in events) == pytest.approx(spent)
+
+
+def test_summaries_wait_when_the_draft_tier_has_no_budget_left(upkept, db, settings, tmp_path):
+    """Proves upkeep never overspends: at the cap nothing is called, nothing is summarised, the next run may."""
+    priced(upkept, settings, tmp_path, draft=1.0, budget_tier_daily_usd={"draft": 0.000001})
+    _old_interactions(upkept.memory, ["customer:ana"])
+    assert upkeep.summarise_interactions(upkept, NOW) == []
+    assert count(db, "memories", "kind = 'summary'") == 0 and count(db, "budget_calls") == 0
+    assert _events(db, "memory.summarised") == []
 
 
 def test_scheduled_upkeep_runs_once_per_slot_even_when_ticked_twice(upkept, db):
