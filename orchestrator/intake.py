@@ -1,6 +1,7 @@
 """Intake: from a request in words to an intent kind and the workflow it starts, by the routing tier."""
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Protocol
@@ -12,6 +13,23 @@ from memory import get_embedder
 
 # A lead smaller than this over the runner-up is no lead: the router asks instead of choosing.
 AMBIGUOUS_MARGIN = 0.03
+
+
+# A whole message that is one email address, or one amount in a currency ("€40", "40 euros", "$12.50").
+_BARE_VALUE = re.compile(
+    r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"
+    r"|(?:[$€£]|usd|eur|gbp)?\s?\d+(?:[.,]\d{1,2})?\s?(?:[$€£]|usd|eur|gbp|dollars?|euros?|pounds?)?",
+    re.IGNORECASE,
+)
+
+
+def is_bare_value(text: str) -> bool:
+    """Whether `text` is nothing but a value (an email address or an amount), so it asks for nothing (pure).
+
+    Such a message carries no goal, yet the router can score it confidently: a bare address lands
+    near the outreach examples ("email ana@…"). After opsos asked for a parameter it is the answer.
+    """
+    return _BARE_VALUE.fullmatch(text.strip()) is not None
 
 
 class Classification(BaseModel):

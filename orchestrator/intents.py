@@ -9,6 +9,7 @@ from psycopg import Connection
 from psycopg.types.json import Jsonb
 from pydantic import BaseModel, Field
 
+from memory import link
 from orchestrator import audit
 from orchestrator.errors import NotFound
 
@@ -101,3 +102,67 @@ def get(conn: Connection, intent_id: int) -> Intent:
 def by_dedupe_key(conn: Connection, dedupe_key: str) -> Intent | None:
     row = conn.execute("SELECT * FROM intents WHERE dedupe_key = %s", (dedupe_key,)).fetchone()
     return Intent.model_validate(row) if row else None
+
+
+# -- questions: a parameter opsos asked for in chat, answered by the operator's next plain message ----------
+
+class Question(BaseModel):
+    """A parameter opsos asked for in a conversation (its run cancelled, see `stop_and_ask`), not yet answered."""
+
+    intent: Intent
+    workflow: str
+    missing: list[str]
+    asked_at: datetime
+
+
+# Derived, not stored: the question is open while the asked intent is still the conversation's latest
+# (an answer, or any new request, is a later intent and closes it) and its ask is younger than `since`.
+OPEN_QUESTION = """
+SELECT i.*, r.workflow, e.at AS asked_at, e.payload -> 'missing' AS missing
+FROM (SELECT * FROM intents WHERE channel = %(channel)s AND conversation = %(conversation)s
+      ORDER BY id DESC LIMIT 1) AS i
+JOIN runs r ON r.intent_id = i.id AND r.state = 'cancelled'
+JOIN audit_events e ON e.run_id = r.id AND e.kind = 'params.missing'
+WHERE i.requested_by = %(requested_by)s AND e.at >= %(since)s
+ORDER BY e.id DESC
+LIMIT 1
+"""
+LOCK_ASKED = "SELECT id FROM intents WHERE id = %s FOR NO KEY UPDATE"
+
+
+def open_question(conn: Connection, *, channel: str, conversation: str, requested_by: str,
+                  since: datetime) -> Question | None:
+    """The question opsos asked `requested_by` in this conversation after `since`, if it is still open."""
+    row = conn.execute(OPEN_QUESTION, {"channel": channel, "conversation": conversation,
+                                       "requested_by": requested_by, "since": since}).fetchone()
+    if row is None:
+        return None
+    return Question(intent=Intent.model_validate(row), workflow=row["workflow"], missing=row["missing"] or [],
+                    asked_at=row["asked_at"])
+
+
+def claim(conn: Connection, question: Question, *, since: datetime) -> bool:
+    """Hold `question` for the caller's transaction, to answer it there; False if it closed meanwhile.
+
+    Two replies sent together (or a platform's retry racing the original) both find the question
+    open. The row lock on the asked intent makes the second wait until the first commits; the read
+    after the lock is a new statement, so under READ COMMITTED it sees the first reply's intent and
+    finds the question closed. NO KEY UPDATE, because the lock guards no column: it must not block
+    the foreign-key checks of rows that point at the intent.
+    """
+    conn.execute(LOCK_ASKED, (question.intent.id,))
+    current = open_question(conn, channel=question.intent.channel, conversation=question.intent.conversation,
+                            requested_by=question.intent.requested_by, since=since)
+    return current is not None and current.intent.id == question.intent.id
+
+
+def answered_request(request: str, answer: str) -> str:
+    """The asked request completed with the operator's answer, read again from the top by the workflow (pure)."""
+    return f"{request} — {answer}"
+
+
+def record_answer(conn: Connection, *, question: Question, answer: Intent, run_id: int, reply: str) -> None:
+    """Link the answering intent to the one it answers, in the audit log and the metadata index (caller's txn)."""
+    audit.append(conn, actor=answer.requested_by, kind="question.answered", intent_id=answer.id, run_id=run_id,
+                 payload={"question": question.intent.id, "missing": question.missing, "answer": reply[:500]})
+    link(conn, ("intent", answer.id), ("intent", question.intent.id), "answers")

@@ -208,6 +208,11 @@ ORCHESTRATOR_MIGRATIONS: list[str] = [
         UNIQUE (source, ref)
     );
     """,
+    # 4: a conversation's latest intent, read on every message the router does not place, to find
+    # the question opsos asked there (see `intents.open_question`).
+    """
+    CREATE INDEX intents_conversation ON intents (channel, conversation, id);
+    """,
 ]
 
 COMPONENTS: dict[str, list[str]] = {

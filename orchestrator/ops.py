@@ -7,6 +7,7 @@ import secrets
 from typing import Any
 
 import structlog
+from psycopg import Connection
 from pydantic import BaseModel
 from redis.exceptions import RedisError
 
@@ -33,7 +34,7 @@ from orchestrator.errors import (
     NotFound,
     OpsError,
 )
-from orchestrator.intake import Classifier
+from orchestrator.intake import Classifier, is_bare_value
 from orchestrator.intents import parse_constraints
 from orchestrator.messages import Message
 from orchestrator.queue import enqueue_advance
@@ -85,7 +86,10 @@ class Operations:
         return words.not_authorised(who.identity)
 
     def handle_text(self, who: Requester, text: str, *, dedupe_key: str | None = None) -> Message:
-        """Anything typed to opsos: a command (status, pause 3, approve a…) or a request in words."""
+        """Anything typed to opsos: a command (status, pause 3, approve a…) or a request in words.
+
+        A message the router does not place, soon after opsos asked for a parameter, answers it (see `answer`).
+        """
         command = parse(text)
         if command.command is Command.HELP:
             return words.help_message(self.capabilities())
@@ -132,7 +136,13 @@ class Operations:
         if len(request) > limit:
             return self._invalid(who, f"it is {len(request)} characters long; the limit is {limit}", text)
         classification = self.classifier.classify(request)
-        if classification.kind is None or classification.workflow not in WORKFLOWS:
+        confident = classification.kind is not None and classification.workflow in WORKFLOWS
+        if not confident or is_bare_value(request):
+            # Not a request of its own: if opsos just asked this operator for a parameter, it is the answer.
+            answered = self.answer(who, request, dedupe_key=dedupe_key)
+            if answered is not None:
+                return answered
+        if not confident:
             with self.pool.connection() as conn, conn.transaction():
                 audit.append(conn, actor=who.identity, kind="request.not_understood",
                              payload={"request": request[:500], "closest": classification.closest})
@@ -176,20 +186,63 @@ class Operations:
     def start(self, who: Requester, *, request: str, kind: str, workflow: str, params: dict[str, Any],
               dedupe_key: str | None = None) -> Message:
         """Write the intent and its queued run (one transaction, with their audit events), then enqueue the run."""
-        settings = self.services.settings
-        constraints = parse_constraints(request, now=self.services.now(), default_budget=settings.intent_budget_usd,
-                                        default_days=settings.intent_deadline_days)
         with self.pool.connection() as conn, conn.transaction():
-            intent = intents.create(
-                conn, requested_by=who.identity, channel=who.channel, conversation=who.conversation,
-                request=request, kind=kind, params=params, constraints=constraints, dedupe_key=dedupe_key,
-            )
-            if intent is None:
+            created = self._create(conn, who, request=request, kind=kind, workflow=workflow, params=params,
+                                   dedupe_key=dedupe_key)
+            if created is None:
                 return words.duplicate_request(intents.by_dedupe_key(conn, dedupe_key or ""))
-            run = runs.create(conn, intent_id=intent.id, workflow=workflow, actor=who.identity)
+        intent, run = created
         enqueue_advance(self.services.stores.redis, run.id)
         log.info("intent.created", intent_id=intent.id, run_id=run.id, kind=intent.kind)
         return words.accepted(intent, run, WORKFLOWS[workflow].title)
+
+    def answer(self, who: Requester, text: str, *, dedupe_key: str | None = None) -> Message | None:
+        """Take `text` as the answer to the parameter opsos asked this operator for in this conversation.
+
+        Starts the asked kind again on the request completed with the answer, linked to the asked
+        intent; its run reads the request from the top, so a reply that still lacks the value is asked
+        about again. None when no question is open (never asked, answered or overtaken by a later
+        request, or older than the answer window): the text is then an ordinary message.
+        """
+        if not self.services.policy.is_operator(who.identity):
+            return self.refuse(who, "answer", {"text": text[:200]})
+        since = self.services.now() - self.services.settings.answer_window
+        where = {"channel": who.channel, "conversation": who.conversation, "requested_by": who.identity}
+        with self.pool.connection() as conn:
+            question = intents.open_question(conn, **where, since=since)
+        if question is None or question.workflow not in WORKFLOWS:
+            return None
+        request = intents.answered_request(question.intent.request, text)
+        limit = self.services.settings.max_request_chars
+        if len(request) > limit:
+            return self._invalid(who, f"with the request it answers it is {len(request)} characters long; "
+                                      f"the limit is {limit}", text)
+        with self.pool.connection() as conn, conn.transaction():
+            if not intents.claim(conn, question, since=since):
+                return None
+            created = self._create(conn, who, request=request, kind=question.intent.kind, workflow=question.workflow,
+                                   params={"confidence": None, "answers": question.intent.id}, dedupe_key=dedupe_key)
+            if created is None:
+                return words.duplicate_request(intents.by_dedupe_key(conn, dedupe_key or ""))
+            intent, run = created
+            intents.record_answer(conn, question=question, answer=intent, run_id=run.id, reply=text)
+        enqueue_advance(self.services.stores.redis, run.id)
+        log.info("question.answered", question=question.intent.id, intent_id=intent.id, run_id=run.id)
+        return words.answer_taken(question.intent, question.missing, intent, run, WORKFLOWS[question.workflow].title)
+
+    def _create(self, conn: Connection, who: Requester, *, request: str, kind: str, workflow: str,
+                params: dict[str, Any], dedupe_key: str | None) -> tuple[intents.Intent, runs.Run] | None:
+        """The intent and its queued run in the caller's transaction; None if `dedupe_key` was seen before."""
+        settings = self.services.settings
+        constraints = parse_constraints(request, now=self.services.now(), default_budget=settings.intent_budget_usd,
+                                        default_days=settings.intent_deadline_days)
+        intent = intents.create(
+            conn, requested_by=who.identity, channel=who.channel, conversation=who.conversation,
+            request=request, kind=kind, params=params, constraints=constraints, dedupe_key=dedupe_key,
+        )
+        if intent is None:
+            return None
+        return intent, runs.create(conn, intent_id=intent.id, workflow=workflow, actor=who.identity)
 
     def _invalid(self, who: Requester, reason: str, text: str) -> Message:
         with self.pool.connection() as conn, conn.transaction():

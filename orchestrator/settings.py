@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     intent_deadline_days: int = 7
     approval_ttl_minutes: int = 24 * 60
     max_request_chars: int = 2000
+    # A plain reply this soon after opsos asked for a missing parameter is taken as the answer;
+    # later, the question has gone stale and the reply is read as a request of its own.
+    answer_window_minutes: int = Field(default=60, gt=0)
 
     email_backend: Literal["file", "smtp"] = "file"
     email_dir: Path | None = None
@@ -146,6 +149,10 @@ class Settings(BaseSettings):
     @property
     def approval_ttl(self) -> timedelta:
         return timedelta(minutes=self.approval_ttl_minutes)
+
+    @property
+    def answer_window(self) -> timedelta:
+        return timedelta(minutes=self.answer_window_minutes)
 
     @field_validator("digest_at", "upkeep_at")
     @classmethod

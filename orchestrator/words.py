@@ -325,15 +325,41 @@ def proposal_request(*, title: str, actions: list[dict], rationale: str, intent:
     )
 
 
-def params_missing(intent: Intent, title: str, missing: list[str], *, detail: str = "") -> Message:
-    """A required parameter the request did not give: ask for it, do nothing until then."""
+# A reply to "Which …?" per parameter, worded so that even the offline tier's rules read it (“about …”).
+ANSWER_EXAMPLES = {"customer": "ana@example.com", "recipient": "ana@example.com", "period": "March",
+                   "topic": "about pricing for solo founders"}
+
+
+def _within(window: timedelta) -> str:
+    minutes = int(window.total_seconds() // 60)
+    if minutes % 60 == 0:
+        hours = minutes // 60
+        return "the hour" if hours == 1 else f"{hours} hours"
+    return f"{minutes} minutes"
+
+
+def params_missing(intent: Intent, title: str, missing: list[str], *, reply_within: timedelta,
+                   detail: str = "") -> Message:
+    """A required parameter the request did not give: ask for it, do nothing until then; a reply answers it."""
     names = " and ".join(name.replace("_", " ") for name in missing)
+    example = ANSWER_EXAMPLES.get(missing[0]) if len(missing) == 1 else None
     return Message(
         kind=MessageKind.NOTICE,
         title=f"Which {names}? I need it for the {title} and won't guess.",
         text=(f"{detail + ' ' if detail else ''}Nothing was done for “{intent.request[:120]}”. "
-              f"Ask again with the {names}, e.g. “{intent.request[:60]} for ana@example.com”."),
+              f"Just reply with the {names}{f' (e.g. “{example}”)' if example else ''} within {_within(reply_within)} "
+              f"and I'll carry on; after that, ask again in full."),
     )
+
+
+def answer_taken(question: Intent, missing: list[str], intent: Intent, run: Run, workflow_title: str) -> Message:
+    """The reply to an answer: which question it answered, and the request it completed."""
+    names = " and ".join(name.replace("_", " ") for name in missing) or "missing detail"
+    message = accepted(intent, run, workflow_title)
+    message.title = (f"Taken as the {names} for intent #{question.id}: "
+                     f"intent #{intent.id} → run #{run.id} ({workflow_title}).")
+    message.text = f"Not what you meant? Say “cancel {run.id}” and ask in full."
+    return message
 
 
 def post_ready(channel: str, title: str, body: str) -> Message:

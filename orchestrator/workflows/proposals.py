@@ -65,7 +65,8 @@ def understand(kind: str, schema: type[KindParams], title: str, resolve: Resolve
     """The first step of a proposal workflow: extract the parameters (draft tier) and resolve them to records.
 
     A missing parameter, or one that matches no record, is asked for in chat and the run is cancelled
-    before anything else happens: the operator answers by asking again with it (see `stop_and_ask`).
+    before anything else happens: the operator answers by replying with it, or by asking again in full
+    (see `stop_and_ask`).
     """
     agent = extraction_agent(kind, schema)
 
@@ -87,15 +88,17 @@ def understand(kind: str, schema: type[KindParams], title: str, resolve: Resolve
 def stop_and_ask(ctx: StepContext, title: str, gaps: list[str], *, detail: str = "") -> dict[str, Any]:
     """Ask for what is missing and end the run before any action: one transaction, with its audit events.
 
-    Why end it rather than wait: an answer in chat arrives as a new request, and a request that names
-    the missing value is complete, so the run it starts needs nothing from this one. Waiting would
-    keep a run open on a question nobody may answer.
+    Why end it rather than wait: the answer arrives as a new intent, this request completed with the
+    reply (`Operations.answer` finds the question from this run's `params.missing` event), and that
+    request is read again from the top, so its run needs nothing from this one and a reply that still
+    lacks the value is asked about again. Waiting would keep a run open on a question nobody may answer.
     """
     reason = f"needs {' and '.join(gaps)}: asked the operator"
+    ask = words.params_missing(ctx.intent, title, gaps, detail=detail,
+                               reply_within=ctx.services.settings.answer_window)
     with ctx.services.stores.pool.connection() as conn, conn.transaction():
-        outbox.post(conn, channel=ctx.intent.channel, conversation=ctx.intent.conversation,
-                    message=words.params_missing(ctx.intent, title, gaps, detail=detail), intent_id=ctx.intent.id,
-                    run_id=ctx.run.id, dedupe_key=f"{ctx.key}:ask")
+        outbox.post(conn, channel=ctx.intent.channel, conversation=ctx.intent.conversation, message=ask,
+                    intent_id=ctx.intent.id, run_id=ctx.run.id, dedupe_key=f"{ctx.key}:ask")
         audit.append(conn, actor="opsos", kind="params.missing", intent_id=ctx.intent.id, run_id=ctx.run.id,
                      payload={"missing": gaps, "detail": detail})
         runs.transition(conn, ctx.run.id, RunEvent.CANCEL, actor="opsos", reason=reason)
