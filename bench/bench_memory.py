@@ -22,7 +22,6 @@ import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +29,7 @@ import psycopg
 from pgvector.psycopg import register_vector
 
 from memory.schema import MIGRATIONS
+from orchestrator.stores import size_shared_buffers
 
 DIM = 384
 SETTINGS = [(16, 64), (16, 128), (24, 128)]  # (m, ef_construction)
@@ -74,11 +74,6 @@ def synthetic(n: int, *, kind: str, seed: int) -> np.ndarray:
     return x
 
 
-def chunks(n: int, size: int) -> Iterator[tuple[int, int]]:
-    for start in range(0, n, size):
-        yield start, min(n, start + size)
-
-
 def database_url(pgdata: str | None, shared_buffers: str | None) -> tuple[str, object | None]:
     if os.environ.get("DATABASE_URL"):
         return os.environ["DATABASE_URL"], None
@@ -90,19 +85,8 @@ def database_url(pgdata: str | None, shared_buffers: str | None) -> tuple[str, o
     else:
         server = pgserver.get_server(tempfile.mkdtemp(prefix="opsos-bench-"), cleanup_mode="delete")
     if shared_buffers:
-        with psycopg.connect(server.get_uri(), autocommit=True) as admin:
-            current = admin.execute("SHOW shared_buffers").fetchone()[0]
-            if current.lower() != shared_buffers.lower():
-                admin.execute(f"ALTER SYSTEM SET shared_buffers = '{shared_buffers}'")
-                restart = True
-            else:
-                restart = False
-        if restart:
-            # shared_buffers is read at start only; pg_ctl restart keeps the options pgserver started it with.
-            from pgserver._commands import pg_ctl
-
-            log(f"restarting the embedded PostgreSQL with shared_buffers = {shared_buffers}")
-            pg_ctl(["-w", "restart", "-m", "fast"], pgdata=server.pgdata, user=server.system_user)
+        log(f"shared_buffers = {shared_buffers} (the embedded server restarts if that is a change)")
+        size_shared_buffers(server, shared_buffers)
     return server.get_uri(), server
 
 

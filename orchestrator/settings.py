@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     )
     redis_url: str | None = Field(default=None, validation_alias=AliasChoices("REDIS_URL", "OPSOS_REDIS_URL"))
     data_dir: Path = Field(default_factory=_default_data_dir)
+    # The embedded PostgreSQL's shared buffers: enough to keep the memory index (about 2 GB per million
+    # memories) in them. Ignored with DATABASE_URL, whose server is configured by its owner.
+    pg_shared_buffers: str = "512MB"
 
     # Chat identities allowed to make requests and decide approvals, as `channel:user-id`.
     operators: Annotated[list[str], NoDecode] = ["console:operator"]

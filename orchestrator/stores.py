@@ -13,7 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psutil
+import psycopg
 import structlog
+from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 from redis import Redis
@@ -45,14 +48,41 @@ class Stores:
         self._keep_alive.clear()
 
 
-def start_embedded_postgres(data_dir: Path) -> tuple[str, Any]:
+def start_embedded_postgres(data_dir: Path, *, shared_buffers: str | None = None) -> tuple[str, Any]:
     import pgserver
 
     pgdata = data_dir / "postgres"
     pgdata.mkdir(parents=True, exist_ok=True)
     log.info("embedded_postgres.starting", pgdata=str(pgdata))
     server = pgserver.get_server(pgdata)
+    if shared_buffers:
+        size_shared_buffers(server, shared_buffers)
     return server.get_uri(), server
+
+
+def size_shared_buffers(server: Any, size: str) -> None:
+    """Give the embedded server `size` of shared buffers, so the memory index stays in them.
+
+    PostgreSQL's default of 128 MB holds the HNSW index of about 60k memories; past that every
+    recall reads index pages through the OS cache, which doubles its latency (see bench_memory).
+    The setting is read at start only: the server is restarted now when no other opsos process
+    uses it, else the change waits for its next start.
+    """
+    from pgserver._commands import pg_ctl
+
+    with psycopg.connect(server.get_uri(), autocommit=True) as conn:
+        current = conn.execute("SELECT setting::bigint * 8192 FROM pg_settings WHERE name = 'shared_buffers'")
+        wanted = conn.execute("SELECT pg_size_bytes(%s)", (size,)).fetchone()[0]
+        if current.fetchone()[0] == wanted:
+            return
+        conn.execute(sql.SQL("ALTER SYSTEM SET shared_buffers = {}").format(sql.Literal(size)))
+    # pgserver lists the processes holding the server; a crashed one stays listed, hence the liveness check.
+    others = [pid for pid in server.global_process_id_list.get() if pid != os.getpid() and psutil.pid_exists(pid)]
+    if others:
+        log.info("embedded_postgres.shared_buffers_deferred", size=size, until="the server's next start")
+        return
+    log.info("embedded_postgres.restarting", shared_buffers=size)
+    pg_ctl(["-w", "restart", "-m", "fast"], pgdata=server.pgdata, user=server.system_user)
 
 
 def start_embedded_redis(data_dir: Path) -> tuple[str, Any]:
@@ -71,7 +101,7 @@ def open_stores(settings: Settings, *, pool_size: int = 8, run_migrations: bool 
     keep: list[Any] = []
     database_url = settings.database_url
     if not database_url:
-        database_url, pg = start_embedded_postgres(settings.data_dir)
+        database_url, pg = start_embedded_postgres(settings.data_dir, shared_buffers=settings.pg_shared_buffers)
         keep.append(pg)
     redis_url = settings.redis_url
     if not redis_url:

@@ -7,10 +7,12 @@ def test_embedded_servers_survive_a_restart_with_their_data(test_root, monkeypat
     monkeypatch.delenv("REDIS_URL", raising=False)
     tmp_path = test_root / "restart"
     tmp_path.mkdir()
-    settings = Settings(data_dir=tmp_path / "opsos", _env_file=None)
+    settings = Settings(data_dir=tmp_path / "opsos", pg_shared_buffers="192MB", _env_file=None)
     stores = open_stores(settings)
     try:
         with stores.pool.connection() as conn:
+            # Sized at first start (a restart), so the memory index is not read through the OS cache.
+            assert conn.execute("SHOW shared_buffers").fetchone()["shared_buffers"] == "192MB"
             conn.execute("INSERT INTO crm_contacts (id, email, name, plan, status, monthly_cents)"
                          " VALUES ('c-keep', 'k@example.com', 'Keep', 'monthly', 'active', 100)")
         stores.redis.set("opsos:probe", "1")
