@@ -252,10 +252,33 @@ def events_endpoint(app: AsyncApp, signing_secret: str) -> Any:
 
 
 async def start_socket_mode(app: AsyncApp, app_token: str) -> Any:
-    """Socket Mode: Slack pushes the same payloads over a websocket; no public URL needed. Returns the handler."""
+    """Socket Mode: Slack pushes the same payloads over a websocket; no public URL needed. Returns the handler.
+
+    The websocket URL comes from apps.connections.open on the app's own Web API client, so `slack_api_url`
+    applies. Close the handler with `close_async()`. Raises ConfigurationError when Slack refuses `app_token`.
+    """
+    import aiohttp
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
+    from bot.server import ConfigurationError
+
+    refused = {"not_authed", "invalid_auth", "not_allowed_token_type", "account_inactive", "token_revoked",
+               "token_expired", "missing_scope"}
     handler = AsyncSocketModeHandler(app, app_token)
+    try:
+        # The first URL is asked for here, once: slack_sdk's connect() retries a refused token every 10 s forever,
+        # so `opsos serve` would hang before it listens. Slack failing or out of reach is a passing state, left to
+        # that retry loop as before.
+        handler.client.wss_uri = await handler.client.issue_new_wss_url()
+    except SlackApiError as error:
+        reason = error.response.get("error")
+        if reason in refused:
+            await handler.close_async()
+            raise ConfigurationError(f"Slack refused OPSOS_SLACK_APP_TOKEN ({reason}): Socket Mode needs the "
+                                     "app-level token (xapp-…) with the connections:write scope") from error
+        log.warning("slack.socket_url_failed", error=reason)
+    except (aiohttp.ClientError, OSError) as error:
+        log.warning("slack.socket_url_failed", error=str(error))
     await handler.connect_async()
     return handler
 
