@@ -116,6 +116,11 @@ def _senders(settings: Settings, apps: FrontEnds) -> dict[str, Sender]:
 def _lifecycle(ops: Operations, settings: Settings, apps: FrontEnds, *, deliver: bool) -> Any:
     async def lifecycle(_app: web.Application) -> AsyncIterator[None]:
         socket_handler = None
+        # Socket Mode first: a refused app token raises here, before anything else needs stopping.
+        if apps.slack is not None and settings.slack_mode == "socket":
+            from bot.slack import start_socket_mode
+
+            socket_handler = await start_socket_mode(apps.slack, settings.slack_app_token or "")
         telegram = apps.telegram
         if telegram is not None:
             await telegram.initialize()
@@ -128,10 +133,6 @@ def _lifecycle(ops: Operations, settings: Settings, apps: FrontEnds, *, deliver:
                                                secret_token=settings.telegram_webhook_secret,
                                                allowed_updates=["message", "callback_query"])
             await telegram.start()
-        if apps.slack is not None and settings.slack_mode == "socket":
-            from bot.slack import start_socket_mode
-
-            socket_handler = await start_socket_mode(apps.slack, settings.slack_app_token or "")
         stop = asyncio.Event()
         task = None
         if deliver:

@@ -35,7 +35,11 @@ def run(args: argparse.Namespace) -> int:
             print("opsos serve: neither OPSOS_SLACK_BOT_TOKEN nor OPSOS_TELEGRAM_BOT_TOKEN is set; "
                   "serving the dashboard, /metrics and /healthz only")
         app = build_web_app(ops, settings, apps, extensions=[lambda web_app: add_dashboard(web_app, ops)])
-        web.run_app(app, host=args.host, port=args.port, print=None)
+        try:
+            web.run_app(app, host=args.host, port=args.port, print=None)
+        except ConfigurationError as error:  # found at start-up, e.g. Slack refusing the app token
+            print(f"opsos serve: {error}")
+            return 2
     finally:
         services.close()
     return 0
