@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime, timedelta
@@ -211,6 +212,19 @@ SELECT_BY_IDS = f"SELECT {COLUMNS} FROM memories WHERE id = ANY(%s)"
 
 # Per transaction: SET LOCAL leaves the pooled connection as it found it.
 SET_EF_SEARCH = "SELECT set_config('hnsw.ef_search', %s, true)"
+# The planner's row estimate of the HNSW index, kept by autovacuum: -1 until first analysed.
+INDEX_SIZE = "SELECT reltuples::bigint AS reltuples FROM pg_class WHERE oid = 'memories_embedding_hnsw'::regclass"
+EF_SEARCH_RECHECK_SECONDS = 300.0
+# The HNSW candidate list recall@10 >= 0.95 needs as the index grows, from bench/bench_memory.py on
+# 2 cores (clustered 384-d vectors, queries at cosine 0.45 to their answer): at 200k ef_search 100
+# gave 0.95 (p95 4.9 ms), at 1M 200 gave 0.89 and 300 gave 0.97 (p95 17 ms). Past 1M, unmeasured.
+EF_SEARCH_BY_SIZE = ((200_000, 100), (400_000, 200), (1_000_000, 300))
+EF_SEARCH_BEYOND = 400
+
+
+def ef_search_for(live_memories: int) -> int:
+    """ef_search for an index of `live_memories` rows (pure)."""
+    return next((ef for upto, ef in EF_SEARCH_BY_SIZE if live_memories <= upto), EF_SEARCH_BEYOND)
 # The vector leg. ANN form: matches the partial HNSW index's predicate so the planner can use it.
 VECTOR_ANN = """
 SELECT id, 1 - (embedding <=> %(q)s) AS similarity FROM memories
@@ -396,8 +410,8 @@ class LongTermMemory:
         # Cosine from which two memories of one subject and kind may be one: MiniLM scores a
         # restated note at 0.97; it scores some different facts as high (see _plan's extra checks).
         merge_threshold: float = 0.95,
-        # Candidate list of the HNSW search: 100 gave recall@10 0.99 at 100k (bench/bench_memory.py).
-        ef_search: int = 100,
+        # Candidate list of the HNSW search; None picks it from the index's size (`ef_search_for`).
+        ef_search: int | None = None,
         rrf_k: int = 60,
         keyword_max_df: float = 0.1,
         keyword_df_cap: int = 20_000,
@@ -408,6 +422,7 @@ class LongTermMemory:
         self.embedder = embedder
         self.merge_threshold = merge_threshold
         self.ef_search = ef_search
+        self._sized: tuple[float, int] | None = None  # (monotonic time, ef_search) of the last size check
         self.rrf_k = rrf_k
         self.keyword_max_df = keyword_max_df
         self.keyword_df_cap = keyword_df_cap
@@ -427,6 +442,17 @@ class LongTermMemory:
 
     def _now(self) -> datetime | None:
         return self._clock() if self._clock else None
+
+    def _ef_search(self, cur: psycopg.Cursor) -> int:
+        """The configured ef_search, or one for the index's size, re-read every few minutes."""
+        if self.ef_search is not None:
+            return self.ef_search
+        now = time.monotonic()
+        if self._sized is None or now - self._sized[0] > EF_SEARCH_RECHECK_SECONDS:
+            row = cur.execute(INDEX_SIZE).fetchone()
+            live = int(row["reltuples"]) if row and row["reltuples"] is not None else 0
+            self._sized = (now, ef_search_for(live))
+        return self._sized[1]
 
     # --- writing -------------------------------------------------------------------------------
 
@@ -666,7 +692,7 @@ class LongTermMemory:
         with self._conn() as conn, conn.cursor(row_factory=dict_row) as cur:
             use_ann = subject is None and not include_history
             if use_ann:
-                cur.execute(SET_EF_SEARCH, (str(max(self.ef_search, n)),))
+                cur.execute(SET_EF_SEARCH, (str(max(self._ef_search(cur), n)),))
                 ann_filters = sql.SQL("AND kind = %(kind)s") if kind_value else sql.SQL("")
                 vector_rows = cur.execute(sql.SQL(VECTOR_ANN).format(filters=ann_filters), params).fetchall()
                 if kind_value and len(vector_rows) < n:
@@ -709,7 +735,7 @@ class LongTermMemory:
         vec = self.embedder.embed([question])[0]
         template = VECTOR_EXACT if exact else VECTOR_ANN
         with self._conn() as conn, conn.cursor(row_factory=dict_row) as cur:
-            cur.execute(SET_EF_SEARCH, (str(max(self.ef_search, k)),))
+            cur.execute(SET_EF_SEARCH, (str(max(self._ef_search(cur), k)),))
             query = sql.SQL(template).format(filters=sql.SQL("AND current") if exact else sql.SQL(""))
             rows = cur.execute(query, {"q": vec, "n": k}).fetchall()
         return [(r["id"], float(r["similarity"])) for r in rows]

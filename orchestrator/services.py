@@ -47,7 +47,8 @@ class Services:
     def memory(self) -> LongTermMemory:
         """Long-term memory, built on first use: it loads the embedding model, which not every process needs."""
         if self._memory is None:
-            self._memory = LongTermMemory(self.stores.pool, get_embedder(), clock=lambda: self.clock())
+            self._memory = LongTermMemory(self.stores.pool, get_embedder(), clock=lambda: self.clock(),
+                                          ef_search=self.settings.memory_ef_search)
         return self._memory
 
     def close(self) -> None:

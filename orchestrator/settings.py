@@ -29,6 +29,8 @@ class Settings(BaseSettings):
     # The embedded PostgreSQL's shared buffers: enough to keep the memory index (about 2 GB per million
     # memories) in them. Ignored with DATABASE_URL, whose server is configured by its owner.
     pg_shared_buffers: str = "512MB"
+    # HNSW candidate list for memory recall; unset picks it from the index's size (memory.longterm.ef_search_for).
+    memory_ef_search: int | None = Field(default=None, gt=0)
 
     # Chat identities allowed to make requests and decide approvals, as `channel:user-id`.
     operators: Annotated[list[str], NoDecode] = ["console:operator"]

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from memory.index import link
-from memory.longterm import Kind, LongTermMemory, MemoryIn, MemoryNotFound
+from memory.longterm import Kind, LongTermMemory, MemoryIn, MemoryNotFound, ef_search_for
 
 T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
 
@@ -211,3 +211,20 @@ def test_summarise_compacts_old_interactions_into_one_linked_summary(ltm: LongTe
     # Retention of the sources (365 days) has ended: the summary's links do not keep them.
     assert {r.id for r in ltm.reclaim(T0)} == {s.id for s in sources}
     assert ltm.get(summary.id).provenance["summarises"] == [s.id for s in sources]
+
+
+def test_ef_search_grows_with_the_index_as_the_benchmark_measured() -> None:
+    """Proves recall keeps its measured quality as memory grows: the HNSW candidate list widens with the index."""
+    assert [ef_search_for(n) for n in (-1, 0, 150_000, 200_000, 300_000, 1_000_000, 5_000_000)] == [
+        100, 100, 100, 100, 200, 300, 400]
+
+
+def test_recall_sets_the_candidate_list_for_the_index_it_searches(ltm: LongTermMemory, db) -> None:
+    """Proves the size check reads the live index (small here: 100) and that a configured value wins."""
+    ltm.remember("Ana prefers email.", kind="fact", subject="customer:ana")
+    with db.connection() as conn, conn.cursor() as cur:
+        conn.execute("ANALYZE memories")
+        assert ltm._ef_search(cur) == 100
+    fixed = LongTermMemory(db, ltm.embedder, ef_search=250)
+    with db.connection() as conn, conn.cursor() as cur:
+        assert fixed._ef_search(cur) == 250
