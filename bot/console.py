@@ -9,6 +9,7 @@ import psycopg
 
 from bot.render.console import ConsoleRenderer
 from orchestrator import Message, MessageKind, Operations, Requester, outbox
+from orchestrator.delivery import expire_copies, prepare
 
 CHANNEL = "console"
 
@@ -26,6 +27,8 @@ class ConsoleSession:
         self.last_approval: str | None = None
         self.seen: list[Message] = []
         self.last_choices: list[str] = []
+        # Approvals whose outcome this terminal already printed (the reply to "approve …", or an earlier edit).
+        self.decided: set[str] = set()
 
     def say(self, text: str) -> Message:
         """Handle one typed line and show the immediate reply."""
@@ -44,18 +47,35 @@ class ConsoleSession:
             self.last_approval = message.approval_id
         if message.actions and not message.approval_id:
             self.last_choices = [action.value for action in message.actions]
+        if message.kind is MessageKind.APPROVAL_DECIDED and message.approval_id:
+            self.decided.add(message.approval_id)
         self.seen.append(message)
         self.write(self.renderer.render(message=message))
 
     def deliver_pending(self) -> list[Message]:
-        """Consume this conversation's outbox: show each message, then mark it delivered in the same transaction."""
+        """Consume this conversation's outbox: show each message, then mark it delivered in the same transaction.
+
+        A copy of approval buttons shows as it reads now (see `delivery.prepare`). A terminal cannot change
+        what it printed, so an edit prints the outcome line, once: not when this terminal printed it already
+        as the reply to the operator's own "approve …".
+        """
         shown: list[Message] = []
+        now = datetime.now(UTC)
+        ref = {"console": self.who.conversation}
         with self.ops.pool.connection() as conn, conn.transaction():
-            for item in outbox.claim(conn, channel=CHANNEL, conversation=self.who.conversation,
-                                     now=datetime.now(UTC)):
-                self.show(item.message)
-                outbox.mark_delivered(conn, item.id, ref={"console": self.who.conversation})
-                shown.append(item.message)
+            for item in outbox.claim(conn, channel=CHANNEL, conversation=self.who.conversation, now=now):
+                ready = prepare(conn, item, now=now)
+                if ready.target is None:
+                    message = ready.message
+                    outbox.mark_delivered(conn, item.id, ref={**ref, "settled": ready.settled} if ready.settled
+                                          else ref)
+                else:
+                    message = item.message
+                    outbox.mark_delivered(conn, item.id, ref=ref)
+                    if ready.skip is not None or item.approval_id in self.decided:
+                        continue
+                self.show(message)
+                shown.append(message)
         return shown
 
     def wait_for(self, kind: MessageKind, *, timeout: float = 60.0, listener: OutboxListener | None = None) -> Message:
@@ -102,6 +122,8 @@ class OutboxPrinter(threading.Thread):
         listener = OutboxListener(self.session.ops.services.stores.database_url)
         try:
             while not self.stopped.is_set():
+                # With no platform configured no delivery loop runs, so the console lapses expired approvals.
+                expire_copies(self.session.ops.pool, now=datetime.now(UTC))
                 self.session.deliver_pending()
                 listener.wait(0.5)
         finally:

@@ -26,7 +26,7 @@ from bot import buttons
 from bot.digest_delivery import send_chart_slack
 from bot.render.blockkit import BlockKitRenderer, SlackMessage
 from orchestrator import Message, Operations, OutboxItem, Requester, Settings, words
-from orchestrator.delivery import RetryLater
+from orchestrator.delivery import CopyGone, RetryLater, deliver_due
 
 log = structlog.get_logger(__name__)
 
@@ -128,28 +128,41 @@ class SlackAdapter:
         decided = await self.call(self.ops.decide, who, approval_id, buttons.DECISIONS[command])
         if decided.updated is not None:
             # Also on a second click: a stale copy still showing buttons now shows the decision.
-            await self.update_in_place(client, approval_id, decided.updated, clicked=_clicked(body))
+            original = (body.get("message") or {}).get("blocks") or []
+            await self.update_in_place(client, approval_id, decided.updated, clicked=_clicked(body),
+                                       original=original)
         if not decided.changed:
             await self._ephemeral(client, channel_id, user_id, decided.reply)
 
     async def update_in_place(self, client: AsyncWebClient, approval_id: str, updated: Message,
-                              clicked: tuple[str, str] | None) -> None:
-        """chat.update every Slack copy of the approval request: its content stays, the buttons go."""
+                              clicked: tuple[str, str] | None, original: list[dict[str, Any]] | None = None) -> None:
+        """Show the decision on the Slack copies now, from the click, rather than a delivery pass later.
+
+        The copies' edits were queued with the decision; they are sent here through the outbox's own path
+        (claimed, sent, settled), so the delivery loop finds them done and no copy is edited twice. A clicked
+        message opsos has no record of (no copy of it in the outbox) has no queued edit: it is updated here,
+        its content kept when the click carried it, the buttons gone.
+        """
+        sender = SlackSender(client)
+        try:
+            await deliver_due(self.ops.pool, channel=CHANNEL, sender=sender, now=self.ops.services.now(),
+                              approval_id=approval_id)
+        except Exception as error:  # the database away: the queued edits stay for the delivery loop
+            log.warning("slack.update_deferred", approval=approval_id, error=str(error))
+        if clicked is None:
+            return
         copies = await self.call(self.ops.approval_messages, approval_id)
-        targets: dict[tuple[str, str], list[dict[str, Any]]] = {}
-        for item in copies:
-            ref = item.delivery_ref or {}
-            if item.channel == CHANNEL and ref.get("ts"):
-                targets[(ref["channel"], ref["ts"])] = renderer.render(message=item.message).blocks
-        if clicked is not None and clicked not in targets:
-            targets[clicked] = []
-        for (channel_id, ts), original in targets.items():
-            rendered = renderer.decided(original=original, message=updated)
-            try:
-                await client.chat_update(channel=channel_id, ts=ts, **rendered.as_kwargs())
-            except SlackApiError as error:
-                # A deleted message or a lost channel must not fail the click: the decision is recorded.
-                log.warning("slack.update_failed", channel=channel_id, ts=ts, error=str(error))
+        known = {((item.delivery_ref or {}).get("channel"), (item.delivery_ref or {}).get("ts"))
+                 for item in copies if item.channel == CHANNEL}
+        if clicked in known:
+            return
+        channel_id, ts = clicked
+        try:
+            await client.chat_update(channel=channel_id, ts=ts,
+                                     **renderer.decided(original=original or [], message=updated).as_kwargs())
+        except SlackApiError as error:
+            # A deleted message or a lost channel must not fail the click: the decision is recorded.
+            log.warning("slack.update_failed", channel=channel_id, ts=ts, error=str(error))
 
     async def _ephemeral(self, client: AsyncWebClient, channel_id: str, user_id: str, message: Message) -> None:
         try:
@@ -176,6 +189,11 @@ class SlackSender:
     # counts its limits per minute) rather than ask again at once.
     FALLBACK_RETRY_AFTER = 60.0
 
+    # What chat.update answers when the message can never be edited again: deleted, its channel gone or archived,
+    # or no longer the bot's to edit. Anything else (a 500, a timeout) may pass and is retried.
+    GONE = frozenset({"message_not_found", "channel_not_found", "cant_update_message", "edit_window_closed",
+                      "is_archived"})
+
     def __init__(self, web_client: AsyncWebClient) -> None:
         self.client = web_client
 
@@ -185,12 +203,10 @@ class SlackSender:
             response = await self.client.chat_postMessage(channel=item.conversation, unfurl_links=False,
                                                           unfurl_media=False, **rendered.as_kwargs())
         except SlackApiError as error:
-            if error.response.status_code != 429:
+            busy = self._rate_limited(error)
+            if busy is None:
                 raise
-            # The 429 reaches us because client() keeps slack_sdk's default retry handlers, which retry
-            # connection errors only: its RateLimitErrorRetryHandler would sleep out Retry-After inside this
-            # call and stall the whole delivery pass, where a deferred row costs nothing.
-            raise RetryLater(self._retry_after(error.response.headers), "Slack answered 429 ratelimited") from error
+            raise busy from error
         ref: dict[str, Any] = {"channel": response["channel"], "ts": response["ts"]}
         if item.message.attachments:
             # The digest's chart goes up as a file under the message it belongs to. A failed upload is
@@ -201,6 +217,35 @@ class SlackSender:
             except SlackApiError as error:
                 log.warning("slack.attachment_failed", item=item.id, error=str(error))
         return ref
+
+    async def edit(self, *, item: OutboxItem, target: OutboxItem, message: Message) -> dict[str, Any]:
+        """chat.update the copy `target` to read `message`: its content re-rendered as first sent, the buttons of
+        decided approvals gone, their outcome under it. Raises CopyGone when Slack says it cannot be edited."""
+        ref = target.delivery_ref or {}
+        if not ref.get("ts"):
+            raise CopyGone(f"outbox row {target.id} has no Slack message to edit")
+        try:
+            await self.client.chat_update(channel=ref["channel"], ts=ref["ts"],
+                                          **renderer.render(message=message).as_kwargs())
+        except SlackApiError as error:
+            reason = error.response.get("error") if isinstance(error.response.data, dict) else None
+            if reason in self.GONE:
+                raise CopyGone(f"Slack answered {reason} for {ref['channel']}/{ref['ts']}") from error
+            busy = self._rate_limited(error)
+            if busy is None:
+                raise
+            raise busy from error
+        return {"channel": ref["channel"], "ts": ref["ts"]}
+
+    @classmethod
+    def _rate_limited(cls, error: SlackApiError) -> RetryLater | None:
+        """A 429 as RetryLater, with Slack's Retry-After; None for any other failure."""
+        if error.response.status_code != 429:
+            return None
+        # The 429 reaches us because client() keeps slack_sdk's default retry handlers, which retry
+        # connection errors only: its RateLimitErrorRetryHandler would sleep out Retry-After inside this
+        # call and stall the whole delivery pass, where a deferred row costs nothing.
+        return RetryLater(cls._retry_after(error.response.headers), "Slack answered 429 ratelimited")
 
     @classmethod
     def _retry_after(cls, headers: Any) -> float:

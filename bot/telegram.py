@@ -23,7 +23,7 @@ from bot import buttons
 from bot.digest_delivery import send_chart_telegram
 from bot.render.telegram import MAX_TEXT, TelegramMessage, TelegramRenderer
 from orchestrator import Message, Operations, OutboxItem, Requester, Settings, words
-from orchestrator.delivery import RetryLater
+from orchestrator.delivery import CopyGone, RetryLater, deliver_due
 
 log = structlog.get_logger(__name__)
 
@@ -143,24 +143,33 @@ class TelegramAdapter:
 
     async def update_in_place(self, bot: Bot, approval_id: str, updated: Message,
                               clicked: TelegramChatMessage | None) -> None:
-        """Edit every Telegram copy of the approval request: its text stays, the keyboard goes, the decision shows."""
-        decision = "\n".join(renderer.render(message=updated).parts)
+        """Show the decision on the Telegram copies now, from the click, rather than a delivery pass later.
+
+        The copies' edits were queued with the decision; they are sent here through the outbox's own path
+        (claimed, sent, settled), so the delivery loop finds them done and no copy is edited twice. A clicked
+        message opsos has no record of has no queued edit: it is edited here, its text kept, the decision added.
+        """
+        try:
+            await deliver_due(self.ops.pool, channel=CHANNEL, sender=TelegramSender(bot),
+                              now=self.ops.services.now(), approval_id=approval_id)
+        except Exception as error:  # the database away: the queued edits stay for the delivery loop
+            log.warning("telegram.update_deferred", approval=approval_id, error=str(error))
+        if clicked is None:
+            return
         copies = await asyncio.to_thread(self.ops.approval_messages, approval_id)
-        targets: dict[tuple[int | str, int], str] = {}
-        for item in copies:
-            ref = item.delivery_ref or {}
-            if item.channel == CHANNEL and ref.get("message_id"):
-                targets[(ref["chat_id"], ref["message_id"])] = renderer.render(message=item.message).parts[-1]
-        if clicked is not None and (clicked.chat_id, clicked.message_id) not in targets:
-            targets[(clicked.chat_id, clicked.message_id)] = clicked.text_html or ""
-        for (chat, message_id), original in targets.items():
-            text = f"{original}\n\n{decision}" if original else decision
-            try:
-                await bot.edit_message_text(chat_id=chat, message_id=message_id, parse_mode=ParseMode.HTML,
-                                            text=text if len(text) <= MAX_TEXT else decision)
-            except BadRequest as error:
-                # Already edited (a second click) or deleted: the decision is recorded either way.
-                log.info("telegram.edit_skipped", chat=chat, message_id=message_id, error=str(error))
+        known = {((item.delivery_ref or {}).get("chat_id"), (item.delivery_ref or {}).get("message_id"))
+                 for item in copies if item.channel == CHANNEL}
+        if (clicked.chat_id, clicked.message_id) in known:
+            return
+        decision = "\n".join(renderer.render(message=updated).parts)
+        original = clicked.text_html or ""
+        text = f"{original}\n\n{decision}" if original else decision
+        try:
+            await bot.edit_message_text(chat_id=clicked.chat_id, message_id=clicked.message_id,
+                                        parse_mode=ParseMode.HTML, text=text if len(text) <= MAX_TEXT else decision)
+        except BadRequest as error:
+            # Already edited (a second click) or deleted: the decision is recorded either way.
+            log.info("telegram.edit_skipped", chat=clicked.chat_id, message_id=clicked.message_id, error=str(error))
 
     def _who(self, update: Update) -> Requester:
         user, chat = update.effective_user, update.effective_chat
@@ -179,6 +188,12 @@ class TelegramSender:
     has no rate limiter that would wait it out in this call, and none should: the pass would stall.
     """
 
+    # Telegram's answers (lower case, as PTB may capitalise them) to an edit that can never land: the message or
+    # the chat is gone, or the message is of a kind that cannot be edited.
+    GONE = ("message to edit not found", "chat not found", "message can't be edited")
+    # The edit asks for what the message already shows (an earlier attempt landed, its answer was lost): done.
+    UNCHANGED = "message is not modified"
+
     def __init__(self, bot: Bot) -> None:
         self.bot = bot
 
@@ -187,10 +202,7 @@ class TelegramSender:
         try:
             sent = await send_rendered(self.bot, chat_id(item.conversation), renderer.render(message=item.message))
         except RetryAfter as error:
-            # An int of seconds in PTB 22, a timedelta once PTB_TIMEDELTA becomes its default.
-            wait = error.retry_after
-            seconds = wait.total_seconds() if isinstance(wait, timedelta) else float(wait)
-            raise RetryLater(seconds, "Telegram answered 429 Too Many Requests") from error
+            raise _retry_later(error) from error
         ref: dict[str, Any] = {"chat_id": sent[-1].chat_id, "message_id": sent[-1].message_id,
                                "message_ids": [message.message_id for message in sent]}
         if item.message.attachments:
@@ -201,6 +213,43 @@ class TelegramSender:
             except TelegramError as error:
                 log.warning("telegram.attachment_failed", item=item.id, error=str(error))
         return ref
+
+    async def edit(self, *, item: OutboxItem, target: OutboxItem, message: Message) -> dict[str, Any]:
+        """Edit the copy `target` to read `message`: the text of its last part (the one under which the keyboard
+        sits) as first sent plus the outcome, with only the buttons still live. Raises CopyGone when Telegram
+        says it cannot be edited."""
+        ref = target.delivery_ref or {}
+        if not ref.get("message_id"):
+            raise CopyGone(f"outbox row {target.id} has no Telegram message to edit")
+        await self.bot.initialize()
+        rendered = renderer.render(message=message)
+        # The parts before the last were sent as they render now (only the end of a copy changes), so the
+        # last one sent takes the rest; should that outgrow Telegram's limit, it shows the decision alone.
+        sent_parts = len(ref.get("message_ids") or [ref["message_id"]])
+        text = "\n".join(rendered.parts[min(sent_parts, len(rendered.parts)) - 1:])
+        if len(text) > MAX_TEXT:
+            text = renderer.render(message=item.message).parts[0]
+        try:
+            await self.bot.edit_message_text(chat_id=ref["chat_id"], message_id=ref["message_id"], text=text,
+                                             parse_mode=ParseMode.HTML, reply_markup=rendered.keyboard,
+                                             disable_web_page_preview=True)
+        except RetryAfter as error:
+            raise _retry_later(error) from error
+        except BadRequest as error:
+            said = str(error).lower()
+            if self.UNCHANGED in said:
+                return {"chat_id": ref["chat_id"], "message_id": ref["message_id"], "unchanged": True}
+            if any(reason in said for reason in self.GONE):
+                raise CopyGone(f"Telegram answered {error} for {ref['chat_id']}/{ref['message_id']}") from error
+            raise
+        return {"chat_id": ref["chat_id"], "message_id": ref["message_id"]}
+
+
+def _retry_later(error: RetryAfter) -> RetryLater:
+    # An int of seconds in PTB 22, a timedelta once PTB_TIMEDELTA becomes its default.
+    wait = error.retry_after
+    seconds = wait.total_seconds() if isinstance(wait, timedelta) else float(wait)
+    return RetryLater(seconds, "Telegram answered 429 Too Many Requests")
 
 
 class RecentUpdates:

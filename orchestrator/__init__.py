@@ -1,5 +1,5 @@
 """The control plane: intents, runs, steps, approvals, policy, the audit log, the outbox, RQ jobs."""
-from orchestrator import audit, outbox
+from orchestrator import audit, outbox, replay, words
 from orchestrator.approvals import Approval, ApprovalState, Decision
 from orchestrator.errors import OpsError
 from orchestrator.intake import Classification, Classifier, RouterClassifier, router_classifier
@@ -39,5 +39,7 @@ __all__ = [
     "build_services",
     "open_stores",
     "outbox",
+    "replay",
     "router_classifier",
+    "words",
 ]

@@ -3,6 +3,10 @@
 An approval names the action by `sha256(canonical JSON of the action)`: the rendered emails, the
 amount, the recipients. When the action changes, the digest changes, the old approval is void and
 a new one is asked.
+
+Whenever an approval stops being answerable (approved, rejected, void, expired), every message that
+carries its buttons is queued for an edit in the same transaction (`outbox.edit_copies`), so no copy,
+on any platform, keeps offering buttons that would only answer "nothing changed".
 """
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ from psycopg.types.json import Jsonb
 from pydantic import BaseModel, Field
 
 from memory import link, step_node
-from orchestrator import audit
+from orchestrator import audit, outbox
 from orchestrator.errors import ApprovalAlreadyDecided, ApprovalExpired, ApprovalStale, NotFound
 from orchestrator.messages import Fact
 
@@ -63,6 +67,17 @@ class Approval(BaseModel):
         return self.state is ApprovalState.PENDING and now >= self.expires_at
 
 
+def shown_as(approval: Approval, now: datetime) -> Approval | None:
+    """The approval as its copies should show it at `now` (pure): None while its buttons still answer.
+
+    One past its time is shown expired though its record may still say pending: the record changes
+    when someone acts on it (see `decide`, `request`), the buttons must go when the time is up.
+    """
+    if approval.state is not ApprovalState.PENDING:
+        return approval
+    return approval.model_copy(update={"state": ApprovalState.EXPIRED}) if approval.expired(now) else None
+
+
 def action_digest(action: Any) -> str:
     canonical = json.dumps(action, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
@@ -90,6 +105,11 @@ def get(conn: Connection, approval_id: str, *, for_update: bool = False) -> Appr
     if row is None:
         raise NotFound("approval", approval_id)
     return Approval.model_validate(row)
+
+
+def by_ids(conn: Connection, approval_ids: list[str]) -> dict[str, Approval]:
+    rows = conn.execute("SELECT * FROM approvals WHERE id = ANY(%s)", (approval_ids,)).fetchall()
+    return {row["id"]: Approval.model_validate(row) for row in rows}
 
 
 def pending(conn: Connection) -> list[Approval]:
@@ -125,13 +145,14 @@ def request(
     for approval in for_step(conn, run_id, step):
         if approval.state is not ApprovalState.PENDING:
             continue
-        if approval.action_digest == digest and not approval.expired(now):
+        if approval.action_digest == digest and not approval.expired(now) and not _lapsed(conn, approval.id):
             existing = approval
         else:
             state = ApprovalState.EXPIRED if approval.action_digest == digest else ApprovalState.VOID
             conn.execute("UPDATE approvals SET state = %s WHERE id = %s", (state, approval.id))
             audit.append(conn, actor="opsos", kind=f"approval.{state.value}", intent_id=intent_id, run_id=run_id,
                          payload={"approval": approval.id, "step": step, "digest": approval.action_digest})
+            _take_buttons_off(conn, approval.model_copy(update={"state": state}))
     if existing is not None:
         return existing, False
     row = conn.execute(
@@ -159,18 +180,21 @@ def decide(
     """Record the operator's decision, once. Raises ApprovalAlreadyDecided, ApprovalExpired or ApprovalStale.
 
     The row lock makes two clicks arriving together decide one after the other: the second sees
-    the first's decision and raises, so a decision is never recorded twice.
+    the first's decision and raises, so a decision is never recorded twice. The same lock orders a
+    click against `lapse`: one whose copies were already shown expired is expired, even if the
+    clicker's `now` was read a moment before its time ran out.
     """
     approval = get(conn, approval_id, for_update=True)
     if approval.state in (ApprovalState.APPROVED, ApprovalState.REJECTED):
         raise ApprovalAlreadyDecided(approval.state.value, approval.decided_by or "?", approval.decided_at or now)
     if approval.state is ApprovalState.VOID:
         raise ApprovalStale("the action changed after this approval was asked; a new approval was requested")
-    if approval.state is ApprovalState.EXPIRED or approval.expired(now):
+    if approval.state is ApprovalState.EXPIRED or approval.expired(now) or _lapsed(conn, approval_id):
         if approval.state is ApprovalState.PENDING:
             conn.execute("UPDATE approvals SET state = 'expired' WHERE id = %s", (approval_id,))
             audit.append(conn, actor="opsos", kind="approval.expired", intent_id=intent_id,
                          run_id=approval.run_id, payload={"approval": approval_id})
+            _take_buttons_off(conn, approval.model_copy(update={"state": ApprovalState.EXPIRED}))
         raise ApprovalExpired(approval.expires_at)
     row = conn.execute(
         "UPDATE approvals SET state = %s, decided_by = %s, decided_at = %s, decided_via = %s WHERE id = %s RETURNING *",
@@ -180,4 +204,46 @@ def decide(
                          run_id=approval.run_id, payload={"approval": approval_id, "step": approval.step,
                                                           "digest": approval.action_digest, "via": channel})
     link(conn, ("audit_event", event.id), ("approval", approval_id), "records")
-    return Approval.model_validate(row)
+    decided = Approval.model_validate(row)
+    _take_buttons_off(conn, decided)
+    return decided
+
+
+# Pending approvals past their time whose buttons some copy still shows (no edit queued for it yet).
+# SKIP LOCKED: an approval a click holds is being decided; the next pass finds it decided, or still due.
+LAPSED = """
+SELECT a.* FROM approvals a
+WHERE a.state = 'pending' AND a.expires_at <= %(now)s
+  AND EXISTS (SELECT 1 FROM outbox c
+              WHERE c.approval_buttons <> '{}' AND c.approval_buttons @> ARRAY[a.id] AND c.edit_of IS NULL
+                AND NOT EXISTS (SELECT 1 FROM outbox e WHERE e.edit_of = c.id AND e.approval_id = a.id))
+ORDER BY a.expires_at
+FOR UPDATE OF a SKIP LOCKED
+"""
+# Edits are queued for a still-pending approval only by `lapse`: its copies were told it expired.
+LAPSED_ONE = "SELECT 1 FROM outbox WHERE edit_of IS NOT NULL AND approval_id = %s LIMIT 1"
+
+
+def lapse(conn: Connection, *, now: datetime) -> list[Approval]:
+    """Queue, in the caller's transaction, the edits that show expired every copy of an approval past its time.
+
+    The record stays pending, as before: it turns `expired`, with its audit event, when someone acts on it,
+    and until then the digest, status and dashboard say "expired: resume the run to ask again". Two processes
+    lapsing together queue each edit once: the second insert of an edit waits on the first's dedupe key and
+    then adds nothing. Returns the approvals whose copies were queued an edit.
+    """
+    lapsed = [Approval.model_validate(row) for row in conn.execute(LAPSED, {"now": now}).fetchall()]
+    for approval in lapsed:
+        _take_buttons_off(conn, approval.model_copy(update={"state": ApprovalState.EXPIRED}))
+    return lapsed
+
+
+def _lapsed(conn: Connection, approval_id: str) -> bool:
+    return conn.execute(LAPSED_ONE, (approval_id,)).fetchone() is not None
+
+
+def _take_buttons_off(conn: Connection, approval: Approval) -> None:
+    # words builds its sentences from Approval, so it imports this module: imported when called, not at load.
+    from orchestrator import words
+
+    outbox.edit_copies(conn, approval_id=approval.id, decision=words.approval_decided(approval))

@@ -23,6 +23,7 @@ class Command(StrEnum):
     FORGET = "forget"
     DIGEST = "digest"
     DASHBOARD = "dashboard"
+    REPLAY = "replay"
 
 
 class ChatCommand(BaseModel):
@@ -54,6 +55,9 @@ def parse(text: str) -> ChatCommand:
     if command is Command.STATUS and (not rest or rest.lstrip("#").isdigit()):
         return ChatCommand(command=command, argument=rest.lstrip("#"))
     if command in _RUN_COMMANDS and rest.lstrip("#").isdigit():
+        return ChatCommand(command=command, argument=rest.lstrip("#"))
+    # Only with a run number: "replay the spring campaign" is a request in words.
+    if command is Command.REPLAY and rest.lstrip("#").isdigit():
         return ChatCommand(command=command, argument=rest.lstrip("#"))
     if command in _APPROVAL_COMMANDS and re.fullmatch(APPROVAL_ID, rest):
         return ChatCommand(command=command, argument=rest)

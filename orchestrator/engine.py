@@ -85,6 +85,8 @@ def _await_approval(services: Services, run_id: int, step: str, wait: AwaitingAp
         run = runs.get(conn, run_id, for_update=True)
         intent = intents.get(conn, run.intent_id)
         steps.finish(conn, run_id=run_id, name=step, state=StepState.WAITING)
+        audit.append(conn, actor="worker", kind="step.waiting", intent_id=intent.id, run_id=run_id,
+                     payload={"step": step})
         approval, asked = approvals.request(
             conn, run_id=run_id, intent_id=intent.id, step=step, digest=wait.digest, ask=wait.ask,
             ttl=services.settings.approval_ttl, now=services.now(),
@@ -104,6 +106,8 @@ def _hold(services: Services, run_id: int, step: str, error: ConnectorUnavailabl
     with services.stores.pool.connection() as conn, conn.transaction():
         steps.finish(conn, run_id=run_id, name=step, state=StepState.FAILED, error=str(error))
         run = runs.get(conn, run_id, for_update=True)
+        audit.append(conn, actor="worker", kind="step.failed", intent_id=run.intent_id, run_id=run_id,
+                     payload={"step": step, "error": str(error)[:500], "held": True})
         # The operator may have paused or cancelled the run while the step ran: their word stands.
         if run.state is RunState.RUNNING:
             run = runs.transition(conn, run_id, RunEvent.PAUSE, actor="worker",
@@ -128,6 +132,8 @@ def _fail(services: Services, run_id: int, step_name: str, error: Exception) -> 
                      error=f"{type(error).__name__}: {error}")
         run = runs.get(conn, run_id)
         intent = intents.get(conn, run.intent_id)
+        audit.append(conn, actor="worker", kind="step.failed", intent_id=intent.id, run_id=run_id,
+                     payload={"step": step_name, "error": f"{type(error).__name__}: {error}"[:500]})
         records = steps.records(conn, run_id)
     workflow = WORKFLOWS[run.workflow]
     undone: list[str] = []

@@ -213,6 +213,26 @@ ORCHESTRATOR_MIGRATIONS: list[str] = [
     """
     CREATE INDEX intents_conversation ON intents (channel, conversation, id);
     """,
+    # 5: copies of approval buttons and their edits. Each row lists the approvals whose buttons it carries
+    # (an approval request, a digest with several), so an approval leaving pending finds every copy; an edit
+    # is a row of its own that names the copy it changes (`edit_of`). Rows queued before this version are
+    # read for their buttons here, so an approval asked before the upgrade still loses its buttons after it.
+    """
+    ALTER TABLE outbox ADD COLUMN edit_of bigint REFERENCES outbox(id);
+    ALTER TABLE outbox ADD COLUMN approval_buttons text[] NOT NULL DEFAULT '{}';
+    UPDATE outbox SET approval_buttons = ARRAY(
+        SELECT found.approval
+        FROM (SELECT substring(button.action->>'value' FROM '^(?:approve|reject|why):(a[0-9a-f]{10})$') AS approval,
+                     button.position
+              FROM jsonb_array_elements(message->'actions') WITH ORDINALITY AS button(action, position)) AS found
+        WHERE found.approval IS NOT NULL
+        GROUP BY found.approval ORDER BY min(found.position))
+    WHERE jsonb_typeof(message->'actions') = 'array' AND jsonb_array_length(message->'actions') > 0;
+    CREATE INDEX outbox_approval_buttons ON outbox USING gin (approval_buttons) WHERE approval_buttons <> '{}';
+    CREATE INDEX outbox_edits ON outbox (edit_of, id) WHERE edit_of IS NOT NULL;
+    CREATE INDEX outbox_edits_by_approval ON outbox (approval_id) WHERE edit_of IS NOT NULL;
+    CREATE INDEX approvals_pending_expiry ON approvals (expires_at) WHERE state = 'pending';
+    """,
 ]
 
 COMPONENTS: dict[str, list[str]] = {

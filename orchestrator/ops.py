@@ -18,6 +18,7 @@ from orchestrator import (
     intents,
     knowledge,
     outbox,
+    replay,
     reports,
     runs,
     scheduler,
@@ -123,6 +124,8 @@ class Operations:
                 return words.digest_on_its_way(who.channel)
             case Command.DASHBOARD:
                 return signin.link_message(self.services, who.identity)
+            case Command.REPLAY:
+                return replay.reply(self.pool, int(command.argument))
         return self.submit(who, command.argument, dedupe_key=dedupe_key)
 
     def submit(self, who: Requester, text: str, *, dedupe_key: str | None = None) -> Message:
@@ -251,7 +254,11 @@ class Operations:
         return words.invalid_request(reason)
 
     def decide(self, who: Requester, approval_id: str, decision: Decision) -> Decided:
-        """Record a decision once, move the run on; a second click or a stale approval changes nothing."""
+        """Record a decision once, move the run on; a second click or a stale approval changes nothing.
+
+        However it is made (a button, typed, the dashboard), the decision queues in its transaction an edit
+        of every message carrying this approval's buttons, on every channel (see `approvals.decide`).
+        """
         if not self.services.policy.is_operator(who.identity):
             return Decided(reply=self.refuse(who, f"{decision.value} approval", {"approval": approval_id}))
         try:
@@ -339,9 +346,13 @@ class Operations:
             return intents.by_dedupe_key(conn, dedupe_key) is not None
 
     def approval_messages(self, approval_id: str) -> list[outbox.OutboxItem]:
-        """Every approval request posted for this approval, with where it was delivered (to update it in place)."""
+        """Every message carrying this approval's buttons (its requests, digests), with where each was delivered.
+
+        Their edits are queued when the approval leaves pending (see `approvals.decide`); a front end reads
+        this to tell a copy opsos will edit from a clicked message it has no record of.
+        """
         with self.pool.connection() as conn:
-            return outbox.for_approval(conn, approval_id)
+            return outbox.copies(conn, approval_id)
 
     def post(self, who: Requester, message: Message) -> None:
         """Queue a message to a conversation (for replies that must go through the outbox, like scheduled ones)."""

@@ -3,33 +3,68 @@
 Delivery happens after commit, by whichever consumer serves the channel (a job for Slack and
 Telegram, the console itself for the console). A failed delivery is retried with backoff and
 stays in the table until it is delivered: a message is never lost with a crashed process.
+
+A row that carries approval buttons is a *copy* of those approvals (an approval request, a digest);
+when an approval leaves pending, each copy gets an *edit*: a row of kind `edit` naming the copy it
+changes (`edit_of`) and carrying the decision, delivered like any row once its copy is out.
 """
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from typing import Any
 
 from psycopg import Connection
 from psycopg.types.json import Jsonb
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
+from orchestrator.commands import APPROVAL_ID
+from orchestrator.errors import NotFound
 from orchestrator.messages import Message
 
 NOTIFY_CHANNEL = "opsos_outbox"
 
+# The buttons that act on an approval (words.approval_actions, words.digest_approval_actions): `approve:a1b2…`.
+_APPROVAL_BUTTON = re.compile(rf"^(?:approve|reject|why):({APPROVAL_ID})$")
+
 INSERT = """
-INSERT INTO outbox (channel, conversation, intent_id, run_id, approval_id, kind, message, dedupe_key)
+INSERT INTO outbox (channel, conversation, intent_id, run_id, approval_id, kind, message, dedupe_key,
+                    approval_buttons)
 VALUES (%(channel)s, %(conversation)s, %(intent_id)s, %(run_id)s, %(approval_id)s, %(kind)s, %(message)s,
-        %(dedupe_key)s)
+        %(dedupe_key)s, %(approval_buttons)s)
 ON CONFLICT (dedupe_key) DO NOTHING
 RETURNING id
 """
 # SKIP LOCKED: two delivery jobs running together each take different rows, never the same one.
+# An edit is due only once its copy is delivered (it needs the platform's reference to the message) and once
+# the copy's earlier edits are settled: edits of one copy go out one at a time, in the order of the decisions,
+# so the last to land is the last composed and a copy never goes back to an older state.
 CLAIM = """
+SELECT o.* FROM outbox o
+WHERE o.state = 'pending' AND o.channel = %(channel)s AND o.next_attempt_at <= %(now)s
+  AND (%(conversation)s::text IS NULL OR o.conversation = %(conversation)s)
+  AND (%(approval_id)s::text IS NULL OR (o.kind = 'edit' AND o.approval_id = %(approval_id)s))
+  AND (o.edit_of IS NULL OR (
+        EXISTS (SELECT 1 FROM outbox t WHERE t.id = o.edit_of AND t.state = 'delivered')
+        AND NOT EXISTS (SELECT 1 FROM outbox e WHERE e.edit_of = o.edit_of AND e.id < o.id AND e.state = 'pending')))
+ORDER BY o.id LIMIT %(limit)s FOR UPDATE OF o SKIP LOCKED
+"""
+# One edit per copy and approval (the dedupe key): an approval leaves pending once, and a second path that
+# records the same end (a click on an approval the sweep already showed expired) finds its edits queued.
+# A copy still pending gets its edit too, which waits for it: the copy may be on its way out right now.
+EDIT_COPIES = """
+INSERT INTO outbox (channel, conversation, intent_id, run_id, approval_id, kind, message, dedupe_key, edit_of)
+SELECT channel, conversation, intent_id, run_id, %(approval_id)s, 'edit', %(message)s,
+       'edit:' || id || ':' || %(approval_id)s, id
+FROM outbox
+WHERE approval_buttons <> '{}' AND approval_buttons @> ARRAY[%(approval_id)s]::text[] AND edit_of IS NULL
+ORDER BY id
+ON CONFLICT (dedupe_key) DO NOTHING
+RETURNING id, channel
+"""
+COPIES = """
 SELECT * FROM outbox
-WHERE state = 'pending' AND channel = %(channel)s AND next_attempt_at <= %(now)s
-  AND (%(conversation)s::text IS NULL OR conversation = %(conversation)s)
-ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED
+WHERE approval_buttons <> '{}' AND approval_buttons @> ARRAY[%s]::text[] AND edit_of IS NULL ORDER BY id
 """
 # SKIP LOCKED: a row another deliverer holds is being claimed (it goes out, and at worst draws one more 429,
 # which defers it) or is being deferred by that deliverer already. Waiting for it instead could deadlock two
@@ -60,6 +95,21 @@ class OutboxItem(BaseModel):
     state: str
     attempts: int
     delivery_ref: dict[str, Any] | None
+    # The copy this row edits (rows of kind `edit` only), and the approvals whose buttons this row carries.
+    edit_of: int | None = None
+    approval_buttons: list[str] = Field(default_factory=list)
+
+
+def approval_of(value: str) -> str | None:
+    """The approval a button acts on (`approve:a1b2…` → `a1b2…`); None for any other button."""
+    match = _APPROVAL_BUTTON.match(value)
+    return match.group(1) if match else None
+
+
+def approvals_in(message: Message) -> list[str]:
+    """The approvals whose buttons `message` carries, in the order its buttons show them."""
+    found = [approval_of(action.value) for action in message.actions]
+    return list(dict.fromkeys(approval for approval in found if approval))
 
 
 def post(
@@ -81,7 +131,7 @@ def post(
         INSERT,
         {"channel": channel, "conversation": conversation, "intent_id": intent_id, "run_id": run_id,
          "approval_id": message.approval_id, "kind": message.kind, "message": Jsonb(message.model_dump(mode="json")),
-         "dedupe_key": dedupe_key},
+         "dedupe_key": dedupe_key, "approval_buttons": approvals_in(message)},
     ).fetchone()
     if row is None:
         return None
@@ -90,13 +140,25 @@ def post(
 
 
 def claim(
-    conn: Connection, *, channel: str, now: datetime, conversation: str | None = None, limit: int = 50
+    conn: Connection, *, channel: str, now: datetime, conversation: str | None = None, limit: int = 50,
+    approval_id: str | None = None,
 ) -> list[OutboxItem]:
-    """Lock due messages of a channel for delivery; call inside a transaction and settle each before commit."""
+    """Lock due messages of a channel for delivery; call inside a transaction and settle each before commit.
+
+    With `approval_id`, only the due edits that approval's end caused (a click delivers its own at once).
+    """
     rows = conn.execute(
-        CLAIM, {"channel": channel, "conversation": conversation, "now": now, "limit": limit}
+        CLAIM, {"channel": channel, "conversation": conversation, "now": now, "limit": limit,
+                "approval_id": approval_id},
     ).fetchall()
     return [OutboxItem.model_validate(r) for r in rows]
+
+
+def get(conn: Connection, item_id: int) -> OutboxItem:
+    row = conn.execute("SELECT * FROM outbox WHERE id = %s", (item_id,)).fetchone()
+    if row is None:
+        raise NotFound("outbox row", item_id)
+    return OutboxItem.model_validate(row)
 
 
 def mark_delivered(conn: Connection, item_id: int, *, ref: dict[str, Any] | None = None) -> None:
@@ -118,6 +180,14 @@ def lease(conn: Connection, item_ids: list[int], *, until: datetime) -> None:
 
 def retry_delay(attempts: int) -> timedelta:
     return timedelta(seconds=min(600, 2 ** max(0, attempts)))
+
+
+def mark_dropped(conn: Connection, item_id: int, *, reason: str) -> None:
+    """Give up on an edit whose message is gone from its platform: there is nothing left to change, ever."""
+    conn.execute(
+        "UPDATE outbox SET state = 'dropped', attempts = attempts + 1, last_error = %s WHERE id = %s",
+        (reason[:500], item_id),
+    )
 
 
 def mark_failed(conn: Connection, item_id: int, *, error: str, attempts: int, now: datetime) -> None:
@@ -150,9 +220,27 @@ def hold_channel(conn: Connection, *, channel: str, until: datetime) -> None:
     conn.execute(HOLD_CHANNEL, {"channel": channel, "until": until})
 
 
-def for_approval(conn: Connection, approval_id: str) -> list[OutboxItem]:
-    rows = conn.execute(
-        "SELECT * FROM outbox WHERE approval_id = %s AND kind = 'approval_request' ORDER BY id", (approval_id,)
-    ).fetchall()
+def copies(conn: Connection, approval_id: str) -> list[OutboxItem]:
+    """Every row carrying this approval's buttons (its requests, digests), delivered or not, oldest first."""
+    return [OutboxItem.model_validate(r) for r in conn.execute(COPIES, (approval_id,)).fetchall()]
+
+
+def edits(conn: Connection, copy_id: int) -> list[OutboxItem]:
+    """The edits queued for one copy, in the order their approvals left pending."""
+    rows = conn.execute("SELECT * FROM outbox WHERE edit_of = %s ORDER BY id", (copy_id,)).fetchall()
     return [OutboxItem.model_validate(r) for r in rows]
+
+
+def edit_copies(conn: Connection, *, approval_id: str, decision: Message) -> list[int]:
+    """Queue, in the caller's transaction, an edit of every copy of this approval's buttons; returns the new rows.
+
+    `decision` is what the copies now say about it (words.approval_decided). Queued once per copy: a copy
+    that already has its edit for this approval gets none, so it is never told two different ends.
+    """
+    rows = conn.execute(
+        EDIT_COPIES, {"approval_id": approval_id, "message": Jsonb(decision.model_dump(mode="json"))}
+    ).fetchall()
+    for channel in sorted({row["channel"] for row in rows}):
+        conn.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, channel))
+    return [row["id"] for row in rows]
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from psycopg import Connection
+from psycopg.pq import TransactionStatus
 from pydantic import BaseModel
 
-from orchestrator import agent_calls, approvals, audit, budget, charts, digest, intents, runs, spend, steps
+from orchestrator import agent_calls, approvals, audit, budget, charts, digest, intents, replay, runs, spend, steps
 from orchestrator.approvals import Approval
 from orchestrator.audit import AuditEvent, ChainReport
+from orchestrator.replay import ReplayReport
 from orchestrator.settings import Settings
 
 PENDING_INTENTS = """
@@ -58,6 +60,7 @@ class RunPage(BaseModel):
     cited: list[str]
     approvals: list[Approval]
     events: list[AuditEvent]
+    verdict: ReplayReport
 
     @property
     def rationale(self) -> list[tuple[str, str]]:
@@ -84,7 +87,14 @@ def overview(conn: Connection, *, settings: Settings, now: datetime, audit_limit
 
 
 def run_page(conn: Connection, run_id: int) -> RunPage:
-    """A run with its steps, agent calls (rationale, cited memories), approvals and audit events; NotFound if none."""
+    """A run with its steps, agent calls (rationale, cited memories), approvals, audit events and replay verdict.
+
+    Raises NotFound if there is no such run.
+    """
+    if conn.info.transaction_status is TransactionStatus.IDLE:
+        # One snapshot for the page: the verdict compares events with rows, and a transition committing
+        # between those reads would otherwise show as a disagreement.
+        conn.execute(replay.SNAPSHOT)
     run = runs.get(conn, run_id)
     calls = agent_calls.for_run(conn, run_id)
     cited: list[str] = []
@@ -94,4 +104,4 @@ def run_page(conn: Connection, run_id: int) -> RunPage:
         "SELECT * FROM approvals WHERE run_id = %s ORDER BY requested_at", (run_id,))]
     return RunPage(run=run, intent=intents.get(conn, run.intent_id),
                    steps=list(steps.records(conn, run_id).values()), calls=calls, cited=cited, approvals=found,
-                   events=audit.events(conn, run_id=run_id))
+                   events=audit.events(conn, run_id=run_id), verdict=replay.check(conn, run_id))

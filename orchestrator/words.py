@@ -2,12 +2,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from typing import TYPE_CHECKING
 
-from orchestrator.approvals import Approval, ApprovalRequest
+from orchestrator.approvals import Approval, ApprovalRequest, ApprovalState
 from orchestrator.intents import Intent
 from orchestrator.messages import Action, Fact, Message, MessageKind, Section, Style
 from orchestrator.runs import Run
+
+if TYPE_CHECKING:
+    # Only for annotations: replay builds its chat reply with these words, so a real import would be circular.
+    from orchestrator.replay import Disagreement, ReplayReport
 
 COMMANDS_HELP = [
     ("<request>", "ask for something, e.g. “launch a win-back campaign to lapsed subscribers”"),
@@ -19,6 +24,7 @@ COMMANDS_HELP = [
     ("recall <question>", "what I remember, with where each memory came from"),
     ("forget <memory>", "redact a memory (after your approval)"),
     ("why <customer or action>", "the chain behind an action: intent, approval, memories, audit events"),
+    ("replay <run>", "rebuild a run from the audit log and show where the tables disagree with it"),
     ("help", "this list"),
 ]
 
@@ -114,14 +120,27 @@ def approval_request(approval: Approval, intent: Intent) -> Message:
 
 
 def approval_decided(approval: Approval) -> Message:
-    verb = "Approved" if approval.state == "approved" else "Rejected"
-    return Message(
-        kind=MessageKind.APPROVAL_DECIDED,
-        title=f"{verb}: {approval.request.what}",
-        text=f"{verb} by {approval.decided_by} via {approval.decided_via} at {approval.decided_at:%Y-%m-%d %H:%M} UTC.",
-        run_id=approval.run_id,
-        approval_id=approval.id,
-    )
+    """How an approval that left pending reads: who decided it, via what and when; or that it expired, or was void."""
+    what = approval.request.what
+    if approval.state is ApprovalState.EXPIRED:
+        title = f"Expired: {what}"
+        text = (f"Nobody decided by {approval.expires_at:%Y-%m-%d %H:%M} UTC; "
+                f"say “resume {approval.run_id}” to ask again.")
+    elif approval.state is ApprovalState.VOID:
+        title = f"Replaced: {what}"
+        text = "The action changed after this was asked; a new approval was requested."
+    else:
+        verb = "Approved" if approval.state is ApprovalState.APPROVED else "Rejected"
+        title = f"{verb}: {what}"
+        text = (f"{verb} by {approval.decided_by} via {approval.decided_via} "
+                f"at {approval.decided_at:%Y-%m-%d %H:%M} UTC.")
+    return Message(kind=MessageKind.APPROVAL_DECIDED, title=title, text=text, run_id=approval.run_id,
+                   approval_id=approval.id)
+
+
+def outcome(decisions: list[Message]) -> Section:
+    """The lines added under a message whose approval buttons were taken off: one per approval that left pending."""
+    return Section(title="Outcome", text="\n".join(f"{decision.title} — {decision.text}" for decision in decisions))
 
 
 def already_decided(detail: str) -> Message:
@@ -401,4 +420,98 @@ def action_chain(key: str, lines: list[tuple[str, str]]) -> Message:
         kind=MessageKind.EXPLANATION,
         title=f"Why this happened: {key}",
         sections=[Section(facts=[Fact(label=label, value=value) for label, value in lines])],
+    )
+
+
+# -- replay: a run rebuilt from its audit events, checked against the tables -------------------------
+
+REPLAY_AGREES = "replay agrees with the tables"
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def disagreement(d: Disagreement) -> str:
+    if d.table == "no row":
+        return "the log has it, the table has no row"
+    if d.log == "no event":
+        return "the table has it, the log never mentions it"
+    return f"the table says {d.table}, the log says {d.log}"
+
+
+def replay_verdict(report: ReplayReport, *, timeline_limit: int | None = None) -> Message:
+    """What replaying a run found: the verdict first, then what differs, the chain, the rebuilt state, the timeline.
+
+    `timeline_limit` keeps the latest events only (a chat reply); None shows every event (`opsos replay`).
+    """
+    replay, chain = report.replay, report.chain
+    problems = []
+    if report.disagreements:
+        problems.append(f"{_plural(len(report.disagreements), 'disagreement')} with the tables")
+    if replay.flags:
+        problems.append(f"{_plural(len(replay.flags), 'event')} the replay could not apply")
+    if not report.chain_holds:
+        problems.append("the audit chain is broken")
+    verdict = REPLAY_AGREES if report.agrees else ", ".join(problems)
+
+    state = replay.state.value if replay.state else "never created"
+    text = f"By its audit events run #{replay.run_id} is {state}"
+    if replay.paused_from:
+        text += f" (paused from {replay.paused_from.value})"
+    if replay.reason:
+        text += f": {replay.reason}"
+    text += (f". {_plural(len(replay.timeline), 'event')}, {_plural(replay.tokens, 'token')}, "
+             f"${replay.cost_usd:.4f} on models.")
+
+    if chain.ok:
+        chain_text = f"Intact: {_plural(chain.checked, 'event')} verified."
+    elif report.chain_holds:
+        chain_text = (f"Intact through this run's events; broken later, at event {chain.first_broken_id}: "
+                      f"{chain.problem}. Run `opsos audit verify`.")
+    else:
+        chain_text = (f"BROKEN at event {chain.first_broken_id}: {chain.problem}. "
+                      f"This replay rests on events the chain no longer vouches for.")
+
+    sections = []
+    if report.disagreements:
+        sections.append(Section(title="Where the tables disagree with the log", facts=[
+            Fact(label=f"{d.subject} {d.field}", value=disagreement(d)) for d in report.disagreements]))
+    if replay.flags:
+        sections.append(Section(title="Events the replay could not apply", facts=[
+            Fact(label=f"event {f.event_id} {f.kind}", value=f.problem) for f in replay.flags]))
+    sections.append(Section(title="Audit chain", text=chain_text))
+    rebuilt = [Fact(label=f"step {s.name}", value=f"{s.state.value}, {_plural(s.attempts, 'attempt')}")
+               for s in replay.steps]
+    rebuilt += [Fact(label=f"approval {a.id}", value=a.state.value + (
+        f" by {a.decided_by} via {a.decided_via}" if a.decided_by else "") + (f" ({a.step})" if a.step else ""))
+        for a in replay.approvals]
+    rebuilt += [Fact(label=f"agent call {c.id}", value=f"{c.step}: {c.tier} tier, {c.model}, "
+                                                       f"{_plural(c.tokens, 'token')}, ${c.cost_usd:.4f}")
+                for c in replay.calls]
+    if rebuilt:
+        sections.append(Section(title="Rebuilt from the log", facts=rebuilt))
+
+    moments = replay.timeline
+    lines = []
+    if timeline_limit is not None and len(moments) > timeline_limit:
+        lines.append(f"… {_plural(len(moments) - timeline_limit, 'earlier event')}: "
+                     f"`opsos replay {replay.run_id}` prints them all")
+        moments = moments[-timeline_limit:]
+    # Columns padded to the widest shown, so a terminal reads the state after each event straight down.
+    actor_width = max((len(m.actor) for m in moments), default=0)
+    kind_width = max((len(m.kind) for m in moments), default=0)
+    state_width = max((len(m.state or "—") for m in moments), default=0)
+    for m in moments:
+        line = (f"{m.at.astimezone(UTC):%Y-%m-%d %H:%M:%S}  {m.actor:<{actor_width}}  {m.kind:<{kind_width}}  "
+                f"→ {m.state or '—':<{state_width}}  {m.detail}")
+        lines.append(line.rstrip())
+    sections.append(Section(title="Timeline (UTC): time, actor, event, run state after, detail",
+                            text="\n".join(lines) or "no events"))
+    return Message(
+        kind=MessageKind.REPORT if report.agrees else MessageKind.ALERT,
+        title=f"Replay of run #{replay.run_id}: {verdict}",
+        text=text,
+        sections=sections,
+        run_id=replay.run_id,
     )

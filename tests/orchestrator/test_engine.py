@@ -21,7 +21,8 @@ def test_approved_run_emails_everyone_once_and_reports(services, db, work, setti
     _approve_and_finish(services, work)
     assert run_state(db, 1) == "succeeded"
     assert len(list(settings.outbox_email_dir.glob("*.eml"))) == 5
-    assert _outbox_kinds(db) == ["approval_request", "report"]
+    # The edit takes the buttons off the approval request once it is decided.
+    assert _outbox_kinds(db) == ["approval_request", "edit", "report"]
     with db.connection() as conn:
         report = conn.execute("SELECT message FROM outbox WHERE kind = 'report'").fetchone()["message"]
     text = "\n".join(f["value"] for s in report["sections"] for f in s["facts"])
@@ -35,7 +36,7 @@ def test_declined_payment_is_retried_reported_and_compensated(services, db, work
     assert [e["status"] for e in ledger] == ["failed"] * services.payment_retry.attempts
     assert services.crm.get("c-eve").access == "paused"
     assert services.crm.get("c-ana").access == "active"
-    assert _outbox_kinds(db) == ["approval_request", "alert", "report"]
+    assert _outbox_kinds(db) == ["approval_request", "edit", "alert", "report"]
     assert count(db, "audit_events", "kind = 'payment.attempt_failed'") == services.payment_retry.attempts
     assert count(db, "audit_events", "kind = 'payment.failed'") == 1
     assert run_state(db, 1) == "succeeded"

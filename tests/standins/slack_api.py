@@ -234,6 +234,16 @@ class SlackStandIn(StandIn):
             message = {k: v for k, v in found.items() if k != "channel"}
         return {"ok": True, "channel": channel, "ts": ts, "text": message.get("text", ""), "message": message}
 
+    def _delete(self, params: dict[str, Any]) -> dict[str, Any]:
+        # As on Slack: the message is gone, and chat.update on it answers message_not_found from then on.
+        channel, ts = params.get("channel"), params.get("ts")
+        with self._lock:
+            found = next((m for m in self._messages if m["channel"] == channel and m["ts"] == ts), None)
+            if found is None:
+                return {"ok": False, "error": "message_not_found"}
+            self._messages.remove(found)
+        return {"ok": True, "channel": channel, "ts": ts}
+
     def _post_ephemeral(self, params: dict[str, Any]) -> dict[str, Any]:
         if not params.get("channel"):
             return {"ok": False, "error": "channel_not_found"}
@@ -317,6 +327,7 @@ _HANDLERS = {
     "auth.test": SlackStandIn._auth_test,
     "chat.postMessage": SlackStandIn._post_message,
     "chat.update": SlackStandIn._update,
+    "chat.delete": SlackStandIn._delete,
     "chat.postEphemeral": SlackStandIn._post_ephemeral,
     "conversations.open": SlackStandIn._open,
     "files.getUploadURLExternal": SlackStandIn._get_upload_url,

@@ -284,6 +284,14 @@ class TelegramStandIn(StandIn):
             message["edit_date"] = int(time.time())
             return dict(message)
 
+    async def _delete_message(self, call: Call) -> Any:
+        # As on Telegram: the message is gone, and an edit of it answers "message to edit not found".
+        with self._lock:
+            key = (_chat_id(call), int(call.params.get("message_id") or 0))
+            if self._messages.pop(key, None) is None:
+                raise _bad("message to delete not found")
+        return True
+
     async def _answer_callback(self, call: Call) -> Any:
         with self._lock:
             if str(call.params.get("callback_query_id")) not in self._callbacks:
@@ -442,6 +450,7 @@ _HANDLERS = {
     "sendMessage": TelegramStandIn._send_message,
     "editMessageText": TelegramStandIn._edit_text,
     "editMessageReplyMarkup": TelegramStandIn._edit_markup,
+    "deleteMessage": TelegramStandIn._delete_message,
     "answerCallbackQuery": TelegramStandIn._answer_callback,
     "sendPhoto": TelegramStandIn._send_photo,
     "setWebhook": TelegramStandIn._set_webhook,
