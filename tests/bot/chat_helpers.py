@@ -13,8 +13,12 @@ TELEGRAM_OPERATOR = 42
 OPERATORS = ["console:operator", f"slack:{SLACK_OPERATOR}", f"telegram:{TELEGRAM_OPERATOR}"]
 
 
-async def eventually(check: Callable[[], object], *, timeout: float = 10.0) -> object:
-    """Wait for a listener that bolt or PTB runs after the HTTP answer (they ack first, then work)."""
+async def eventually(check: Callable[[], object], *, timeout: float = 30.0) -> object:
+    """Wait for a listener that bolt or PTB runs after the HTTP answer (they ack first, then work).
+
+    A passing check returns at once; the long timeout only spares a loaded machine (the first request
+    of a session loads the embedding model) a false failure.
+    """
     deadline = time.monotonic() + timeout
     while True:
         result = check()
