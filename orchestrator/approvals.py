@@ -188,6 +188,9 @@ def decide(
     if approval.state in (ApprovalState.APPROVED, ApprovalState.REJECTED):
         raise ApprovalAlreadyDecided(approval.state.value, approval.decided_by or "?", approval.decided_at or now)
     if approval.state is ApprovalState.VOID:
+        ended = conn.execute(RUN_ENDED, (approval.run_id,)).fetchone()
+        if ended is not None:
+            raise ApprovalStale(f"run #{approval.run_id} was {ended['state']}; there is nothing left to decide")
         raise ApprovalStale("the action changed after this approval was asked; a new approval was requested")
     if approval.state is ApprovalState.EXPIRED or approval.expired(now) or _lapsed(conn, approval_id):
         if approval.state is ApprovalState.PENDING:
@@ -207,6 +210,25 @@ def decide(
     decided = Approval.model_validate(row)
     _take_buttons_off(conn, decided)
     return decided
+
+
+RUN_ENDED = "SELECT state FROM runs WHERE id = %s AND finished_at IS NOT NULL"
+WITHDRAW = "UPDATE approvals SET state = 'void' WHERE run_id = %s AND state = 'pending' RETURNING *"
+
+
+def withdraw(conn: Connection, *, run_id: int, intent_id: int, outcome: str) -> list[Approval]:
+    """Void a run's pending approvals because the run ended (`outcome`), in the caller's transaction.
+
+    A cancelled run's approval would otherwise keep live buttons until it expires, and a click on
+    them would answer with an error instead of the plain fact that there is nothing left to decide.
+    """
+    withdrawn = [Approval.model_validate(row) for row in conn.execute(WITHDRAW, (run_id,)).fetchall()]
+    for approval in withdrawn:
+        audit.append(conn, actor="opsos", kind="approval.void", intent_id=intent_id, run_id=run_id,
+                     payload={"approval": approval.id, "step": approval.step, "digest": approval.action_digest,
+                              "reason": f"run {outcome}"})
+        _take_buttons_off(conn, approval, withdrawn=f"Run #{run_id} was {outcome}; there is nothing left to decide.")
+    return withdrawn
 
 
 # Pending approvals past their time whose buttons some copy still shows (no edit queued for it yet).
@@ -242,8 +264,9 @@ def _lapsed(conn: Connection, approval_id: str) -> bool:
     return conn.execute(LAPSED_ONE, (approval_id,)).fetchone() is not None
 
 
-def _take_buttons_off(conn: Connection, approval: Approval) -> None:
+def _take_buttons_off(conn: Connection, approval: Approval, *, withdrawn: str | None = None) -> None:
     # words builds its sentences from Approval, so it imports this module: imported when called, not at load.
     from orchestrator import words
 
-    outbox.edit_copies(conn, approval_id=approval.id, decision=words.approval_decided(approval))
+    outbox.edit_copies(conn, approval_id=approval.id,
+                       decision=words.approval_decided(approval, withdrawn=withdrawn))

@@ -24,7 +24,7 @@ class InvalidTransition(OpsError):
 
 class ApprovalAlreadyDecided(OpsError):
     def __init__(self, decision: str, decided_by: str, decided_at: datetime) -> None:
-        super().__init__(f"already {decision} by {decided_by} at {decided_at:%Y-%m-%d %H:%M} UTC")
+        super().__init__(f"this approval was already {decision} by {decided_by} at {decided_at:%Y-%m-%d %H:%M} UTC")
         self.decision = decision
         self.decided_by = decided_by
         self.decided_at = decided_at

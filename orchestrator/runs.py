@@ -13,7 +13,7 @@ from psycopg import Connection
 from pydantic import BaseModel
 
 from memory import link
-from orchestrator import audit
+from orchestrator import approvals, audit
 from orchestrator.errors import InvalidTransition, NotFound
 
 
@@ -138,5 +138,7 @@ def transition(
         conn, actor=actor, kind=f"run.{event.value}", intent_id=run.intent_id, run_id=run_id,
         payload={"from": run.state, "to": target, "reason": reason, **(payload or {})},
     )
+    if target.finished:
+        approvals.withdraw(conn, run_id=run_id, intent_id=run.intent_id, outcome=target.value)
     return Run.model_validate(row)
 

@@ -119,10 +119,13 @@ def approval_request(approval: Approval, intent: Intent) -> Message:
     )
 
 
-def approval_decided(approval: Approval) -> Message:
-    """How an approval that left pending reads: who decided it, via what and when; or that it expired, or was void."""
+def approval_decided(approval: Approval, *, withdrawn: str | None = None) -> Message:
+    """How an approval that left pending reads: who decided it, via what and when; or that it expired, was
+    replaced, or was withdrawn because its run ended (`withdrawn` says how)."""
     what = approval.request.what
-    if approval.state is ApprovalState.EXPIRED:
+    if withdrawn is not None:
+        title, text = f"Withdrawn: {what}", withdrawn
+    elif approval.state is ApprovalState.EXPIRED:
         title = f"Expired: {what}"
         text = (f"Nobody decided by {approval.expires_at:%Y-%m-%d %H:%M} UTC; "
                 f"say “resume {approval.run_id}” to ask again.")
@@ -144,7 +147,7 @@ def outcome(decisions: list[Message]) -> Section:
 
 
 def already_decided(detail: str) -> Message:
-    return Message(kind=MessageKind.NOTICE, title=f"Nothing changed: this approval was {detail}.")
+    return Message(kind=MessageKind.NOTICE, title=f"Nothing changed: {detail}.")
 
 
 def explanation(approval: Approval, intent: Intent, cited: list[str], model: str | None) -> Message:

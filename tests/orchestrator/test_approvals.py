@@ -86,6 +86,25 @@ def test_reject_cancels_the_run_and_sends_nothing(services, db, work, settings):
     assert not list(settings.outbox_email_dir.glob("*.eml"))
 
 
+def test_cancelling_a_run_withdraws_its_approval_everywhere(services, db, work):
+    """Proves a cancelled run leaves no live buttons: its approval is void, audited, every copy is queued an edit
+    saying so, and a late click is told the run ended rather than shown an error."""
+    seed(services)
+    ops = operations(services)
+    ops.submit(OPERATOR, WINBACK)
+    work()
+    approval_id = pending_approval(db, 1)
+    ops.handle_text(OPERATOR, "cancel 1")
+    with db.connection() as conn:
+        state = conn.execute("SELECT state FROM approvals WHERE id = %s", (approval_id,)).fetchone()["state"]
+        edit = conn.execute("SELECT message FROM outbox WHERE kind = 'edit'").fetchone()["message"]
+    assert state == "void" and count(db, "audit_events", "kind = 'approval.void'") == 1
+    assert edit["title"].startswith("Withdrawn:") and "Run #1 was cancelled" in edit["text"]
+    late = ops.decide(OPERATOR, approval_id, Decision.APPROVED)
+    assert late.reply.title == "Nothing changed: run #1 was cancelled; there is nothing left to decide."
+    assert run_state(db, 1) == "cancelled"
+
+
 def test_changed_action_voids_the_old_approval_and_asks_again(services, db, work):
     """The approval is bound to the rendered emails: edit the draft and the old approval no longer applies."""
     old = _to_approval(services, work)

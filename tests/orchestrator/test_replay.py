@@ -184,7 +184,7 @@ def test_a_paused_then_resumed_run_replays_right(services, db, work):
 
 
 def test_a_cancelled_run_replays_right(services, db, work):
-    """Cancelled at its approval: the run cancelled and finished, its step still waiting, the approval undecided."""
+    """Cancelled at its approval: the run cancelled and finished, its step still waiting, the approval withdrawn."""
     seed(services)
     ops = operations(services)
     ops.submit(OPERATOR, WINBACK)
@@ -194,7 +194,7 @@ def test_a_cancelled_run_replays_right(services, db, work):
     assert report.agrees, (report.disagreements, report.replay.flags)
     assert report.replay.state is RunState.CANCELLED and report.replay.finished
     assert report.replay.steps[-1].state is StepState.WAITING
-    assert [a.state.value for a in report.replay.approvals] == ["pending"]
+    assert [a.state.value for a in report.replay.approvals] == ["void"]
 
 
 def test_a_run_whose_step_broke_replays_its_compensation(services, db, work, monkeypatch):
