@@ -29,7 +29,7 @@ log = structlog.get_logger(__name__)
 
 CHANNEL = "telegram"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
-RUN_COMMANDS = ("pause", "resume", "cancel")
+RUN_COMMANDS = ("pause", "resume", "cancel", "replay")
 MAX_ANSWER = 200  # answerCallbackQuery's text limit
 
 renderer = TelegramRenderer()

@@ -101,12 +101,14 @@ async def test_plain_message_is_a_request_and_commands_answer(telegram, services
     await telegram.say("/pause 1")
     await telegram.say("/status")
     await telegram.say("/help")
+    await telegram.say("/replay 1")
     texts = telegram.texts()
     assert texts[0].startswith("<b>On it: intent #1")
     assert texts[1].startswith("<b>Say which run to pause")
     assert texts[2].startswith("<b>Run #1 paused by telegram:42")
     assert texts[3].startswith("<b>Status</b>")
     assert texts[4].startswith("<b>Here is what I can do</b>")
+    assert texts[5].startswith("<b>Replay of run #1")
     assert run_state(db, 1) == "paused"
 
 
