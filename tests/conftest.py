@@ -11,6 +11,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import structlog
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 from redis import Redis
@@ -31,6 +32,15 @@ def _loopback_only(self: socket.socket, address: object) -> None:
 
 
 socket.socket.connect = _loopback_only  # type: ignore[method-assign]
+
+
+@pytest.fixture(autouse=True)
+def _structlog_config() -> Iterator[None]:
+    """A test that runs the CLI in-process sets the log level (`opsos demo` to WARNING): restored after it, so a
+    later test's `capture_logs` still sees INFO events."""
+    saved = structlog.get_config()
+    yield
+    structlog.configure(**saved)
 
 
 @pytest.fixture(scope="session")
