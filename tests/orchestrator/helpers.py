@@ -34,3 +34,18 @@ def pending_approval(db, run_id: int) -> str:
         return conn.execute(
             "SELECT id FROM approvals WHERE run_id = %s AND state = 'pending'", (run_id,)
         ).fetchone()["id"]
+
+
+def break_winback_at_the_end(monkeypatch) -> None:
+    """Give the win-back workflow a last step that raises, after the emails and renewals are done."""
+    from orchestrator.steps import Step
+    from orchestrator.workflows import WORKFLOWS, winback
+
+    def explode(ctx):
+        raise ValueError("the CRM answered nonsense")
+
+    broken = winback.WINBACK.__class__(
+        name="winback", title="win-back campaign", describe="",
+        steps=(*winback.WINBACK.steps, Step("sync_crm", winback.Effect.READ, explode)),
+    )
+    monkeypatch.setitem(WORKFLOWS, "winback", broken)

@@ -1,6 +1,15 @@
 """The engine on a real RQ worker: the win-back workflow end to end, its payment failure path, its records."""
 from orchestrator import Decision, MessageKind, agent_calls
-from tests.orchestrator.helpers import OPERATOR, WINBACK, count, operations, pending_approval, run_state, seed
+from tests.orchestrator.helpers import (
+    OPERATOR,
+    WINBACK,
+    break_winback_at_the_end,
+    count,
+    operations,
+    pending_approval,
+    run_state,
+    seed,
+)
 
 
 def _approve_and_finish(services, work) -> None:
@@ -92,17 +101,7 @@ def test_rerun_of_a_step_reuses_the_stored_agent_call(services, db, work, monkey
 
 def test_failing_step_compensates_finished_steps_and_tells_the_operator(services, db, work, monkeypatch):
     """A step that breaks after renewals were collected refunds them, newest first, and ends `compensated`."""
-    from orchestrator.steps import Step
-    from orchestrator.workflows import WORKFLOWS, winback
-
-    def explode(ctx):
-        raise ValueError("the CRM answered nonsense")
-
-    broken = winback.WINBACK.__class__(
-        name="winback", title="win-back campaign", describe="",
-        steps=(*winback.WINBACK.steps, Step("sync_crm", winback.Effect.READ, explode)),
-    )
-    monkeypatch.setitem(WORKFLOWS, "winback", broken)
+    break_winback_at_the_end(monkeypatch)
     seed(services, declining=None)
     _approve_and_finish(services, work)
     assert run_state(db, 1) == "compensated"

@@ -13,6 +13,7 @@ from tests.orchestrator.helpers import (
     OPERATOR,
     STRANGER,
     WINBACK,
+    break_winback_at_the_end,
     operations,
     pending_approval,
     run_state,
@@ -198,18 +199,8 @@ def test_a_cancelled_run_replays_right(services, db, work):
 
 
 def test_a_run_whose_step_broke_replays_its_compensation(services, db, work, monkeypatch):
-    """A step that breaks leaves no event of its own: the replay still finds it failed and the earlier steps undone."""
-    from orchestrator.steps import Step
-    from orchestrator.workflows import WORKFLOWS, winback
-
-    def explode(ctx):
-        raise ValueError("the CRM answered nonsense")
-
-    broken = winback.WINBACK.__class__(
-        name="winback", title="win-back campaign", describe="",
-        steps=(*winback.WINBACK.steps, Step("sync_crm", winback.Effect.READ, explode)),
-    )
-    monkeypatch.setitem(WORKFLOWS, "winback", broken)
+    """A step that breaks: the replay finds it failed (its step.failed event) and the earlier steps undone."""
+    break_winback_at_the_end(monkeypatch)
     seed(services, declining=None)
     _full_winback(services, work)
     assert run_state(db, 1) == "compensated"
