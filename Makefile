@@ -29,4 +29,4 @@ test: $(BIN)/.installed
 bench: $(BIN)/.installed
 	$(BIN)/python -m bench.bench_router
 	$(BIN)/python -m bench.bench_slack_ack
-	$(BIN)/python -m bench.bench_memory --n 100000
+	$(BIN)/python -m bench.bench_memory --n 100000 --shared-buffers 1GB
