@@ -133,7 +133,8 @@ class TelegramAdapter:
             return await asyncio.to_thread(self.ops.handle_text, who, f"{command.value} {approval_id}")
         if command is buttons.Command.WHY:
             explanation = await asyncio.to_thread(self.ops.handle_text, who, f"why {approval_id}")
-            await send_rendered(context.bot, chat, renderer.render(message=explanation))
+            # Through the outbox, as a copy of the approval: its own Approve / Reject go with every other copy's.
+            await asyncio.to_thread(self.ops.post, who, explanation)
             return None
         decided = await asyncio.to_thread(self.ops.decide, who, approval_id, buttons.DECISIONS[command])
         if decided.updated is not None:

@@ -192,8 +192,16 @@ async def test_why_button_sends_the_explanation(telegram, services, db, work) ->
     approval_id = pending_approval(db, 1)
     await telegram.post(telegram.api.push_callback(ME, ME, _approval(telegram.api)["message_id"],
                                                    f"why:{approval_id}"))
+    await telegram.deliver()
     assert telegram.texts()[-1].startswith("<b>Why I ask:")
     assert telegram.api.last("answerCallbackQuery").status == 200
+    explanation = telegram.api.last("sendMessage").response["result"]["message_id"]
+    # The explanation carries Approve / Reject too: deciding takes them off it as off the request.
+    await telegram.post(telegram.api.push_callback(ME, ME, _approval(telegram.api)["message_id"],
+                                                   f"approve:{approval_id}"))
+    await telegram.deliver()
+    edited = {call.params["message_id"] for call in telegram.api.calls_to("editMessageText")}
+    assert int(explanation) in {int(m) for m in edited}
 
 
 async def test_long_text_is_split_under_4096_characters(telegram, db) -> None:
