@@ -7,9 +7,9 @@ the audit chain holds for the events the replay used.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from psycopg import Connection
 from psycopg_pool import ConnectionPool
@@ -347,6 +347,10 @@ def _text(value: Any) -> str:
     return str(value)
 
 
+R = TypeVar("R")
+L = TypeVar("L")
+
+
 class _Differ:
     def __init__(self) -> None:
         self.found: list[Disagreement] = []
@@ -359,6 +363,15 @@ class _Differ:
         self.found.append(Disagreement(subject=subject, field="record",
                                        table="present" if in_table else "no row",
                                        log="no event" if in_table else "present"))
+
+    def pairs(self, kind: str, rows: dict[Any, R], logged: dict[Any, L]) -> Iterator[tuple[str, R, L]]:
+        """Each row with its replayed record, table order first; one present on one side only is reported."""
+        for key in [*rows, *(k for k in logged if k not in rows)]:
+            row, record, subject = rows.get(key), logged.get(key), f"{kind} {key}"
+            if row is None or record is None:
+                self.missing(subject, in_table=row is not None)
+                continue
+            yield subject, row, record
 
 
 def compare(replay: RunReplay, *, run: Run | None, step_rows: Iterable[StepRecord],
@@ -378,36 +391,21 @@ def compare(replay: RunReplay, *, run: Run | None, step_rows: Iterable[StepRecor
         differ.field(subject, "reason", run.reason, replay.reason)
         differ.field(subject, "finished", run.finished_at is not None, replay.finished)
 
-    rows = {row.name: row for row in step_rows}
-    replayed = {step.name: step for step in replay.steps}
-    for name in [*rows, *(n for n in replayed if n not in rows)]:
-        row, step, subject = rows.get(name), replayed.get(name), f"step {name}"
-        if row is None or step is None:
-            differ.missing(subject, in_table=row is not None)
-            continue
+    for subject, row, step in differ.pairs("step", {r.name: r for r in step_rows},
+                                           {st.name: st for st in replay.steps}):
         differ.field(subject, "state", row.state, step.state)
         differ.field(subject, "attempts", row.attempts, step.attempts)
 
-    asked = {row.id: row for row in approval_rows}
-    logged = {approval.id: approval for approval in replay.approvals}
-    for approval_id in [*asked, *(a for a in logged if a not in asked)]:
-        row, approval, subject = asked.get(approval_id), logged.get(approval_id), f"approval {approval_id}"
-        if row is None or approval is None:
-            differ.missing(subject, in_table=row is not None)
-            continue
+    for subject, row, approval in differ.pairs("approval", {r.id: r for r in approval_rows},
+                                               {a.id: a for a in replay.approvals}):
         differ.field(subject, "state", row.state, approval.state)
         differ.field(subject, "step", row.step, approval.step)
         differ.field(subject, "action digest", row.action_digest, approval.digest)
         differ.field(subject, "decided by", row.decided_by, approval.decided_by)
         differ.field(subject, "decided via", row.decided_via, approval.decided_via)
 
-    made = {row.id: row for row in call_rows}
-    called = {call.id: call for call in replay.calls}
-    for call_id in [*made, *(c for c in called if c not in made)]:
-        row, call, subject = made.get(call_id), called.get(call_id), f"agent call {call_id}"
-        if row is None or call is None:
-            differ.missing(subject, in_table=row is not None)
-            continue
+    for subject, row, call in differ.pairs("agent call", {r.id: r for r in call_rows},
+                                           {c.id: c for c in replay.calls}):
         differ.field(subject, "step", row.step, call.step)
         differ.field(subject, "tier", row.tier, call.tier)
         differ.field(subject, "model", row.model, call.model)
