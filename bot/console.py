@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 
 import psycopg
 
 from bot.render.console import ConsoleRenderer
-from orchestrator import Message, MessageKind, Operations, Requester, outbox
-from orchestrator.delivery import expire_copies, prepare
+from orchestrator import Message, MessageKind, Operations, Requester, expire_copies, outbox, prepare
 
 CHANNEL = "console"
 
@@ -60,7 +59,7 @@ class ConsoleSession:
         as the reply to the operator's own "approve …".
         """
         shown: list[Message] = []
-        now = datetime.now(UTC)
+        now = self.ops.services.now()
         ref = {"console": self.who.conversation}
         with self.ops.pool.connection() as conn, conn.transaction():
             for item in outbox.claim(conn, channel=CHANNEL, conversation=self.who.conversation, now=now):
@@ -70,7 +69,7 @@ class ConsoleSession:
                     outbox.mark_delivered(conn, item.id, ref={**ref, "settled": ready.settled} if ready.settled
                                           else ref)
                 else:
-                    message = item.message
+                    message = ready.decision or item.message
                     outbox.mark_delivered(conn, item.id, ref=ref)
                     if ready.skip is not None or item.approval_id in self.decided:
                         continue
@@ -81,13 +80,14 @@ class ConsoleSession:
     def wait_for(self, kind: MessageKind, *, timeout: float = 60.0, listener: OutboxListener | None = None) -> Message:
         """Deliver outbox messages until one of `kind` arrives (for the demo and tests)."""
         listen = listener or OutboxListener(self.ops.services.stores.database_url)
-        deadline = datetime.now(UTC).timestamp() + timeout
+        # A real wait, not the operator's time: the injected clock may stand still in a test.
+        deadline = time.monotonic() + timeout
         try:
-            while datetime.now(UTC).timestamp() < deadline:
+            while time.monotonic() < deadline:
                 for message in self.deliver_pending():
                     if message.kind is kind:
                         return message
-                listen.wait(min(1.0, max(0.0, deadline - datetime.now(UTC).timestamp())))
+                listen.wait(min(1.0, max(0.0, deadline - time.monotonic())))
         finally:
             if listener is None:
                 listen.close()
@@ -123,7 +123,7 @@ class OutboxPrinter(threading.Thread):
         try:
             while not self.stopped.is_set():
                 # With no platform configured no delivery loop runs, so the console lapses expired approvals.
-                expire_copies(self.session.ops.pool, now=datetime.now(UTC))
+                expire_copies(self.session.ops.pool, now=self.session.ops.services.now())
                 self.session.deliver_pending()
                 listener.wait(0.5)
         finally:

@@ -6,8 +6,7 @@ import threading
 
 import structlog
 
-from orchestrator import Services, Settings
-from orchestrator.delivery import DeliveryLoop, Sender, register
+from orchestrator import DeliveryLoop, Sender, Services, Settings, register
 
 log = structlog.get_logger(__name__)
 

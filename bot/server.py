@@ -14,8 +14,7 @@ import structlog
 from aiohttp import web
 
 from bot import senders
-from orchestrator import Operations, Settings
-from orchestrator.delivery import DeliveryLoop, Sender
+from orchestrator import DeliveryLoop, Operations, Sender, Settings
 
 log = structlog.get_logger(__name__)
 

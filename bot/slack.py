@@ -22,11 +22,20 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import buttons
 from bot.digest_delivery import send_chart_slack
 from bot.render.blockkit import BlockKitRenderer, SlackMessage
-from orchestrator import Message, Operations, OutboxItem, Requester, Settings, words
-from orchestrator.delivery import CopyGone, RetryLater, deliver_due
+from orchestrator import (
+    CopyGone,
+    Message,
+    Operations,
+    OutboxItem,
+    Requester,
+    RetryLater,
+    Settings,
+    buttons,
+    deliver_due,
+    words,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -37,7 +46,7 @@ ACK_BUDGET_SECONDS = 1.5
 # wait for a connection while contending for the GIL with the event loop, which must stay free to ack.
 MAX_CONCURRENT_CALLS = 8
 _MENTION = re.compile(r"^\s*<@[A-Z0-9]+>\s*")
-_BUTTONS = re.compile(r"^(approve|reject|why|resume|cancel|choose)$")
+_BUTTONS = re.compile("^(" + "|".join(verb.value for verb in buttons.Verb) + ")$")
 
 renderer = BlockKitRenderer()
 T = TypeVar("T")
@@ -117,15 +126,15 @@ class SlackAdapter:
         channel_id = (body.get("channel") or {}).get("id") or body.get("container", {}).get("channel_id", "")
         who = requester(user_id, channel_id)
         pressed = buttons.read(action.get("value"))
-        if pressed is None or pressed[0].value != action.get("action_id"):
+        if pressed is None or pressed.verb.value != action.get("action_id"):
             await self._ephemeral(client, channel_id, user_id, words.unknown_button())
             return
-        command, approval_id = pressed
-        if command is buttons.Command.WHY or command in buttons.RUN_BUTTONS:
-            reply = await self.call(self.ops.handle_text, who, f"{command.value} {approval_id}")
+        if pressed.decision is None:
+            reply = await self.call(self.ops.handle_text, who, pressed.as_text())
             await self._ephemeral(client, channel_id, user_id, reply)
             return
-        decided = await self.call(self.ops.decide, who, approval_id, buttons.DECISIONS[command])
+        approval_id = pressed.argument
+        decided = await self.call(self.ops.decide, who, approval_id, pressed.decision)
         if decided.updated is not None:
             # Also on a second click: a stale copy still showing buttons now shows the decision.
             original = (body.get("message") or {}).get("blocks") or []
@@ -146,6 +155,7 @@ class SlackAdapter:
         sender = SlackSender(client)
         try:
             await deliver_due(self.ops.pool, channel=CHANNEL, sender=sender, now=self.ops.services.now(),
+                              clock=self.ops.services.now,
                               approval_id=approval_id)
         except Exception as error:  # the database away: the queued edits stay for the delivery loop
             log.warning("slack.update_deferred", approval=approval_id, error=str(error))

@@ -19,11 +19,20 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest, RetryAfter, TelegramError
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes, MessageHandler, filters
 
-from bot import buttons
 from bot.digest_delivery import send_chart_telegram
 from bot.render.telegram import MAX_TEXT, TelegramMessage, TelegramRenderer
-from orchestrator import Message, Operations, OutboxItem, Requester, Settings, words
-from orchestrator.delivery import CopyGone, RetryLater, deliver_due
+from orchestrator import (
+    CopyGone,
+    Message,
+    Operations,
+    OutboxItem,
+    Requester,
+    RetryLater,
+    Settings,
+    buttons,
+    deliver_due,
+    words,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -128,15 +137,15 @@ class TelegramAdapter:
             return words.unknown_button()
         chat = query.message.chat.id if query.message else query.from_user.id
         who = requester(query.from_user.id, chat)
-        command, approval_id = pressed
-        if command in buttons.RUN_BUTTONS:
-            return await asyncio.to_thread(self.ops.handle_text, who, f"{command.value} {approval_id}")
-        if command is buttons.Command.WHY:
-            explanation = await asyncio.to_thread(self.ops.handle_text, who, f"why {approval_id}")
+        if pressed.verb is buttons.Verb.WHY:
+            explanation = await asyncio.to_thread(self.ops.handle_text, who, pressed.as_text())
             # Through the outbox, as a copy of the approval: its own Approve / Reject go with every other copy's.
             await asyncio.to_thread(self.ops.post, who, explanation)
             return None
-        decided = await asyncio.to_thread(self.ops.decide, who, approval_id, buttons.DECISIONS[command])
+        if pressed.decision is None:
+            return await asyncio.to_thread(self.ops.handle_text, who, pressed.as_text())
+        approval_id = pressed.argument
+        decided = await asyncio.to_thread(self.ops.decide, who, approval_id, pressed.decision)
         if decided.updated is not None:
             clicked = query.message if isinstance(query.message, TelegramChatMessage) else None
             await self.update_in_place(context.bot, approval_id, decided.updated, clicked=clicked)
@@ -152,7 +161,7 @@ class TelegramAdapter:
         """
         try:
             await deliver_due(self.ops.pool, channel=CHANNEL, sender=TelegramSender(bot),
-                              now=self.ops.services.now(), approval_id=approval_id)
+                              now=self.ops.services.now(), clock=self.ops.services.now, approval_id=approval_id)
         except Exception as error:  # the database away: the queued edits stay for the delivery loop
             log.warning("telegram.update_deferred", approval=approval_id, error=str(error))
         if clicked is None:

@@ -1,45 +1,89 @@
-"""The control plane: intents, runs, steps, approvals, policy, the audit log, the outbox, RQ jobs."""
-from orchestrator import audit, outbox, replay, words
+"""The control plane: intents, runs, steps, approvals, policy, the audit log, the outbox, RQ jobs.
+
+This file is the public line: `bot/` imports only the names below (a test keeps it so).
+Where things are: a chat message lands in `chat.operations.Operations.handle_text`; an approval is
+decided in `chat.decisions`; a connector action is made idempotent by its key (`keys`) in
+`connectors/idempotency.py`; a model call's budget is reserved in `budget.calls.call_agent`.
+"""
+from orchestrator import audit, buttons, delivery, jobs, outbox, replay, scheduler, upkeep, views, words
 from orchestrator.approvals import Approval, ApprovalState, Decision
-from orchestrator.errors import OpsError
-from orchestrator.intake import Classification, Classifier, RouterClassifier, router_classifier
-from orchestrator.messages import Action, Fact, Message, MessageKind, Section, Style
-from orchestrator.ops import Decided, Operations, Requester
+from orchestrator.chat import signin
+from orchestrator.chat.commands import Command, parse
+from orchestrator.chat.decisions import Decided
+from orchestrator.chat.operations import Operations
+from orchestrator.chat.requester import Requester
+from orchestrator.chat.routing import Classification, Classifier, RouterClassifier, router_classifier
+from orchestrator.chat.signin import Session
+from orchestrator.delivery import (
+    CopyGone,
+    DeliveryLoop,
+    RetryLater,
+    Sender,
+    deliver_due,
+    expire_copies,
+    prepare,
+    register,
+)
+from orchestrator.errors import NotFound, OpsError
+from orchestrator.messages import Action, Attachment, Fact, Message, MessageKind, Section, Style
 from orchestrator.outbox import OutboxItem
-from orchestrator.queue import QUEUE_NAMES
-from orchestrator.runs import RunState
+from orchestrator.queue import QUEUE_NAMES, queue
+from orchestrator.runs import RunEvent, RunState
 from orchestrator.services import Services, build_services
 from orchestrator.settings import Settings
-from orchestrator.stores import Stores, open_stores
+from orchestrator.stores import Stores, open_stores, size_shared_buffers
 
 __all__ = [
     "QUEUE_NAMES",
     "Action",
     "Approval",
     "ApprovalState",
+    "Attachment",
     "Classification",
     "Classifier",
+    "Command",
+    "CopyGone",
     "Decided",
     "Decision",
+    "DeliveryLoop",
     "Fact",
     "Message",
     "MessageKind",
+    "NotFound",
     "Operations",
     "OpsError",
     "OutboxItem",
     "Requester",
+    "RetryLater",
     "RouterClassifier",
+    "RunEvent",
     "RunState",
     "Section",
+    "Sender",
     "Services",
+    "Session",
     "Settings",
     "Stores",
     "Style",
     "audit",
     "build_services",
+    "buttons",
+    "deliver_due",
+    "delivery",
+    "expire_copies",
+    "jobs",
     "open_stores",
     "outbox",
+    "parse",
+    "prepare",
+    "queue",
+    "register",
     "replay",
     "router_classifier",
+    "scheduler",
+    "signin",
+    "size_shared_buffers",
+    "upkeep",
+    "views",
     "words",
 ]

@@ -6,15 +6,11 @@ again; replaying a run from this record stays possible.
 from __future__ import annotations
 
 from datetime import datetime
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 from psycopg import Connection
 from psycopg.types.json import Jsonb
 from pydantic import BaseModel
-
-from agents import PriceTable, load_prices
 
 
 class AgentCall(BaseModel):
@@ -29,12 +25,6 @@ class AgentCall(BaseModel):
     output_tokens: int
     cost_usd: float
     created_at: datetime
-
-
-@lru_cache(maxsize=8)
-def price_table(path: Path | None) -> PriceTable:
-    """The configured price table (`OPSOS_MODEL_PRICES_PATH` over the defaults), read once per process."""
-    return load_prices(path)
 
 
 def find(conn: Connection, *, run_id: int, step: str, prompt_hash: str) -> AgentCall | None:

@@ -4,9 +4,10 @@ An approval names the action by `sha256(canonical JSON of the action)`: the rend
 amount, the recipients. When the action changes, the digest changes, the old approval is void and
 a new one is asked.
 
-Whenever an approval stops being answerable (approved, rejected, void, expired), every message that
-carries its buttons is queued for an edit in the same transaction (`outbox.edit_copies`), so no copy,
-on any platform, keeps offering buttons that would only answer "nothing changed".
+A record module: these functions change rows and return what ended. Whenever an approval stops being
+answerable (approved, rejected, void, expired), the caller (`transitions`) queues in the same transaction
+an edit of every message that carries its buttons, so no copy, on any platform, keeps offering buttons
+that would only answer "nothing changed".
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from psycopg.types.json import Jsonb
 from pydantic import BaseModel, Field
 
 from memory import link, step_node
-from orchestrator import audit, outbox
+from orchestrator import audit
 from orchestrator.errors import ApprovalAlreadyDecided, ApprovalExpired, ApprovalStale, NotFound
 from orchestrator.messages import Fact
 
@@ -50,6 +51,15 @@ class ApprovalRequest(BaseModel):
     preview: str = ""
 
 
+class AwaitingApproval(Exception):
+    """Raised by a step whose action needs an approval that has not been given."""
+
+    def __init__(self, *, digest: str, ask: ApprovalRequest) -> None:
+        super().__init__(ask.what)
+        self.digest = digest
+        self.ask = ask
+
+
 class Approval(BaseModel):
     id: str
     run_id: int
@@ -65,6 +75,14 @@ class Approval(BaseModel):
 
     def expired(self, now: datetime) -> bool:
         return self.state is ApprovalState.PENDING and now >= self.expires_at
+
+
+class Asked(BaseModel):
+    """What asking did: the approval the action waits for, whether it is newly asked, and the ones it ended."""
+
+    approval: Approval
+    new: bool
+    ended: list[Approval] = Field(default_factory=list)
 
 
 def shown_as(approval: Approval, now: datetime) -> Approval | None:
@@ -135,13 +153,15 @@ def request(
     ask: ApprovalRequest,
     ttl: timedelta,
     now: datetime,
-) -> tuple[Approval, bool]:
-    """Ask for an approval of this action, inside the caller's transaction; returns (approval, newly asked).
+) -> Asked:
+    """Ask for an approval of this action, inside the caller's transaction.
 
     A pending approval for the same digest is reused (a re-run must not ask twice); pending ones for
-    another digest are void, because the action they describe is no longer the one that would run.
+    another digest are void, because the action they describe is no longer the one that would run, and
+    one for the same digest past its time expired: both are returned as ended.
     """
     existing = None
+    ended: list[Approval] = []
     for approval in for_step(conn, run_id, step):
         if approval.state is not ApprovalState.PENDING:
             continue
@@ -152,9 +172,9 @@ def request(
             conn.execute("UPDATE approvals SET state = %s WHERE id = %s", (state, approval.id))
             audit.append(conn, actor="opsos", kind=f"approval.{state.value}", intent_id=intent_id, run_id=run_id,
                          payload={"approval": approval.id, "step": step, "digest": approval.action_digest})
-            _take_buttons_off(conn, approval.model_copy(update={"state": state}))
+            ended.append(approval.model_copy(update={"state": state}))
     if existing is not None:
-        return existing, False
+        return Asked(approval=existing, new=False, ended=ended)
     row = conn.execute(
         INSERT,
         {"id": _new_id(), "run_id": run_id, "step": step, "digest": digest,
@@ -164,7 +184,7 @@ def request(
     audit.append(conn, actor="opsos", kind="approval.requested", intent_id=intent_id, run_id=run_id,
                  payload={"approval": approval.id, "step": step, "digest": digest, "expires_at": approval.expires_at})
     link(conn, ("approval", approval.id), step_node(run_id, step), "approves")
-    return approval, True
+    return Asked(approval=approval, new=True, ended=ended)
 
 
 def decide(
@@ -197,7 +217,7 @@ def decide(
             conn.execute("UPDATE approvals SET state = 'expired' WHERE id = %s", (approval_id,))
             audit.append(conn, actor="opsos", kind="approval.expired", intent_id=intent_id,
                          run_id=approval.run_id, payload={"approval": approval_id})
-            _take_buttons_off(conn, approval.model_copy(update={"state": ApprovalState.EXPIRED}))
+            raise ApprovalExpired(approval.expires_at, recorded=True)
         raise ApprovalExpired(approval.expires_at)
     row = conn.execute(
         "UPDATE approvals SET state = %s, decided_by = %s, decided_at = %s, decided_via = %s WHERE id = %s RETURNING *",
@@ -207,9 +227,7 @@ def decide(
                          run_id=approval.run_id, payload={"approval": approval_id, "step": approval.step,
                                                           "digest": approval.action_digest, "via": channel})
     link(conn, ("audit_event", event.id), ("approval", approval_id), "records")
-    decided = Approval.model_validate(row)
-    _take_buttons_off(conn, decided)
-    return decided
+    return Approval.model_validate(row)
 
 
 RUN_ENDED = "SELECT state FROM runs WHERE id = %s AND finished_at IS NOT NULL"
@@ -227,7 +245,6 @@ def withdraw(conn: Connection, *, run_id: int, intent_id: int, outcome: str) -> 
         audit.append(conn, actor="opsos", kind="approval.void", intent_id=intent_id, run_id=run_id,
                      payload={"approval": approval.id, "step": approval.step, "digest": approval.action_digest,
                               "reason": f"run {outcome}"})
-        _take_buttons_off(conn, approval, withdrawn=f"Run #{run_id} was {outcome}; there is nothing left to decide.")
     return withdrawn
 
 
@@ -247,26 +264,17 @@ LAPSED_ONE = "SELECT 1 FROM outbox WHERE edit_of IS NOT NULL AND approval_id = %
 
 
 def lapse(conn: Connection, *, now: datetime) -> list[Approval]:
-    """Queue, in the caller's transaction, the edits that show expired every copy of an approval past its time.
+    """The pending approvals past their time whose copies still show buttons, as their copies must show them:
+    expired. The caller queues those edits in this transaction (`transitions.lapse_approvals`).
 
     The record stays pending, as before: it turns `expired`, with its audit event, when someone acts on it,
     and until then the digest, status and dashboard say "expired: resume the run to ask again". Two processes
     lapsing together queue each edit once: the second insert of an edit waits on the first's dedupe key and
-    then adds nothing. Returns the approvals whose copies were queued an edit.
+    then adds nothing.
     """
-    lapsed = [Approval.model_validate(row) for row in conn.execute(LAPSED, {"now": now}).fetchall()]
-    for approval in lapsed:
-        _take_buttons_off(conn, approval.model_copy(update={"state": ApprovalState.EXPIRED}))
-    return lapsed
+    rows = conn.execute(LAPSED, {"now": now}).fetchall()
+    return [Approval.model_validate(row).model_copy(update={"state": ApprovalState.EXPIRED}) for row in rows]
 
 
 def _lapsed(conn: Connection, approval_id: str) -> bool:
     return conn.execute(LAPSED_ONE, (approval_id,)).fetchone() is not None
-
-
-def _take_buttons_off(conn: Connection, approval: Approval, *, withdrawn: str | None = None) -> None:
-    # words builds its sentences from Approval, so it imports this module: imported when called, not at load.
-    from orchestrator import words
-
-    outbox.edit_copies(conn, approval_id=approval.id,
-                       decision=words.approval_decided(approval, withdrawn=withdrawn))

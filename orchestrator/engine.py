@@ -11,11 +11,16 @@ import structlog
 
 from connectors import ConnectorUnavailable
 from memory import link, step_node
-from orchestrator import approvals, audit, intents, outbox, reports, runs, steps, words
+from orchestrator import audit, intents, outbox, runs, steps, words
+from orchestrator.approvals import AwaitingApproval
 from orchestrator.runs import RunEvent, RunState
 from orchestrator.services import Services
-from orchestrator.steps import AwaitingApproval, StepContext, StepState
+from orchestrator.steps import StepState
+from orchestrator.transitions import ask_approval, move_run
+from orchestrator.views import reports
 from orchestrator.workflows import WORKFLOWS
+from orchestrator.workflows.context import StepContext
+from orchestrator.workflows.model import next_step
 
 log = structlog.get_logger(__name__)
 
@@ -44,15 +49,15 @@ def _advance_locked(services: Services, run_id: int) -> RunState:
         with pool.connection() as conn, conn.transaction():
             run = runs.get(conn, run_id, for_update=True)
             if run.state is RunState.QUEUED:
-                run = runs.transition(conn, run_id, RunEvent.START, actor="worker")
+                run = move_run(conn, run_id, RunEvent.START, actor="worker")
             if run.state is not RunState.RUNNING:
                 return run.state
             intent = intents.get(conn, run.intent_id)
             workflow = WORKFLOWS[run.workflow]
             records = steps.records(conn, run_id)
-            step = steps.next_step(workflow, records)
+            step = next_step(workflow, records)
             if step is None:
-                run = runs.transition(conn, run_id, RunEvent.SUCCEED, actor="worker")
+                run = move_run(conn, run_id, RunEvent.SUCCEED, actor="worker")
                 outbox.post(conn, channel=intent.channel, conversation=intent.conversation, intent_id=intent.id,
                             run_id=run_id, message=reports.run_report(conn, run, intent, workflow))
                 log.info("run.succeeded", run_id=run_id)
@@ -87,15 +92,16 @@ def _await_approval(services: Services, run_id: int, step: str, wait: AwaitingAp
         steps.finish(conn, run_id=run_id, name=step, state=StepState.WAITING)
         audit.append(conn, actor="worker", kind="step.waiting", intent_id=intent.id, run_id=run_id,
                      payload={"step": step})
-        approval, asked = approvals.request(
+        asked = ask_approval(
             conn, run_id=run_id, intent_id=intent.id, step=step, digest=wait.digest, ask=wait.ask,
             ttl=services.settings.approval_ttl, now=services.now(),
         )
-        if asked:
+        approval = asked.approval
+        if asked.new:
             outbox.post(conn, channel=intent.channel, conversation=intent.conversation, intent_id=intent.id,
                         run_id=run_id, message=words.approval_request(approval, intent))
         if run.state is RunState.RUNNING:
-            run = runs.transition(conn, run_id, RunEvent.AWAIT_APPROVAL, actor="policy",
+            run = move_run(conn, run_id, RunEvent.AWAIT_APPROVAL, actor="policy",
                                   reason="waiting for approval", payload={"approval": approval.id, "step": step})
     log.info("run.awaiting_approval", run_id=run_id, approval=approval.id)
     return run.state
@@ -110,7 +116,7 @@ def _hold(services: Services, run_id: int, step: str, error: ConnectorUnavailabl
                      payload={"step": step, "error": str(error)[:500], "held": True})
         # The operator may have paused or cancelled the run while the step ran: their word stands.
         if run.state is RunState.RUNNING:
-            run = runs.transition(conn, run_id, RunEvent.PAUSE, actor="worker",
+            run = move_run(conn, run_id, RunEvent.PAUSE, actor="worker",
                                   reason=f"{step}: {error} — resume when it is back")
         intent = intents.get(conn, run.intent_id)
         outbox.post(conn, channel=intent.channel, conversation=intent.conversation, intent_id=intent.id,
@@ -164,7 +170,7 @@ def _fail(services: Services, run_id: int, step_name: str, error: Exception) -> 
         run = runs.get(conn, run_id, for_update=True)
         if run.state is RunState.RUNNING:
             event = RunEvent.COMPENSATE if undone else RunEvent.FAIL
-            run = runs.transition(conn, run_id, event, actor="worker", reason=f"{step_name} failed: {error}")
+            run = move_run(conn, run_id, event, actor="worker", reason=f"{step_name} failed: {error}")
         outbox.post(conn, channel=intent.channel, conversation=intent.conversation, intent_id=intent.id,
                     run_id=run_id, message=words.run_failed(run, f"{step_name} failed: {error}", undone))
     return run.state

@@ -31,9 +31,12 @@ class ApprovalAlreadyDecided(OpsError):
 
 
 class ApprovalExpired(OpsError):
-    def __init__(self, expired_at: datetime) -> None:
+    """Too late to decide. `recorded` is True when this attempt is what marked the approval expired."""
+
+    def __init__(self, expired_at: datetime, *, recorded: bool = False) -> None:
         super().__init__(f"this approval expired at {expired_at:%Y-%m-%d %H:%M} UTC")
         self.expired_at = expired_at
+        self.recorded = recorded
 
 
 class ApprovalStale(OpsError):

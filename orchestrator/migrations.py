@@ -233,6 +233,11 @@ ORCHESTRATOR_MIGRATIONS: list[str] = [
     CREATE INDEX outbox_edits_by_approval ON outbox (approval_id) WHERE edit_of IS NOT NULL;
     CREATE INDEX approvals_pending_expiry ON approvals (expires_at) WHERE state = 'pending';
     """,
+    # 7: an edit row keeps how its approval ended (`ending`), not composed words: delivery words it when it
+    # goes out. Older edit rows keep their composed message and no ending.
+    """
+    ALTER TABLE outbox ADD COLUMN ending jsonb;
+    """,
 ]
 
 COMPONENTS: dict[str, list[str]] = {

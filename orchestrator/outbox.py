@@ -6,11 +6,11 @@ stays in the table until it is delivered: a message is never lost with a crashed
 
 A row that carries approval buttons is a *copy* of those approvals (an approval request, a digest);
 when an approval leaves pending, each copy gets an *edit*: a row of kind `edit` naming the copy it
-changes (`edit_of`) and carrying the decision, delivered like any row once its copy is out.
+changes (`edit_of`) and carrying how the approval ended (`ending`), delivered like any row once its copy
+is out; delivery words it from the approval's record when it goes.
 """
 from __future__ import annotations
 
-import re
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,14 +18,12 @@ from psycopg import Connection
 from psycopg.types.json import Jsonb
 from pydantic import BaseModel, Field
 
-from orchestrator.commands import APPROVAL_ID
+from orchestrator import buttons
 from orchestrator.errors import NotFound
-from orchestrator.messages import Message
+from orchestrator.messages import Message, MessageKind
 
 NOTIFY_CHANNEL = "opsos_outbox"
 
-# The buttons that act on an approval (words.approval_actions, words.digest_approval_actions): `approve:a1b2…`.
-_APPROVAL_BUTTON = re.compile(rf"^(?:approve|reject|why):({APPROVAL_ID})$")
 
 INSERT = """
 INSERT INTO outbox (channel, conversation, intent_id, run_id, approval_id, kind, message, dedupe_key,
@@ -53,9 +51,10 @@ ORDER BY o.id LIMIT %(limit)s FOR UPDATE OF o SKIP LOCKED
 # records the same end (a click on an approval the sweep already showed expired) finds its edits queued.
 # A copy still pending gets its edit too, which waits for it: the copy may be on its way out right now.
 EDIT_COPIES = """
-INSERT INTO outbox (channel, conversation, intent_id, run_id, approval_id, kind, message, dedupe_key, edit_of)
+INSERT INTO outbox (channel, conversation, intent_id, run_id, approval_id, kind, message, dedupe_key, edit_of,
+                    ending)
 SELECT channel, conversation, intent_id, run_id, %(approval_id)s, 'edit', %(message)s,
-       'edit:' || id || ':' || %(approval_id)s, id
+       'edit:' || id || ':' || %(approval_id)s, id, %(ending)s
 FROM outbox
 WHERE approval_buttons <> '{}' AND approval_buttons @> ARRAY[%(approval_id)s]::text[] AND edit_of IS NULL
 ORDER BY id
@@ -82,6 +81,16 @@ RATE_LIMIT_FLOOR = timedelta(seconds=1)
 RATE_LIMIT_CEILING = timedelta(minutes=15)
 
 
+class Ending(BaseModel):
+    """How an approval ended, as an edit row keeps it: its state then, and the run's end if that withdrew it.
+
+    A copy keeps telling this end even if the record later reads otherwise (void, when the run asked anew).
+    """
+
+    state: str
+    run_outcome: str | None = None
+
+
 class OutboxItem(BaseModel):
     id: int
     created_at: datetime
@@ -98,17 +107,12 @@ class OutboxItem(BaseModel):
     # The copy this row edits (rows of kind `edit` only), and the approvals whose buttons this row carries.
     edit_of: int | None = None
     approval_buttons: list[str] = Field(default_factory=list)
-
-
-def approval_of(value: str) -> str | None:
-    """The approval a button acts on (`approve:a1b2…` → `a1b2…`); None for any other button."""
-    match = _APPROVAL_BUTTON.match(value)
-    return match.group(1) if match else None
+    ending: Ending | None = None
 
 
 def approvals_in(message: Message) -> list[str]:
     """The approvals whose buttons `message` carries, in the order its buttons show them."""
-    found = [approval_of(action.value) for action in message.actions]
+    found = [buttons.approval_of(action.value) for action in message.actions]
     return list(dict.fromkeys(approval for approval in found if approval))
 
 
@@ -231,14 +235,17 @@ def edits(conn: Connection, copy_id: int) -> list[OutboxItem]:
     return [OutboxItem.model_validate(r) for r in rows]
 
 
-def edit_copies(conn: Connection, *, approval_id: str, decision: Message) -> list[int]:
+def edit_copies(conn: Connection, *, approval_id: str, ending: Ending) -> list[int]:
     """Queue, in the caller's transaction, an edit of every copy of this approval's buttons; returns the new rows.
 
-    `decision` is what the copies now say about it (words.approval_decided). Queued once per copy: a copy
-    that already has its edit for this approval gets none, so it is never told two different ends.
+    Queued once per copy: a copy that already has its edit for this approval gets none, so it is never told
+    two different ends. The row's message only names the approval; its words are composed when it goes out.
     """
+    marker = Message(kind=MessageKind.APPROVAL_DECIDED, title=f"approval {approval_id} {ending.state}",
+                     approval_id=approval_id)
     rows = conn.execute(
-        EDIT_COPIES, {"approval_id": approval_id, "message": Jsonb(decision.model_dump(mode="json"))}
+        EDIT_COPIES, {"approval_id": approval_id, "message": Jsonb(marker.model_dump(mode="json")),
+                      "ending": Jsonb(ending.model_dump(mode="json"))}
     ).fetchall()
     for channel in sorted({row["channel"] for row in rows}):
         conn.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, channel))

@@ -15,12 +15,11 @@ from psycopg import Connection
 from psycopg_pool import ConnectionPool
 from pydantic import BaseModel, Field, computed_field
 
-from orchestrator import audit, runs, words
+from orchestrator import audit, runs
 from orchestrator.agent_calls import AgentCall
 from orchestrator.approvals import Approval, ApprovalState
 from orchestrator.audit import AuditEvent, ChainReport
 from orchestrator.errors import InvalidTransition, NotFound
-from orchestrator.messages import Message
 from orchestrator.runs import Run, RunEvent, RunState
 from orchestrator.steps import StepRecord, StepState
 
@@ -38,7 +37,6 @@ _DETAIL_KEYS = ("step", "attempt", "approval", "via", "tier", "model", "customer
 # agent_calls.cost_usd is numeric(12, 6): the event keeps the unrounded float the column was given.
 _COST_TOLERANCE = 1e-6
 # How many of the latest events a chat reply shows; `opsos replay` prints them all.
-CHAT_TIMELINE = 30
 
 
 class Flag(BaseModel):
@@ -448,12 +446,3 @@ def snapshot(pool: ConnectionPool, run_id: int) -> ReplayReport:
     with pool.connection() as conn, conn.transaction():
         conn.execute(SNAPSHOT)
         return check(conn, run_id)
-
-
-def reply(pool: ConnectionPool, run_id: int) -> Message:
-    """`replay 3` in chat: the verdict and the latest events, or a refusal when there is no such run."""
-    try:
-        report = snapshot(pool, run_id)
-    except NotFound:
-        return words.invalid_request(f"there is no run #{run_id}")
-    return words.replay_verdict(report, timeline_limit=CHAT_TIMELINE)

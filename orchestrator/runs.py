@@ -13,7 +13,7 @@ from psycopg import Connection
 from pydantic import BaseModel
 
 from memory import link
-from orchestrator import approvals, audit
+from orchestrator import audit
 from orchestrator.errors import InvalidTransition, NotFound
 
 
@@ -125,7 +125,8 @@ def transition(
     """Move a run by `event` inside the caller's transaction, with its audit event.
 
     The row lock (FOR UPDATE) orders concurrent transitions of one run: a button click and a
-    worker finishing a step cannot both read `awaiting_approval` and both act on it.
+    worker finishing a step cannot both read `awaiting_approval` and both act on it. A record function:
+    what ends with the run (its pending approvals) is `transitions.move_run`'s business.
     """
     run = get(conn, run_id, for_update=True)
     target = next_state(run.state, event, paused_from=run.paused_from)
@@ -138,7 +139,5 @@ def transition(
         conn, actor=actor, kind=f"run.{event.value}", intent_id=run.intent_id, run_id=run_id,
         payload={"from": run.state, "to": target, "reason": reason, **(payload or {})},
     )
-    if target.finished:
-        approvals.withdraw(conn, run_id=run_id, intent_id=run.intent_id, outcome=target.value)
     return Run.model_validate(row)
 

@@ -30,10 +30,11 @@ from psycopg.types.json import Jsonb
 from redis import Redis
 
 from agents import TIER_ORDER
-from orchestrator import audit, budget, delivery, digest, intents, jobs, outbox, upkeep, words
+from orchestrator import audit, budget, delivery, intents, jobs, outbox, upkeep, words
 from orchestrator.messages import Message
 from orchestrator.services import Services
 from orchestrator.settings import Settings
+from orchestrator.views import digest
 
 log = structlog.get_logger(__name__)
 
@@ -179,7 +180,7 @@ def check_budget(services: Services, conn: Connection, *, slot: datetime, now: d
     found = {standing.period: standing
              for standings in budget.standings(conn, tiers=list(TIER_ORDER), today=today, caps=caps).values()
              for standing in standings}
-    channel, conversation = delivery.home_address(settings.home_channel)
+    channel, conversation = delivery.operator_address(conn, settings.home_channel)
     alerts = budget.post_alerts(conn, [found[period] for period in sorted(found)], channel=channel,
                                 conversation=conversation)
     return {"alerts": alerts}

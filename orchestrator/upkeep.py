@@ -10,7 +10,8 @@ from psycopg import Connection
 
 from agents import AgentResult, InteractionSummary, model_name, summarise, summary_prompt_chars
 from memory import MemoryRecord, Reclaimed
-from orchestrator import agent_calls, audit, budget
+from orchestrator import audit, budget
+from orchestrator.budget.prices import price_table
 from orchestrator.services import Services
 
 log = structlog.get_logger(__name__)
@@ -99,7 +100,7 @@ def summarise_interactions(
 
 
 def _cost(services: Services, calls: list[AgentResult[InteractionSummary]]) -> float:
-    prices = agent_calls.price_table(services.settings.model_prices_path)
+    prices = price_table(services.settings.model_prices_path)
     return sum(prices.cost(c.model, c.input_tokens, c.output_tokens) for c in calls)
 
 
@@ -110,7 +111,7 @@ def _budgeted_summariser(services: Services, model: BaseChatModel, subject: str,
     Raises budget.CapReached, before any call, when a cap of the summary tier has no room.
     """
     settings, pool = services.settings, services.stores.pool
-    caps, prices = budget.Caps.from_settings(settings), agent_calls.price_table(settings.model_prices_path)
+    caps, prices = budget.Caps.from_settings(settings), price_table(settings.model_prices_path)
     name = model_name(model)
 
     def run(texts: list[str]) -> str:

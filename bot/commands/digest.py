@@ -14,13 +14,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from bot.console import ConsoleRenderer
-    from orchestrator import Settings, build_services, delivery, digest
+    from orchestrator import Settings, build_services, delivery, views
 
     settings = Settings()
     services = build_services(settings)
     try:
         with services.stores.pool.connection() as conn, conn.transaction():
-            message = digest.build(conn, settings=settings, now=services.now())
+            message = views.digest.build(conn, settings=settings, now=services.now())
             if args.send:
                 delivery.post_scheduled(conn, home=settings.home_channel, message=message)
     finally:

@@ -41,8 +41,7 @@ def run(args: argparse.Namespace) -> int:
     # Heavy imports here, so `opsos --help` does not load torch or connect anywhere.
     from memory.embedder import get_embedder
     from memory.longterm import LongTermMemory
-    from orchestrator.settings import Settings
-    from orchestrator.stores import open_stores
+    from orchestrator import Settings, open_stores
 
     stores = open_stores(Settings())
     try:
@@ -150,8 +149,7 @@ def _stats(memory: Any) -> int:
 def _reclaim(memory: Any, stores: Any, args: argparse.Namespace) -> int:
     from datetime import UTC
 
-    from orchestrator import Settings, build_services
-    from orchestrator.upkeep import reclaim_memories
+    from orchestrator import Settings, build_services, upkeep
 
     now = datetime.now(UTC)
     if args.dry_run:
@@ -160,7 +158,7 @@ def _reclaim(memory: Any, stores: Any, args: argparse.Namespace) -> int:
     else:
         # Through the orchestrator, so each removal is written to the audit log with it.
         # (services.memory shares the process-wide embedder with `memory`: nothing is loaded twice)
-        found = reclaim_memories(build_services(Settings(), stores), now)
+        found = upkeep.reclaim_memories(build_services(Settings(), stores), now)
         head = f"removed {len(found)}" if found else "removed nothing"
     print(head + (":" if found else ""))
     for r in found:

@@ -13,8 +13,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Exit 0 when the replay agrees with the tables, 1 when it does not or there is no such run (like `audit`)."""
-    from orchestrator import Settings, open_stores, replay, words
-    from orchestrator.errors import NotFound
+    from orchestrator import NotFound, Settings, open_stores, replay, words
 
     stores = open_stores(Settings())
     try:

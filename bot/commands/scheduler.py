@@ -12,20 +12,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from orchestrator import Settings, build_services
-    from orchestrator.jobs import install
-    from orchestrator.scheduler import cron, run_due
+    from orchestrator import Settings, build_services, jobs, scheduler
 
     services = build_services(Settings())
-    install(services)
+    jobs.install(services)
     try:
         # Catch-up first, in this process: a digest missed while everything was down goes out now,
         # marked late, even before any worker is up. Slots already done are skipped.
-        for ran in run_due(services):
+        for ran in scheduler.run_due(services):
             print(f"ran {ran.job} for slot {ran.slot:%Y-%m-%d %H:%M} UTC{' (late)' if ran.late else ''}")
         if args.once:
             return 0
-        cron(services.stores.redis, services.settings).start()
+        scheduler.cron(services.stores.redis, services.settings).start()
     finally:
         services.close()
     return 0

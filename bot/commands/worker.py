@@ -14,13 +14,11 @@ def run(args: argparse.Namespace) -> int:
     from rq import SimpleWorker
 
     from bot.senders import start_delivery
-    from orchestrator import QUEUE_NAMES, Settings, build_services
-    from orchestrator.jobs import install, recover_runs
-    from orchestrator.queue import queue
+    from orchestrator import QUEUE_NAMES, Settings, build_services, jobs, queue
 
     services = build_services(Settings())
-    install(services)
-    recover_runs(services)
+    jobs.install(services)
+    jobs.recover_runs(services)
     redis = services.stores.redis
     # SimpleWorker runs each job in this process: the connection pool and the loaded models are
     # reused across jobs instead of being re-created in a forked child for every job.

@@ -17,11 +17,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from bot.dashboard.metrics import registry
-from orchestrator import Decision, Operations, Requester, signin
-from orchestrator import overview as views
-from orchestrator.errors import NotFound
-from orchestrator.runs import RunEvent
-from orchestrator.signin import Session
+from orchestrator import Decision, NotFound, Operations, Requester, RunEvent, Session, signin, views
 
 COOKIE = "opsos_session"
 CHANNEL = "dashboard"
@@ -120,9 +116,9 @@ class Dashboard:
 
     # -- pages ----------------------------------------------------------------------------------------
 
-    def _overview(self) -> views.Overview:
+    def _overview(self) -> views.overview.Overview:
         with self.ops.pool.connection() as conn:
-            return views.overview(conn, settings=self.ops.services.settings, now=self.ops.services.now())
+            return views.overview.overview(conn, settings=self.ops.services.settings, now=self.ops.services.now())
 
     async def index(self, request: web.Request) -> web.Response:
         session = await self.require(request)
@@ -130,10 +126,10 @@ class Dashboard:
         return self.page("index.html.j2", view=view, session=session, notice=request.query.get("notice", ""),
                          zone=self.ops.services.settings.zone)
 
-    def _run(self, run_id: int) -> views.RunPage | None:
+    def _run(self, run_id: int) -> views.overview.RunPage | None:
         with self.ops.pool.connection() as conn:
             try:
-                return views.run_page(conn, run_id)
+                return views.overview.run_page(conn, run_id)
             except NotFound:
                 return None
 

@@ -6,8 +6,7 @@ from collections.abc import Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from orchestrator import Operations
-from orchestrator import metrics as source
+from orchestrator import Operations, views
 
 
 class OpsCollector(Collector):
@@ -22,7 +21,7 @@ class OpsCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         with self.ops.pool.connection() as conn:
-            snap = source.snapshot(conn, self.ops.services.stores.redis)
+            snap = views.metrics.snapshot(conn, self.ops.services.stores.redis)
         intents = CounterMetricFamily("opsos_intents", "Intents created, by kind", labels=["kind"])
         for kind, n in snap.intents.items():
             intents.add_metric([kind], n)

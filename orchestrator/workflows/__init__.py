@@ -1,9 +1,9 @@
 """The workflows opsos can run, by name."""
-from orchestrator.steps import Workflow
 from orchestrator.workflows.accounts import ACCOUNT_PAUSE, ACCOUNT_RESUME, REFUND_CUSTOMER
 from orchestrator.workflows.bookkeeping import BOOKKEEPING_SUMMARY
 from orchestrator.workflows.content_post import CONTENT_POST
 from orchestrator.workflows.forget import FORGET
+from orchestrator.workflows.model import Workflow
 from orchestrator.workflows.outreach import OUTREACH_EMAIL
 from orchestrator.workflows.winback import WINBACK
 

@@ -5,7 +5,8 @@ from collections.abc import Callable
 from typing import Any
 
 from agents import AccountParams, RefundParams, fulfillment_agent
-from orchestrator.steps import StepContext, Workflow
+from orchestrator.workflows.context import StepContext
+from orchestrator.workflows.model import Workflow
 from orchestrator.workflows.proposals import Scope, execute, propose, resolve_customer, understand
 
 

@@ -15,7 +15,8 @@ from pydantic import BaseModel
 from agents import BookkeepingParams, bookkeeping_agent
 from orchestrator import words
 from orchestrator.policy import Effect
-from orchestrator.steps import Step, StepContext, Workflow
+from orchestrator.workflows.context import StepContext
+from orchestrator.workflows.model import Step, Workflow
 from orchestrator.workflows.proposals import Scope, execute, propose, understand
 
 IMPORT_LEDGER = """

@@ -4,7 +4,8 @@ from __future__ import annotations
 from typing import Any
 
 from agents import ContentParams, post_agent
-from orchestrator.steps import StepContext, Workflow
+from orchestrator.workflows.context import StepContext
+from orchestrator.workflows.model import Workflow
 from orchestrator.workflows.proposals import Scope, execute, propose, understand
 
 

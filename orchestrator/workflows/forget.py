@@ -9,7 +9,8 @@ from orchestrator import audit, words
 from orchestrator.approvals import ApprovalRequest
 from orchestrator.messages import Fact
 from orchestrator.policy import Effect
-from orchestrator.steps import Step, StepContext, Workflow
+from orchestrator.workflows.context import StepContext
+from orchestrator.workflows.model import Step, Workflow
 
 
 def forget_memory(ctx: StepContext) -> dict[str, Any]:

@@ -17,10 +17,12 @@ from pydantic import BaseModel, Field, TypeAdapter
 
 from agents import AnyAction, KindParams, StructuredAgent, context_block, extraction_agent, missing
 from connectors import AccessChange, Charge, Contact, OutgoingEmail
-from orchestrator import audit, outbox, runs, words
+from orchestrator import audit, outbox, words
 from orchestrator.policy import ACTION_EFFECTS, Effect
 from orchestrator.runs import RunEvent
-from orchestrator.steps import Step, StepContext
+from orchestrator.transitions import move_run
+from orchestrator.workflows.context import StepContext
+from orchestrator.workflows.model import Step
 
 ACTIONS: TypeAdapter[Any] = TypeAdapter(AnyAction)
 
@@ -101,7 +103,7 @@ def stop_and_ask(ctx: StepContext, title: str, gaps: list[str], *, detail: str =
                     intent_id=ctx.intent.id, run_id=ctx.run.id, dedupe_key=f"{ctx.key}:ask")
         audit.append(conn, actor="opsos", kind="params.missing", intent_id=ctx.intent.id, run_id=ctx.run.id,
                      payload={"missing": gaps, "detail": detail})
-        runs.transition(conn, ctx.run.id, RunEvent.CANCEL, actor="opsos", reason=reason)
+        move_run(conn, ctx.run.id, RunEvent.CANCEL, actor="opsos", reason=reason)
     return {"missing": gaps, "detail": detail}
 
 

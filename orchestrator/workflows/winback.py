@@ -15,7 +15,8 @@ from orchestrator import words
 from orchestrator.approvals import ApprovalRequest
 from orchestrator.messages import Fact
 from orchestrator.policy import Effect
-from orchestrator.steps import Step, StepContext, Workflow
+from orchestrator.workflows.context import StepContext
+from orchestrator.workflows.model import Step, Workflow
 
 DISCOUNT_PERCENT = 30
 DISCOUNT_MONTHS = 3

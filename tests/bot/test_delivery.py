@@ -5,7 +5,7 @@ import asyncio
 from typing import Any
 
 from orchestrator import Message, MessageKind, OutboxItem
-from orchestrator.delivery import DeliveryLoop, home_address, post_scheduled
+from orchestrator.delivery import DeliveryLoop, post_scheduled
 from tests.bot.chat_helpers import eventually
 
 
@@ -37,8 +37,3 @@ async def test_loop_delivers_a_scheduled_item_to_the_home_channel_when_notified(
     with db.connection() as conn:
         assert conn.execute("SELECT delivery_ref FROM outbox").fetchone()["delivery_ref"] == {
             "chat_id": "42", "message_id": 1}
-
-
-def test_home_address_defaults_to_the_console() -> None:
-    assert home_address("slack:C123") == ("slack", "C123")
-    assert home_address(None) == ("console", "console:local")

@@ -7,9 +7,9 @@ from telegram.request import HTTPXRequest
 
 from bot.digest_delivery import send_chart_slack, send_chart_telegram
 from orchestrator import Message, MessageKind
-from orchestrator.charts import budget_burn_png
+from orchestrator.budget.spend import BurnDay
 from orchestrator.messages import Attachment
-from orchestrator.spend import BurnDay
+from orchestrator.views.charts import budget_burn_png
 from tests.standins.fixtures import SLACK_BOT_TOKEN
 
 

@@ -38,8 +38,8 @@ def pending_approval(db, run_id: int) -> str:
 
 def break_winback_at_the_end(monkeypatch) -> None:
     """Give the win-back workflow a last step that raises, after the emails and renewals are done."""
-    from orchestrator.steps import Step
     from orchestrator.workflows import WORKFLOWS, winback
+    from orchestrator.workflows.model import Step
 
     def explode(ctx):
         raise ValueError("the CRM answered nonsense")

@@ -7,8 +7,8 @@ from datetime import timedelta
 
 from connectors import Charge
 from orchestrator import MessageKind, intents
-from orchestrator.intake import is_bare_value
-from orchestrator.ops import Requester
+from orchestrator.chat.operations import Requester
+from orchestrator.chat.routing import is_bare_value
 from tests.orchestrator.helpers import OPERATOR, count, operations, run_state, seed
 
 ASK = "refund a customer's last payment"

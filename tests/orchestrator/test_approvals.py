@@ -2,7 +2,9 @@
 import threading
 from datetime import timedelta
 
-from orchestrator import Decision, MessageKind
+from orchestrator import Decision, MessageKind, approvals
+from orchestrator.delivery.copies import ended_as
+from orchestrator.outbox import Ending
 from tests.orchestrator.helpers import (
     OPERATOR,
     STRANGER,
@@ -97,9 +99,13 @@ def test_cancelling_a_run_withdraws_its_approval_everywhere(services, db, work):
     ops.handle_text(OPERATOR, "cancel 1")
     with db.connection() as conn:
         state = conn.execute("SELECT state FROM approvals WHERE id = %s", (approval_id,)).fetchone()["state"]
-        edit = conn.execute("SELECT message FROM outbox WHERE kind = 'edit'").fetchone()["message"]
+        ending = conn.execute("SELECT ending FROM outbox WHERE kind = 'edit'").fetchone()["ending"]
+        record = approvals.get(conn, approval_id)
     assert state == "void" and count(db, "audit_events", "kind = 'approval.void'") == 1
-    assert edit["title"].startswith("Withdrawn:") and "Run #1 was cancelled" in edit["text"]
+    # The edit keeps how the approval ended; delivery words it from the record when it goes out.
+    assert ending == {"state": "void", "run_outcome": "cancelled"}
+    worded = ended_as(record, Ending.model_validate(ending))
+    assert worded.title.startswith("Withdrawn:") and "Run #1 was cancelled" in worded.text
     late = ops.decide(OPERATOR, approval_id, Decision.APPROVED)
     assert late.reply.title == "Nothing changed: run #1 was cancelled; there is nothing left to decide."
     assert run_state(db, 1) == "cancelled"
@@ -141,6 +147,6 @@ def test_expired_approval_leaves_the_run_waiting_and_says_so(services, db, work)
 
 def test_why_explains_the_intent_the_data_and_the_model(services, work):
     approval_id = _to_approval(services, work)
-    why = operations(services).explain(approval_id).plain_text()
+    why = operations(services).handle_text(OPERATOR, f"why {approval_id}").plain_text()
     assert WINBACK in why
     assert "crm:c-ana" in why and "offline-template-drafter" in why

@@ -7,8 +7,9 @@ import pytest
 
 from agents import OfflineTemplateDrafter
 from agents.tiers import OFFLINE_TEMPLATES
-from orchestrator import Decision, budget, reports
+from orchestrator import Decision, budget
 from orchestrator.budget import Caps, Period, Standing
+from orchestrator.views import reports
 from tests.orchestrator.helpers import OPERATOR, count, pending_approval, run_state, seed
 
 TODAY = date(2026, 3, 14)
@@ -23,28 +24,28 @@ def test_plan_uses_the_tier_while_far_from_every_cap():
     plan = budget.plan(tier="draft", estimates={"draft": 0.1, "route": 0.0},
                        standings={"draft": [standing("all", 0.2, 1.0)], "route": [standing("all", 0.2, 1.0)]},
                        may_step_down=True, step_down_at=0.8)
-    assert plan.decision is budget.Decision.USE and plan.tier == "draft"
+    assert plan.choice is budget.Choice.USE and plan.tier == "draft"
 
 
 def test_plan_steps_down_near_a_cap_when_allowed():
     plan = budget.plan(tier="draft", estimates={"draft": 0.2, "route": 0.01},
                        standings={"draft": [standing("all", 0.7, 1.0)], "route": [standing("all", 0.7, 1.0)]},
                        may_step_down=True, step_down_at=0.8)
-    assert (plan.decision, plan.tier) == (budget.Decision.STEP_DOWN, "route")
+    assert (plan.choice, plan.tier) == (budget.Choice.STEP_DOWN, "route")
 
 
 def test_plan_asks_for_the_shortfall_when_it_must_not_step_down():
     """$0.70 of $1.00 spent and a $0.58 call: it needs about $0.30 more (rounded up to the ask step)."""
     plan = budget.plan(tier="reason", estimates={"reason": 0.58},
                        standings={"reason": [standing("all", 0.7, 1.0)]}, may_step_down=False, step_down_at=0.8)
-    assert plan.decision is budget.Decision.ASK and plan.shortfall_usd == pytest.approx(0.30)
+    assert plan.choice is budget.Choice.ASK and plan.shortfall_usd == pytest.approx(0.30)
 
 
 def test_plan_waits_at_the_cap_when_nothing_it_may_use_fits():
     plan = budget.plan(tier="draft", estimates={"draft": 0.2, "route": 0.1},
                        standings={"draft": [standing("all", 1.0, 1.0)], "route": [standing("all", 1.0, 1.0)]},
                        may_step_down=True, step_down_at=0.8)
-    assert plan.decision is budget.Decision.WAIT
+    assert plan.choice is budget.Choice.WAIT
 
 
 def test_twenty_concurrent_reservations_never_exceed_the_cap(db):
@@ -216,8 +217,8 @@ def test_a_reason_tier_call_waits_for_an_approval_then_runs_once(services, db, w
     from agents import context_block, post_agent
     from orchestrator import Classification, Operations
     from orchestrator.policy import Effect
-    from orchestrator.steps import Step, Workflow
     from orchestrator.workflows import WORKFLOWS
+    from orchestrator.workflows.model import Step, Workflow
 
     def think(ctx):
         return ctx.agent(post_agent, {"goal": "g", "context": context_block({"topic": "pricing"})}, tier="reason")

@@ -2,9 +2,11 @@
 import struct
 from datetime import datetime, timedelta
 
-from orchestrator import budget, digest, spend
-from orchestrator.charts import budget_burn_png
+from orchestrator import budget
+from orchestrator.budget import spend
 from orchestrator.runs import RunEvent
+from orchestrator.views import digest
+from orchestrator.views.charts import budget_burn_png
 from tests.orchestrator.helpers import OPERATOR, WINBACK, operations, pending_approval, run_state, seed
 
 ZONE = "Europe/Berlin"

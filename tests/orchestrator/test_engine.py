@@ -164,8 +164,8 @@ def test_step_that_breaks_half_way_has_its_own_charges_refunded(services, db, wo
 
 def test_run_cancelled_while_its_step_runs_stays_cancelled_when_the_step_fails(services, db, work, monkeypatch):
     """The operator's cancel wins: the failing step is recorded, no transition is forced on a cancelled run."""
-    from orchestrator.steps import Step
     from orchestrator.workflows import WORKFLOWS, winback
+    from orchestrator.workflows.model import Step
 
     seed(services, declining=None)
     ops = operations(services)

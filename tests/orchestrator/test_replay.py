@@ -6,7 +6,8 @@ import psycopg
 
 from orchestrator import Decision, MessageKind, agent_calls, audit, replay, words
 from orchestrator.audit import AuditEvent
-from orchestrator.commands import Command, parse
+from orchestrator.chat import control
+from orchestrator.chat.commands import Command, parse
 from orchestrator.runs import RunState
 from orchestrator.steps import StepState
 from tests.orchestrator.helpers import (
@@ -113,9 +114,9 @@ def test_a_chat_reply_keeps_the_latest_events_and_says_how_many_it_left_out():
     events += [_event(n, "payment.attempt_failed", {"customer": "c-eve", "attempt": n}) for n in range(3, 41)]
     report = replay.ReplayReport(replay=replay.fold(events, run_id=7), disagreements=[],
                                  chain=audit.ChainReport(ok=True, checked=40), chain_holds=True)
-    lines = next(s for s in words.replay_verdict(report, timeline_limit=replay.CHAT_TIMELINE).sections
+    lines = next(s for s in words.replay_verdict(report, timeline_limit=control.CHAT_TIMELINE).sections
                  if s.title.startswith("Timeline")).text.splitlines()
-    assert len(lines) == replay.CHAT_TIMELINE + 1
+    assert len(lines) == control.CHAT_TIMELINE + 1
     assert lines[0].startswith("… 10 earlier events") and "opsos replay 7" in lines[0]
     assert "attempt 40" in lines[-1]
 
@@ -223,7 +224,7 @@ def test_a_run_row_changed_behind_the_logs_back_is_reported(services, db, work):
     assert not report.agrees and report.chain_holds
     assert [(d.subject, d.field, d.table, d.log) for d in report.disagreements] == [
         ("run #1", "state", "running", "succeeded")]
-    text = replay.reply(db, 1).plain_text()
+    text = control.replay_reply(services, 1).plain_text()
     assert "run #1 state: the table says running, the log says succeeded" in text
 
 
@@ -249,7 +250,7 @@ def test_an_altered_audit_event_breaks_the_replays_chain(services, db, work, dat
         database_url, f"UPDATE audit_events SET actor = 'slack:UMALLORY' WHERE id = {target}")
     report = replay.snapshot(db, 1)
     assert not report.chain_holds and report.chain.first_broken_id == target and not report.agrees
-    assert f"BROKEN at event {target}" in replay.reply(db, 1).plain_text()
+    assert f"BROKEN at event {target}" in control.replay_reply(services, 1).plain_text()
 
 
 # -- the front doors ----------------------------------------------------------------------------------
@@ -262,7 +263,7 @@ async def test_the_dashboards_run_page_shows_the_verdict(services, db, work):
     from aiohttp.test_utils import TestClient, TestServer
 
     from bot.dashboard import add_dashboard
-    from orchestrator import overview
+    from orchestrator.views import overview
 
     seed(services)
     ops = operations(services)
@@ -295,7 +296,7 @@ def test_replay_in_chat_answers_with_the_verdict_and_the_timeline(services, db, 
     assert reply.title == "Replay of run #1: replay agrees with the tables"
     timeline = next(s for s in reply.sections if s.title.startswith("Timeline"))
     lines = timeline.text.splitlines()
-    assert len(lines) <= replay.CHAT_TIMELINE + 1 and "run.succeed" in lines[-1] and lines[-1].endswith("succeeded")
+    assert len(lines) <= control.CHAT_TIMELINE + 1 and "run.succeed" in lines[-1] and lines[-1].endswith("succeeded")
     assert "replay <run>" in ops.handle_text(OPERATOR, "help").plain_text()
     assert ops.handle_text(STRANGER, "replay 1").kind is MessageKind.REFUSAL
     assert "there is no run #99" in ops.handle_text(OPERATOR, "replay #99").title

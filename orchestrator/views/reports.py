@@ -7,8 +7,9 @@ from orchestrator import agent_calls, approvals, audit, budget, steps, words
 from orchestrator.intents import Intent
 from orchestrator.messages import Fact, Message, MessageKind, Section
 from orchestrator.runs import Run, RunState
-from orchestrator.steps import StepState, Workflow
+from orchestrator.steps import StepState
 from orchestrator.words import money
+from orchestrator.workflows.model import Workflow
 
 
 def run_spend(conn: Connection, run_id: int) -> tuple[int, float]:

@@ -6,6 +6,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel
 
+from orchestrator.buttons import APPROVAL_ID, CHOICE
+
 
 class Command(StrEnum):
     REQUEST = "request"
@@ -33,7 +35,6 @@ class ChatCommand(BaseModel):
 
 _RUN_COMMANDS = {Command.PAUSE, Command.RESUME, Command.CANCEL}
 _APPROVAL_COMMANDS = {Command.APPROVE, Command.REJECT, Command.WHY}
-APPROVAL_ID = r"a[0-9a-f]{10}"
 _WORD = re.compile(r"^/?(\w+)\s*(.*)$", re.DOTALL)
 
 
@@ -64,7 +65,7 @@ def parse(text: str) -> ChatCommand:
     # "why did we email Ana?": the chain behind an action, found by what the operator remembers of it.
     if command is Command.WHY and rest:
         return ChatCommand(command=command, argument=rest)
-    if command is Command.CHOOSE and re.fullmatch(r"[0-9a-f]{10}:\d", rest):
+    if command is Command.CHOOSE and re.fullmatch(CHOICE, rest):
         return ChatCommand(command=command, argument=rest)
     if command in (Command.REMEMBER, Command.RECALL) and rest:
         return ChatCommand(command=command, argument=rest)

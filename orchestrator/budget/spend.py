@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 from psycopg import Connection
 from pydantic import BaseModel
 
-from orchestrator import budget
+from orchestrator.budget import planning as budget
 
 SPEND_BETWEEN = """
 SELECT coalesce(sum(cost_usd), 0)::float8 AS usd, coalesce(sum(input_tokens + output_tokens), 0)::bigint AS tokens

@@ -10,7 +10,7 @@ import io
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from orchestrator.spend import BurnDay
+from orchestrator.budget.spend import BurnDay
 
 WIDTH_PX = 800
 HEIGHT_PX = 400

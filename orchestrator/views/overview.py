@@ -7,11 +7,13 @@ from psycopg import Connection
 from psycopg.pq import TransactionStatus
 from pydantic import BaseModel
 
-from orchestrator import agent_calls, approvals, audit, budget, charts, digest, intents, replay, runs, spend, steps
+from orchestrator import agent_calls, approvals, audit, budget, intents, replay, runs, steps
 from orchestrator.approvals import Approval
 from orchestrator.audit import AuditEvent, ChainReport
+from orchestrator.budget import spend
 from orchestrator.replay import ReplayReport
 from orchestrator.settings import Settings
+from orchestrator.views import charts, digest
 
 PENDING_INTENTS = """
 SELECT i.id, i.request, i.kind, i.requested_by, i.created_at, i.deadline, r.id AS run_id, r.state

@@ -10,10 +10,12 @@ from datetime import date, datetime, timedelta
 from psycopg import Connection
 from pydantic import BaseModel
 
-from orchestrator import approvals, budget, charts, spend, words
+from orchestrator import approvals, budget, words
 from orchestrator.approvals import Approval
+from orchestrator.budget import spend
 from orchestrator.messages import Attachment, Fact, Message, MessageKind, Section
 from orchestrator.settings import Settings
+from orchestrator.views import charts
 
 FINISHED_BETWEEN = """
 SELECT r.id, r.state, r.reason, r.workflow, i.request FROM runs r JOIN intents i ON i.id = r.intent_id

@@ -1,0 +1,30 @@
+"""Outbox delivery to chat platforms: senders, the copies of approval buttons, sending, the loop, addressing."""
+from orchestrator.delivery.address import DEFAULT_HOME, home_address, operator_address, post_scheduled
+from orchestrator.delivery.copies import Ready, as_it_reads, expire_copies, prepare, queue_edits
+from orchestrator.delivery.loop import DeliveryLoop
+from orchestrator.delivery.send import BATCH, LEASE, Outcome, deliver_all, deliver_due
+from orchestrator.delivery.senders import CopyGone, RetryLater, Sender, register, senders, unregister
+
+__all__ = [
+    "BATCH",
+    "DEFAULT_HOME",
+    "LEASE",
+    "CopyGone",
+    "DeliveryLoop",
+    "Outcome",
+    "Ready",
+    "RetryLater",
+    "Sender",
+    "as_it_reads",
+    "deliver_all",
+    "deliver_due",
+    "expire_copies",
+    "home_address",
+    "operator_address",
+    "post_scheduled",
+    "prepare",
+    "queue_edits",
+    "register",
+    "senders",
+    "unregister",
+]

@@ -1,0 +1,173 @@
+"""Sending due outbox rows to a platform: lease, send outside any transaction, settle.
+
+A row is leased (claimed with SKIP LOCKED, its next attempt pushed past the lease) in one short
+transaction, sent outside any transaction, then settled: delivered with the platform's reference
+(so a later chat.update / editMessageText finds the message) or failed with backoff. A deliverer
+that dies mid-send leaves its rows to come due again when the lease ends: at least once, never lost.
+A platform's rate limit (a sender raises RetryLater) defers the channel's rows as long as it asked, no attempt
+counted: a message is never given up on because Slack or Telegram was busy. An edit whose message is gone
+from its platform (the sender raises CopyGone) is dropped, not retried.
+"""
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+from psycopg_pool import ConnectionPool
+
+from orchestrator import outbox
+from orchestrator.delivery import senders as registry_
+from orchestrator.delivery.copies import Ready, expire_copies, prepare
+from orchestrator.delivery.senders import CopyGone, RetryLater, Sender
+from orchestrator.outbox import OutboxItem
+
+log = structlog.get_logger(__name__)
+
+LEASE = timedelta(seconds=60)
+BATCH = 20
+
+
+@dataclass
+class Outcome:
+    delivered: list[int] = field(default_factory=list)
+    failed: list[int] = field(default_factory=list)
+    # Put off because the platform said 429: the rate-limited row and the rows the pass then left untried.
+    deferred: list[int] = field(default_factory=list)
+    # Edits whose message was gone from its platform: settled without a change, never tried again.
+    dropped: list[int] = field(default_factory=list)
+
+
+def _lease(pool: ConnectionPool, channel: str, now: datetime, lease: timedelta, limit: int,
+           approval_id: str | None) -> list[OutboxItem]:
+    # One transaction: the row locks of claim() last only until the lease is written, not through the send.
+    with pool.connection() as conn, conn.transaction():
+        items = outbox.claim(conn, channel=channel, now=now, limit=limit, approval_id=approval_id)
+        outbox.lease(conn, [item.id for item in items], until=now + lease)
+    return items
+
+
+def _prepare(pool: ConnectionPool, item: OutboxItem, now: datetime) -> Ready:
+    with pool.connection() as conn:
+        return prepare(conn, item, now=now)
+
+
+def _delivered(pool: ConnectionPool, item_id: int, ref: dict[str, Any]) -> None:
+    with pool.connection() as conn, conn.transaction():
+        outbox.mark_delivered(conn, item_id, ref=ref)
+
+
+def _dropped(pool: ConnectionPool, item_id: int, reason: str) -> None:
+    with pool.connection() as conn, conn.transaction():
+        outbox.mark_dropped(conn, item_id, reason=reason)
+
+
+def _failed(pool: ConnectionPool, item: OutboxItem, error: str, now: datetime, held: list[int]) -> None:
+    with pool.connection() as conn, conn.transaction():
+        outbox.mark_failed(conn, item.id, error=error, attempts=item.attempts, now=now)
+        # Later messages to the same conversation wait behind the failed one, so the operator reads them in order.
+        outbox.lease(conn, held, until=now + outbox.retry_delay(item.attempts + 1) + timedelta(milliseconds=1))
+
+
+def _deferred(pool: ConnectionPool, channel: str, item: OutboxItem, reason: str, until: datetime,
+              untried: list[int]) -> None:
+    with pool.connection() as conn, conn.transaction():
+        outbox.mark_deferred(conn, item.id, reason=reason, until=until)
+        # Our own lease on the untried rows ends when the platform's wait does, not a LEASE later.
+        outbox.lease(conn, untried, until=until)
+        # A 429 does not say whether the limit was one conversation's or our whole token's (Slack counts per
+        # method and workspace, chat.postMessage also per channel; Telegram per chat and per bot), so every
+        # pending row of the channel waits too, also rows beyond this batch and other deliverers' rows. The
+        # operator's conversations are few, so the cost is a short wait for the others; the gain is no more
+        # 429s for Slack to count against us or for Telegram to answer with a longer flood wait.
+        outbox.hold_channel(conn, channel=channel, until=until)
+
+
+async def deliver_due(
+    pool: ConnectionPool, *, channel: str, sender: Sender, now: datetime, lease: timedelta = LEASE,
+    limit: int = BATCH, approval_id: str | None = None, clock: Callable[[], datetime] | None = None,
+) -> Outcome:
+    """Send every due row of `channel` once. A failed send stays pending with a longer wait; nothing raises.
+
+    A rate limit (RetryLater) ends the pass for the channel: the row, and every other pending row of the
+    channel, waits as long as the platform asked, without counting an attempt. An edit of a message gone
+    from the platform (CopyGone) is dropped. With `approval_id`, only the edits that approval's end caused:
+    what a click on a button sends at once, through this same path, so the loop finds them settled.
+    """
+    items = await asyncio.to_thread(_lease, pool, channel, now, lease, limit, approval_id)
+    outcome = Outcome()
+    blocked: set[str] = set()
+    for index, item in enumerate(items):
+        edit = item.edit_of is not None
+        # Edits neither wait behind a conversation's failed post nor hold its later posts: order matters
+        # between the messages the operator reads one after the other, not between a message and its edit.
+        if not edit and item.conversation in blocked:
+            continue
+        try:
+            ready = await _ready(pool, item, now)
+            if ready.skip is not None:
+                await asyncio.to_thread(_delivered, pool, item.id, {"skipped": ready.skip})
+                log.info("outbox.edit_skipped", outbox_id=item.id, channel=channel, reason=ready.skip)
+                outcome.delivered.append(item.id)
+                continue
+            if ready.target is not None:
+                edit_row = item if ready.decision is None else item.model_copy(update={"message": ready.decision})
+                ref = await sender.edit(item=edit_row, target=ready.target, message=ready.message)
+            else:
+                ref = await sender.send(item=item.model_copy(update={"message": ready.message}))
+        except RetryLater as busy:
+            # The platform's wait starts at the 429, read from the injected clock (the pass may have sent for a while).
+            until = (clock() if clock is not None else now) + outbox.rate_limit_delay(busy.seconds)
+            # Rows of conversations blocked earlier in this pass keep their backoff (hold_channel only lengthens).
+            untried = [later.id for later in items[index + 1:]
+                       if later.edit_of is not None or later.conversation not in blocked]
+            await asyncio.to_thread(_deferred, pool, channel, item, f"{type(busy).__name__}: {busy}", until, untried)
+            log.warning("outbox.rate_limited", outbox_id=item.id, channel=channel, retry_after=busy.seconds,
+                        until=until.isoformat(), deferred=len(untried) + 1)
+            outcome.deferred.extend([item.id, *untried])
+            break
+        except CopyGone as gone:
+            await asyncio.to_thread(_dropped, pool, item.id, f"{type(gone).__name__}: {gone}")
+            log.warning("outbox.edit_dropped", outbox_id=item.id, channel=channel, edit_of=item.edit_of,
+                        approval=item.approval_id, reason=str(gone))
+            outcome.dropped.append(item.id)
+            continue
+        except Exception as error:  # any platform failure: the row is kept and retried, never dropped
+            held = [] if edit else [later.id for later in items[index + 1:]
+                                    if later.conversation == item.conversation and later.edit_of is None]
+            if not edit:
+                blocked.add(item.conversation)
+            await asyncio.to_thread(_failed, pool, item, f"{type(error).__name__}: {error}", now, held)
+            log.warning("outbox.delivery_failed", outbox_id=item.id, channel=channel, attempts=item.attempts + 1,
+                        error=str(error))
+            outcome.failed.append(item.id)
+            continue
+        if ready.settled:
+            ref = {**ref, "settled": ready.settled}
+        await asyncio.to_thread(_delivered, pool, item.id, ref)
+        outcome.delivered.append(item.id)
+    return outcome
+
+
+async def _ready(pool: ConnectionPool, item: OutboxItem, now: datetime) -> Ready:
+    # Most rows carry no approval buttons and are no edit: they go as queued, without a database read.
+    if item.edit_of is None and not item.approval_buttons:
+        return Ready(item=item, message=item.message)
+    return await asyncio.to_thread(_prepare, pool, item, now)
+
+
+async def deliver_all(
+    pool: ConnectionPool, *, now: datetime, registry: Mapping[str, Sender] | None = None,
+    clock: Callable[[], datetime] | None = None,
+) -> dict[str, Outcome]:
+    """One pass: the copies of approvals whose time ran out are queued their edits, then every registered
+    channel is sent its due rows, those edits included."""
+    # Here, because every process that delivers to a platform runs this pass every few seconds, so a copy
+    # loses its buttons within a poll of its approval expiring, with no scheduler slot of its own.
+    await asyncio.to_thread(expire_copies, pool, now=now)
+    chosen = registry_.senders() if registry is None else registry
+    return {channel: await deliver_due(pool, channel=channel, sender=sender, now=now, clock=clock)
+            for channel, sender in list(chosen.items())}

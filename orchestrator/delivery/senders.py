@@ -1,0 +1,62 @@
+"""The senders: one per chat platform, registered by the process that owns it, and the errors they raise.
+
+The senders live in `bot/`; the processes that own them register them here at start.
+"""
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from orchestrator.errors import OpsError
+from orchestrator.messages import Message
+from orchestrator.outbox import OutboxItem
+
+
+class Sender(Protocol):
+    """Sends one outbox row to its platform; returns the platform's reference to what it posted.
+
+    Raises RetryLater when the platform rate-limits it; any other exception is a failed attempt.
+    """
+
+    async def send(self, *, item: OutboxItem) -> dict[str, Any]: ...
+
+    async def edit(self, *, item: OutboxItem, target: OutboxItem, message: Message) -> dict[str, Any]:
+        """Make the delivered copy `target` (its `delivery_ref` says where it lives) read `message` instead.
+
+        `item` is the edit row; its message is the decision that caused it. Raises CopyGone when the copy no
+        longer exists on the platform, RetryLater when rate-limited; any other exception is a failed attempt.
+        """
+        ...
+
+
+class RetryLater(OpsError):
+    """A sender's platform is rate-limiting us (HTTP 429): send again no earlier than `seconds` from now.
+
+    The sender raises it instead of sleeping, so one busy platform never stalls the delivery pass.
+    """
+
+    def __init__(self, seconds: float, reason: str = "rate limited") -> None:
+        super().__init__(f"{reason}; retry after {seconds:g} s")
+        self.seconds = seconds
+        self.reason = reason
+
+
+class CopyGone(OpsError):
+    """The message an edit was for no longer exists where it was (deleted, its channel or chat gone).
+
+    Nothing is left to change, now or later: the edit is settled as dropped, never retried.
+    """
+
+
+_senders: dict[str, Sender] = {}
+
+
+def register(channel: str, sender: Sender) -> None:
+    _senders[channel] = sender
+
+
+def unregister(channel: str) -> None:
+    _senders.pop(channel, None)
+
+
+def senders() -> dict[str, Sender]:
+    return dict(_senders)

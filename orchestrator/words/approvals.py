@@ -1,0 +1,152 @@
+"""How an approval reads: the ask with its buttons, its outcome once decided, why it is asked."""
+from __future__ import annotations
+
+from orchestrator import buttons
+from orchestrator.approvals import Approval, ApprovalRequest, ApprovalState
+from orchestrator.intents import Intent
+from orchestrator.messages import Action, Fact, Message, MessageKind, Section, Style
+from orchestrator.words.common import money
+
+
+def approval_actions(approval_id: str) -> list[Action]:
+    return [
+        Action(label="Approve", value=buttons.approve(approval_id), style=Style.PRIMARY),
+        Action(label="Reject", value=buttons.reject(approval_id), style=Style.DANGER),
+        Action(label="Why?", value=buttons.why(approval_id)),
+    ]
+
+
+def approval_request(approval: Approval, intent: Intent) -> Message:
+    ask = approval.request
+    return Message(
+        kind=MessageKind.APPROVAL_REQUEST,
+        title=f"Approval needed for run #{approval.run_id}: {ask.what}",
+        text=ask.why,
+        sections=[
+            Section(facts=[
+                *ask.facts,
+                Fact(label="Estimated cost", value=money(ask.estimated_cost_usd)),
+                Fact(label="Expires", value=f"{approval.expires_at:%Y-%m-%d %H:%M} UTC"),
+            ]),
+            Section(title="Preview", text=ask.preview),
+        ],
+        actions=approval_actions(approval.id),
+        run_id=approval.run_id,
+        approval_id=approval.id,
+    )
+
+
+def approval_decided(approval: Approval, *, withdrawn: str | None = None) -> Message:
+    """How an approval that left pending reads: who decided it, via what and when; or that it expired, was
+    replaced, or was withdrawn because its run ended (`withdrawn` says how)."""
+    what = approval.request.what
+    if withdrawn is not None:
+        title, text = f"Withdrawn: {what}", withdrawn
+    elif approval.state is ApprovalState.EXPIRED:
+        title = f"Expired: {what}"
+        text = (f"Nobody decided by {approval.expires_at:%Y-%m-%d %H:%M} UTC; "
+                f"say “resume {approval.run_id}” to ask again.")
+    elif approval.state is ApprovalState.VOID:
+        title = f"Replaced: {what}"
+        text = "The action changed after this was asked; a new approval was requested."
+    else:
+        verb = "Approved" if approval.state is ApprovalState.APPROVED else "Rejected"
+        title = f"{verb}: {what}"
+        text = (f"{verb} by {approval.decided_by} via {approval.decided_via} "
+                f"at {approval.decided_at:%Y-%m-%d %H:%M} UTC.")
+    return Message(kind=MessageKind.APPROVAL_DECIDED, title=title, text=text, run_id=approval.run_id,
+                   approval_id=approval.id)
+
+
+def withdrawn(run_id: int, run_outcome: str) -> str:
+    """Why an approval was withdrawn: its run ended (cancelled, failed, …) before anyone decided it."""
+    return f"Run #{run_id} was {run_outcome}; there is nothing left to decide."
+
+
+def outcome(decisions: list[Message]) -> Section:
+    """The lines added under a message whose approval buttons were taken off: one per approval that left pending."""
+    return Section(title="Outcome", text="\n".join(f"{decision.title} — {decision.text}" for decision in decisions))
+
+
+def already_decided(detail: str) -> Message:
+    return Message(kind=MessageKind.NOTICE, title=f"Nothing changed: {detail}.")
+
+
+def explanation(approval: Approval, intent: Intent, cited: list[str], model: str | None) -> Message:
+    facts = [
+        Fact(label="Intent", value=f"#{intent.id} “{intent.request}” from {intent.requested_by} via {intent.channel}"),
+        Fact(label="Step", value=approval.step),
+        Fact(label="Action digest", value=approval.action_digest[:16]),
+    ]
+    if model:
+        facts.append(Fact(label="Drafted by", value=model))
+    if cited:
+        facts.append(Fact(label="Data used", value=", ".join(cited)))
+    return Message(
+        kind=MessageKind.EXPLANATION,
+        title=f"Why I ask: {approval.request.what}",
+        text=approval.request.why,
+        sections=[Section(facts=facts), Section(title="Preview", text=approval.request.preview)],
+        actions=approval_actions(approval.id)[:2] if approval.state == "pending" else [],
+        run_id=approval.run_id,
+        approval_id=approval.id,
+    )
+
+
+def digest_approval_actions(approval_id: str, run_id: int) -> list[Action]:
+    """The approval buttons inside the digest, named by run, since several sit side by side."""
+    return [
+        Action(label=f"Approve #{run_id}", value=buttons.approve(approval_id), style=Style.PRIMARY),
+        Action(label=f"Reject #{run_id}", value=buttons.reject(approval_id), style=Style.DANGER),
+    ]
+
+
+def reason_request(*, step: str, agent: str, model: str, estimate_usd: float, intent: Intent) -> ApprovalRequest:
+    return ApprovalRequest(
+        what=f"Use the reasoning model ({model}) for “{step}”?",
+        why=(f"Intent #{intent.id} asks: “{intent.request}”. Reasoning-tier calls cost more, so each one is "
+             f"approved. The {agent} agent would run once, for about {money(estimate_usd)}."),
+        estimated_cost_usd=estimate_usd,
+        facts=[Fact(label="Agent", value=agent), Fact(label="Model", value=model)],
+    )
+
+
+def action_line(action: dict) -> str:
+    """One proposed action in a line, as the operator reads it in an approval or a report."""
+    kind = action.get("type")
+    if kind == "send_email":
+        return f"email {action['to']}: “{action['subject']}”"
+    if kind == "refund":
+        return f"refund {money(action['amount_cents'] / 100)} to {action['customer']} (charge {action['charge_key']})"
+    if kind == "charge":
+        return f"charge {action['customer']} {money(action['amount_cents'] / 100)}"
+    if kind in ("pause_access", "resume_access"):
+        return f"{kind.split('_')[0]} {action['customer']}'s access"
+    if kind == "provision_account":
+        return f"provision an account for {action['name']} <{action['email']}>"
+    if kind == "post_content":
+        return f"{action['channel']} post “{action['title']}”"
+    if kind == "categorise":
+        return f"transaction {action['transaction_id']} → {action['category']}"
+    return str(kind)
+
+
+def proposal_request(*, title: str, actions: list[dict], rationale: str, intent: Intent,
+                     refused: list[str]) -> ApprovalRequest:
+    count = len(actions)
+    facts = [Fact(label=f"{i}.", value=action_line(a)) for i, a in enumerate(actions, start=1)]
+    if refused:
+        facts.append(Fact(label="Left out", value="; ".join(refused)))
+    preview = "\n\n".join(a["body"] for a in actions if a.get("body"))[:1500]
+    return ApprovalRequest(
+        what=f"{title}: {count} action{'s' if count != 1 else ''} need your approval",
+        why=f"Intent #{intent.id} asks: “{intent.request}”. {rationale}",
+        facts=facts,
+        preview=preview,
+    )
+
+
+def forget_request(memory_id: int, subject: str, preview: str) -> tuple[str, str]:
+    return (f"Forget memory #{memory_id} about {subject}",
+            f"The text is redacted and its embedding dropped; a tombstone and an audit event remain. "
+            f"It reads: “{preview[:200]}”")

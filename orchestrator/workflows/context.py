@@ -1,0 +1,84 @@
+"""The context a step runs in: its run and intent, the results of earlier steps, and what a step may do.
+
+A step asks through its context: an approval bound to an action's digest, a model call within the
+budget (`budget.calls`), a message to the operator with its audit event, memories for its agent.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from agents import StructuredAgent
+from memory import link, step_node
+from orchestrator import approvals, audit, outbox
+from orchestrator.approvals import ApprovalRequest, AwaitingApproval
+from orchestrator.budget.calls import call_agent
+from orchestrator.intents import Intent
+from orchestrator.keys import action_key, step_key
+from orchestrator.messages import Message
+from orchestrator.policy import Effect
+from orchestrator.runs import Run
+from orchestrator.services import Services
+
+
+@dataclass
+class StepContext:
+    services: Services
+    run: Run
+    intent: Intent
+    step: str
+    results: dict[str, dict[str, Any]]
+
+    @property
+    def key(self) -> str:
+        return step_key(self.run.id, self.step)
+
+    def action_key(self, *parts: object) -> str:
+        return action_key(self.run.id, self.step, *parts)
+
+    def require_approval(self, *, effect: Effect, action: Any, ask: ApprovalRequest) -> approvals.Approval | None:
+        """Return when policy lets this exact action run (an approval bound to its digest); else AwaitingApproval."""
+        if not self.services.policy.needs_approval(effect):
+            return None
+        digest = approvals.action_digest(action)
+        with self.services.stores.pool.connection() as conn:
+            granted = approvals.granted(conn, run_id=self.run.id, step=self.step, digest=digest)
+        if granted is None:
+            raise AwaitingApproval(digest=digest, ask=ask)
+        return granted
+
+    def notify(self, message: Message, *, event: str, payload: dict[str, Any], dedupe: str) -> None:
+        """Tell the operator something and record it: outbox row and audit event in one transaction."""
+        with self.services.stores.pool.connection() as conn, conn.transaction():
+            queued = outbox.post(
+                conn, channel=self.intent.channel, conversation=self.intent.conversation, message=message,
+                intent_id=self.intent.id, run_id=self.run.id, dedupe_key=f"{self.key}:{dedupe}",
+            )
+            if queued is not None:
+                audit.append(conn, actor="opsos", kind=event, intent_id=self.intent.id, run_id=self.run.id,
+                             payload=payload)
+
+    def recall(self, question: str, *, k: int = 5, token_budget: int = 400) -> list[dict[str, Any]]:
+        """Long-term memories for an agent's snapshot, each with the id it must cite (`memory:<id>`)."""
+        found = self.services.memory.recall(question, k=k, token_budget=token_budget)
+        return [{"id": f"memory:{m.id}", "subject": m.subject, "text": m.text} for m in found]
+
+    def cite(self, cited: list[str]) -> None:
+        """Count this step's references to the memories among `cited` (an agent also cites CRM records)."""
+        ids = [int(ref.split(":", 1)[1]) for ref in cited if ref.startswith("memory:")]
+        self.services.memory.cite(ids, run_id=self.run.id, step=self.step)
+
+    def link_action(self, key: str) -> None:
+        """Enter an outside action in the metadata index under this step, so "why?" can find its chain."""
+        link(self.services.stores.pool, ("action", key), step_node(self.run.id, self.step), "part_of")
+
+    def record(self, event: str, payload: dict[str, Any]) -> None:
+        with self.services.stores.pool.connection() as conn, conn.transaction():
+            audit.append(conn, actor="opsos", kind=event, intent_id=self.intent.id, run_id=self.run.id,
+                         payload=payload)
+
+    def agent(self, agent: StructuredAgent, inputs: dict[str, Any], *, tier: str = "draft",
+              may_step_down: bool | None = None) -> dict[str, Any]:
+        """Run an agent on a tier within the budget, or reuse the stored result of the same prompt (see
+        `budget.calls.call_agent`). Raises AwaitingApproval when the operator must decide first."""
+        return call_agent(self, agent, inputs, tier=tier, may_step_down=may_step_down)
