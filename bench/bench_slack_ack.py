@@ -94,10 +94,9 @@ async def _measure(label: str, url: str, signer, *, rounds: int, concurrency: in
 
 
 async def _run(rounds: int, concurrency: int) -> None:
-    from bot.intake import classifier
     from bot.server import FrontEnds, build_web_app
     from bot.slack import build_app
-    from orchestrator import Operations, Settings, build_services
+    from orchestrator import Operations, Settings, build_services, router_classifier
     from tests.standins import SlackSigner, SlackStandIn
 
     token, secret = "xoxb-bench-token", "bench-signing-secret"
@@ -111,7 +110,7 @@ async def _run(rounds: int, concurrency: int) -> None:
         services = build_services(settings)
         signer = SlackSigner(secret, response_base=api.url)
         try:
-            ops = Operations(services, classifier(settings))
+            ops = Operations(services, router_classifier(settings.kinds_file))
             ours_app = build_web_app(ops, settings, FrontEnds(slack=build_app(ops, settings)), deliver=False)
             ours_runner, ours_url = await _serve(ours_app)
             bare_runner, bare_url = await _serve(_bare_app(secret, token, api.api_url))

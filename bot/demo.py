@@ -6,10 +6,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bot.console import ConsoleSession, OutboxListener
-from bot.intake import classifier
 from bot.workers import start_worker, stop_worker
 from connectors import Contact
-from orchestrator import MessageKind, Operations, Settings, audit, build_services
+from orchestrator import MessageKind, Operations, Settings, audit, build_services, router_classifier
 
 REQUEST = "grow MRR: launch a win-back campaign to lapsed subscribers"
 DECLINING = "c-eve"
@@ -48,7 +47,8 @@ def run_demo(base: Settings, write: Callable[[str], None] = print) -> int:
         services.payments.fail_next_charges(DECLINING, reason="card_declined")
         write(f"   seeded the sandbox CRM: 5 lapsed subscribers, {DECLINING}'s card will be declined")
         write(f"   drafting tier: {settings.draft_model} (deterministic templates, no key); worker pid {worker.pid}")
-        session = ConsoleSession(Operations(services, classifier(settings)), identity="console:operator", write=write)
+        ops = Operations(services, router_classifier(settings.kinds_file))
+        session = ConsoleSession(ops, identity="console:operator", write=write)
 
         write("\n[1] The operator asks")
         write(f"you   ▸ {REQUEST}")

@@ -3,28 +3,46 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from typing import TYPE_CHECKING
 
 import structlog
 
 from orchestrator import DeliveryLoop, Sender, Services, Settings, register
 
+if TYPE_CHECKING:
+    from slack_sdk.web.async_client import AsyncWebClient
+    from telegram import Bot
+
 log = structlog.get_logger(__name__)
+
+
+def for_clients(*, slack: AsyncWebClient | None = None, telegram: Bot | None = None) -> dict[str, Sender]:
+    """The one sender factory: a sender per platform client given (the web app's, or ones built from settings)."""
+    # Imported here: a console-only process never loads slack-bolt or python-telegram-bot.
+    chosen: dict[str, Sender] = {}
+    if slack is not None:
+        from bot.slack import SlackSender
+
+        chosen["slack"] = SlackSender(slack)
+    if telegram is not None:
+        from bot.telegram import TelegramSender
+
+        chosen["telegram"] = TelegramSender(telegram)
+    return chosen
 
 
 def configured(settings: Settings) -> dict[str, Sender]:
     """A sender per platform whose bot token is set; none when opsos runs on the console only."""
-    chosen: dict[str, Sender] = {}
+    slack = telegram = None
     if settings.slack_bot_token:
-        from bot.slack import SlackSender, client
+        from bot.slack import client
 
-        chosen["slack"] = SlackSender(client(settings))
+        slack = client(settings)
     if settings.telegram_bot_token:
         from telegram import Bot
 
-        from bot.telegram import TelegramSender
-
-        chosen["telegram"] = TelegramSender(Bot(settings.telegram_bot_token, base_url=settings.telegram_api_url))
-    return chosen
+        telegram = Bot(settings.telegram_bot_token, base_url=settings.telegram_api_url)
+    return for_clients(slack=slack, telegram=telegram)
 
 
 def register_all(chosen: dict[str, Sender]) -> list[str]:

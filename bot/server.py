@@ -14,15 +14,12 @@ import structlog
 from aiohttp import web
 
 from bot import senders
-from orchestrator import DeliveryLoop, Operations, Sender, Settings
+from bot.errors import ConfigurationError
+from orchestrator import DeliveryLoop, Operations, Settings
 
 log = structlog.get_logger(__name__)
 
 RouteAdder = Callable[[web.Application], None]
-
-
-class ConfigurationError(Exception):
-    """A front end is switched on without what it needs to run; the message says which setting."""
 
 
 @dataclass
@@ -99,19 +96,6 @@ def build_web_app(
     return app
 
 
-def _senders(settings: Settings, apps: FrontEnds) -> dict[str, Sender]:
-    chosen: dict[str, Sender] = {}
-    if apps.slack is not None:
-        from bot.slack import SlackSender
-
-        chosen["slack"] = SlackSender(apps.slack.client)
-    if apps.telegram is not None:
-        from bot.telegram import TelegramSender
-
-        chosen["telegram"] = TelegramSender(apps.telegram.bot)
-    return chosen
-
-
 def _lifecycle(ops: Operations, settings: Settings, apps: FrontEnds, *, deliver: bool) -> Any:
     async def lifecycle(_app: web.Application) -> AsyncIterator[None]:
         socket_handler = None
@@ -135,7 +119,9 @@ def _lifecycle(ops: Operations, settings: Settings, apps: FrontEnds, *, deliver:
         stop = asyncio.Event()
         task = None
         if deliver:
-            channels = senders.register_all(_senders(settings, apps))
+            channels = senders.register_all(senders.for_clients(
+                slack=apps.slack.client if apps.slack is not None else None,
+                telegram=apps.telegram.bot if apps.telegram is not None else None))
             loop = DeliveryLoop(ops.pool, ops.services.stores.database_url, clock=ops.services.now,
                                 poll_seconds=settings.delivery_poll_seconds)
             task = asyncio.create_task(loop.run(stop), name="outbox-delivery")

@@ -23,6 +23,7 @@ from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.digest_delivery import send_chart_slack
+from bot.errors import ConfigurationError
 from bot.render.blockkit import BlockKitRenderer, SlackMessage
 from orchestrator import (
     CopyGone,
@@ -315,7 +316,6 @@ async def start_socket_mode(app: AsyncApp, app_token: str) -> Any:
     import aiohttp
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
-    from bot.server import ConfigurationError
 
     refused = {"not_authed", "invalid_auth", "not_allowed_token_type", "account_inactive", "token_revoked",
                "token_expired", "missing_scope"}

@@ -11,14 +11,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from bot.console import ConsoleSession, OutboxPrinter
-    from bot.intake import classifier
     from bot.workers import start_worker, stop_worker
-    from orchestrator import Operations, Settings, build_services
+    from orchestrator import Operations, Settings, build_services, router_classifier
 
     settings = Settings()
     services = build_services(settings)
     worker = start_worker(services.stores, settings)
-    session = ConsoleSession(Operations(services, classifier(settings)), identity=settings.console_identity)
+    ops = Operations(services, router_classifier(settings.kinds_file))
+    session = ConsoleSession(ops, identity=settings.console_identity)
     printer = OutboxPrinter(session)
     printer.start()
     print("opsos chat — type a request, “status”, or “help”; Ctrl-D to leave.")

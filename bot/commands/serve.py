@@ -18,13 +18,13 @@ def run(args: argparse.Namespace) -> int:
     from aiohttp import web
 
     from bot.dashboard import add_dashboard
-    from bot.intake import classifier
-    from bot.server import ConfigurationError, build_web_app, front_ends
-    from orchestrator import Operations, Settings, build_services
+    from bot.errors import ConfigurationError
+    from bot.server import build_web_app, front_ends
+    from orchestrator import Operations, Settings, build_services, router_classifier
 
     settings = Settings()
     services = build_services(settings)
-    ops = Operations(services, classifier(settings))
+    ops = Operations(services, router_classifier(settings.kinds_file))
     try:
         try:
             apps = front_ends(ops, settings)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import UTC
 
 from orchestrator.messages import Fact, Message, MessageKind, Section
-from orchestrator.replay import Disagreement, ReplayReport
+from orchestrator.replay.model import Disagreement, ReplayReport
 from orchestrator.words.common import plural
 
 REPLAY_AGREES = "replay agrees with the tables"

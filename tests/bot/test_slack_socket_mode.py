@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from bot.server import ConfigurationError
+from bot.errors import ConfigurationError
 from bot.slack import SlackSender, build_app, start_socket_mode
 from orchestrator import Operations
 from tests.bot.chat_helpers import OPERATORS, deliver, eventually, queued_jobs

@@ -1,146 +1,27 @@
-"""Replay: a run's state rebuilt from its audit events alone, and every place the tables disagree with it.
+"""The fold (pure): a run's audit events in, its state out, by the run state machine (`runs.next_state`).
 
-`fold` is pure (events in, state out): it applies the run state machine (`runs.next_state`) to each
-`run.*` event and follows steps, approvals and agent calls through theirs, so the same events always
-give the same replay. `check` reads a run's events and rows and compares the two, and says whether
-the audit chain holds for the events the replay used.
+It follows steps, approvals and agent calls through their own states, so the same events always give the
+same replay; an event it cannot apply is flagged, never skipped silently.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from datetime import datetime
-from typing import Any, TypeVar
+from collections.abc import Iterable
+from typing import Any
 
-from psycopg import Connection
-from psycopg_pool import ConnectionPool
-from pydantic import BaseModel, Field, computed_field
-
-from orchestrator import audit, runs
-from orchestrator.agent_calls import AgentCall
-from orchestrator.approvals import Approval, ApprovalState
-from orchestrator.audit import AuditEvent, ChainReport
-from orchestrator.errors import InvalidTransition, NotFound
-from orchestrator.runs import Run, RunEvent, RunState
-from orchestrator.steps import StepRecord, StepState
-
-RUN = "SELECT * FROM runs WHERE id = %s"
-STEPS_OF_RUN = "SELECT * FROM steps WHERE run_id = %s ORDER BY position, name"
-APPROVALS_OF_RUN = "SELECT * FROM approvals WHERE run_id = %s ORDER BY requested_at, id"
-CALLS_OF_RUN = "SELECT * FROM agent_calls WHERE run_id = %s ORDER BY id"
-SNAPSHOT = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+from orchestrator import runs
+from orchestrator.approvals import ApprovalState
+from orchestrator.audit import AuditEvent
+from orchestrator.errors import InvalidTransition
+from orchestrator.replay.model import ApprovalReplay, CallReplay, Flag, Moment, RunReplay, StepReplay
+from orchestrator.runs import RunEvent, RunState
+from orchestrator.steps import StepState
 
 # The engine pauses a run as "worker" only when a step's outside system stayed down (engine._hold). Logs
 # written before the engine appended `step.failed` show that step's failure only through this pause.
 WORKER = "worker"
 # The payload fields worth a glance in a timeline, in the order they read best.
 _DETAIL_KEYS = ("step", "attempt", "approval", "via", "tier", "model", "customer", "reason", "error")
-# agent_calls.cost_usd is numeric(12, 6): the event keeps the unrounded float the column was given.
-_COST_TOLERANCE = 1e-6
-# How many of the latest events a chat reply shows; `opsos replay` prints them all.
 
-
-class Flag(BaseModel):
-    """An event the replay could not apply as the log records it."""
-
-    event_id: int
-    kind: str
-    problem: str
-
-
-class StepReplay(BaseModel):
-    name: str
-    state: StepState
-    attempts: int
-
-
-class ApprovalReplay(BaseModel):
-    id: str
-    step: str | None = None
-    digest: str | None = None
-    state: ApprovalState
-    decided_by: str | None = None
-    decided_via: str | None = None
-    # When the decision was logged; the table's decided_at is the injected clock's, so it is not compared.
-    decided_at: datetime | None = None
-
-
-class CallReplay(BaseModel):
-    id: int
-    step: str
-    tier: str
-    model: str
-    tokens: int
-    cost_usd: float
-
-
-class Moment(BaseModel):
-    """One line of the timeline: an event and the run's state after it (None before `run.created`)."""
-
-    event_id: int
-    at: datetime
-    actor: str
-    kind: str
-    detail: str
-    state: RunState | None
-
-
-class RunReplay(BaseModel):
-    """Everything the log says about one run, in event order."""
-
-    run_id: int
-    workflow: str | None = None
-    state: RunState | None = None
-    paused_from: RunState | None = None
-    reason: str = ""
-    steps: list[StepReplay] = Field(default_factory=list)
-    approvals: list[ApprovalReplay] = Field(default_factory=list)
-    calls: list[CallReplay] = Field(default_factory=list)
-    timeline: list[Moment] = Field(default_factory=list)
-    flags: list[Flag] = Field(default_factory=list)
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def finished(self) -> bool:
-        return self.state is not None and self.state.finished
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def cost_usd(self) -> float:
-        return sum(call.cost_usd for call in self.calls)
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def tokens(self) -> int:
-        return sum(call.tokens for call in self.calls)
-
-    @property
-    def last_event_id(self) -> int | None:
-        return self.timeline[-1].event_id if self.timeline else None
-
-
-class Disagreement(BaseModel):
-    """One field where a row and the replay differ; `table` is "no row" or `log` "no event" when one side lacks it."""
-
-    subject: str
-    field: str
-    table: str
-    log: str
-
-
-class ReplayReport(BaseModel):
-    replay: RunReplay
-    disagreements: list[Disagreement]
-    chain: ChainReport
-    # True when verification got past the last event the replay used: a break after it does not touch them.
-    chain_holds: bool
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def agrees(self) -> bool:
-        return not self.disagreements and not self.replay.flags and self.chain_holds
-
-
-# -- the fold (pure) --------------------------------------------------------------------------------
 
 class _Fold:
     """The replay under construction; `apply` takes one event. Dicts keep first-seen (event) order."""
@@ -335,114 +216,3 @@ def fold(events: Iterable[AuditEvent], *, run_id: int) -> RunReplay:
 
 
 # -- the comparison (pure) --------------------------------------------------------------------------
-
-def _text(value: Any) -> str:
-    # Enum members and the plain strings of an unvalidated row compare alike: StrEnum's str() is its value.
-    if value is None:
-        return "—"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    return str(value)
-
-
-R = TypeVar("R")
-L = TypeVar("L")
-
-
-class _Differ:
-    def __init__(self) -> None:
-        self.found: list[Disagreement] = []
-
-    def field(self, subject: str, name: str, table: Any, log: Any) -> None:
-        if _text(table) != _text(log):
-            self.found.append(Disagreement(subject=subject, field=name, table=_text(table), log=_text(log)))
-
-    def missing(self, subject: str, *, in_table: bool) -> None:
-        self.found.append(Disagreement(subject=subject, field="record",
-                                       table="present" if in_table else "no row",
-                                       log="no event" if in_table else "present"))
-
-    def pairs(self, kind: str, rows: dict[Any, R], logged: dict[Any, L]) -> Iterator[tuple[str, R, L]]:
-        """Each row with its replayed record, table order first; one present on one side only is reported."""
-        for key in [*rows, *(k for k in logged if k not in rows)]:
-            row, record, subject = rows.get(key), logged.get(key), f"{kind} {key}"
-            if row is None or record is None:
-                self.missing(subject, in_table=row is not None)
-                continue
-            yield subject, row, record
-
-
-def compare(replay: RunReplay, *, run: Run | None, step_rows: Iterable[StepRecord],
-            approval_rows: Iterable[Approval], call_rows: Iterable[AgentCall]) -> list[Disagreement]:
-    """Every field where the rows and the replay differ, run first, then steps, approvals and calls."""
-    differ = _Differ()
-    subject = f"run #{replay.run_id}"
-    if run is None:
-        if replay.timeline:
-            differ.missing(subject, in_table=False)
-    elif replay.state is None:
-        differ.missing(subject, in_table=True)
-    else:
-        differ.field(subject, "workflow", run.workflow, replay.workflow)
-        differ.field(subject, "state", run.state, replay.state)
-        differ.field(subject, "paused_from", run.paused_from, replay.paused_from)
-        differ.field(subject, "reason", run.reason, replay.reason)
-        differ.field(subject, "finished", run.finished_at is not None, replay.finished)
-
-    for subject, row, step in differ.pairs("step", {r.name: r for r in step_rows},
-                                           {st.name: st for st in replay.steps}):
-        differ.field(subject, "state", row.state, step.state)
-        differ.field(subject, "attempts", row.attempts, step.attempts)
-
-    for subject, row, approval in differ.pairs("approval", {r.id: r for r in approval_rows},
-                                               {a.id: a for a in replay.approvals}):
-        differ.field(subject, "state", row.state, approval.state)
-        differ.field(subject, "step", row.step, approval.step)
-        differ.field(subject, "action digest", row.action_digest, approval.digest)
-        differ.field(subject, "decided by", row.decided_by, approval.decided_by)
-        differ.field(subject, "decided via", row.decided_via, approval.decided_via)
-
-    for subject, row, call in differ.pairs("agent call", {r.id: r for r in call_rows},
-                                           {c.id: c for c in replay.calls}):
-        differ.field(subject, "step", row.step, call.step)
-        differ.field(subject, "tier", row.tier, call.tier)
-        differ.field(subject, "model", row.model, call.model)
-        differ.field(subject, "tokens", row.input_tokens + row.output_tokens, call.tokens)
-        if abs(float(row.cost_usd) - call.cost_usd) > _COST_TOLERANCE:
-            differ.field(subject, "cost", f"${float(row.cost_usd):.6f}", f"${call.cost_usd:.6f}")
-    return differ.found
-
-
-# -- reading the record (I/O) -----------------------------------------------------------------------
-
-def check(conn: Connection, run_id: int) -> ReplayReport:
-    """Replay run `run_id` from its audit events and compare it with its rows. Raises NotFound if neither exists.
-
-    Reads in the caller's transaction (`snapshot` gives it one view of both). Rows are read without
-    validation, so a row changed behind the log's back to a state no code writes is reported, not refused.
-    Verifying the chain reads the whole audit log, as the dashboard's overview does: fine at one-person scale.
-    """
-    events = audit.events(conn, run_id=run_id)
-    row = conn.execute(RUN, (run_id,)).fetchone()
-    if row is None and not events:
-        raise NotFound("run", run_id)
-    replay = fold(events, run_id=run_id)
-    found = compare(
-        replay,
-        run=Run.model_construct(**row) if row else None,
-        step_rows=[StepRecord.model_construct(**r) for r in conn.execute(STEPS_OF_RUN, (run_id,))],
-        approval_rows=[Approval.model_construct(**r) for r in conn.execute(APPROVALS_OF_RUN, (run_id,))],
-        call_rows=[AgentCall.model_construct(**r) for r in conn.execute(CALLS_OF_RUN, (run_id,))],
-    )
-    chain = audit.verify(conn)
-    last = replay.last_event_id
-    holds = chain.ok or last is None or (chain.first_broken_id is not None and chain.first_broken_id > last)
-    return ReplayReport(replay=replay, disagreements=found, chain=chain, chain_holds=holds)
-
-
-def snapshot(pool: ConnectionPool, run_id: int) -> ReplayReport:
-    """`check` in one REPEATABLE READ transaction: a transition committed while it reads cannot show up in the
-    rows but not the events (or the reverse) and pass for a disagreement. Raises NotFound."""
-    with pool.connection() as conn, conn.transaction():
-        conn.execute(SNAPSHOT)
-        return check(conn, run_id)
