@@ -171,6 +171,7 @@ def request(
             state = ApprovalState.EXPIRED if approval.action_digest == digest else ApprovalState.VOID
             conn.execute("UPDATE approvals SET state = %s WHERE id = %s", (state, approval.id))
             audit.append(conn, actor="opsos", kind=f"approval.{state.value}", intent_id=intent_id, run_id=run_id,
+                         at=now,
                          payload={"approval": approval.id, "step": step, "digest": approval.action_digest})
             ended.append(approval.model_copy(update={"state": state}))
     if existing is not None:
@@ -181,7 +182,7 @@ def request(
          "request": Jsonb(ask.model_dump(mode="json")), "now": now, "expires": now + ttl},
     ).fetchone()
     approval = Approval.model_validate(row)
-    audit.append(conn, actor="opsos", kind="approval.requested", intent_id=intent_id, run_id=run_id,
+    audit.append(conn, actor="opsos", kind="approval.requested", intent_id=intent_id, run_id=run_id, at=now,
                  payload={"approval": approval.id, "step": step, "digest": digest, "expires_at": approval.expires_at})
     link(conn, ("approval", approval.id), step_node(run_id, step), "approves")
     return Asked(approval=approval, new=True, ended=ended)
@@ -215,7 +216,7 @@ def decide(
     if approval.state is ApprovalState.EXPIRED or approval.expired(now) or _lapsed(conn, approval_id):
         if approval.state is ApprovalState.PENDING:
             conn.execute("UPDATE approvals SET state = 'expired' WHERE id = %s", (approval_id,))
-            audit.append(conn, actor="opsos", kind="approval.expired", intent_id=intent_id,
+            audit.append(conn, actor="opsos", kind="approval.expired", intent_id=intent_id, at=now,
                          run_id=approval.run_id, payload={"approval": approval_id})
             raise ApprovalExpired(approval.expires_at, recorded=True)
         raise ApprovalExpired(approval.expires_at)
@@ -223,7 +224,7 @@ def decide(
         "UPDATE approvals SET state = %s, decided_by = %s, decided_at = %s, decided_via = %s WHERE id = %s RETURNING *",
         (ApprovalState(decision.value), identity, now, channel, approval_id),
     ).fetchone()
-    event = audit.append(conn, actor=identity, kind=f"approval.{decision.value}", intent_id=intent_id,
+    event = audit.append(conn, actor=identity, kind=f"approval.{decision.value}", intent_id=intent_id, at=now,
                          run_id=approval.run_id, payload={"approval": approval_id, "step": approval.step,
                                                           "digest": approval.action_digest, "via": channel})
     link(conn, ("audit_event", event.id), ("approval", approval_id), "records")
@@ -234,7 +235,7 @@ RUN_ENDED = "SELECT state FROM runs WHERE id = %s AND finished_at IS NOT NULL"
 WITHDRAW = "UPDATE approvals SET state = 'void' WHERE run_id = %s AND state = 'pending' RETURNING *"
 
 
-def withdraw(conn: Connection, *, run_id: int, intent_id: int, outcome: str) -> list[Approval]:
+def withdraw(conn: Connection, *, run_id: int, intent_id: int, outcome: str, now: datetime) -> list[Approval]:
     """Void a run's pending approvals because the run ended (`outcome`), in the caller's transaction.
 
     A cancelled run's approval would otherwise keep live buttons until it expires, and a click on
@@ -242,7 +243,7 @@ def withdraw(conn: Connection, *, run_id: int, intent_id: int, outcome: str) -> 
     """
     withdrawn = [Approval.model_validate(row) for row in conn.execute(WITHDRAW, (run_id,)).fetchall()]
     for approval in withdrawn:
-        audit.append(conn, actor="opsos", kind="approval.void", intent_id=intent_id, run_id=run_id,
+        audit.append(conn, actor="opsos", kind="approval.void", intent_id=intent_id, run_id=run_id, at=now,
                      payload={"approval": approval.id, "step": approval.step, "digest": approval.action_digest,
                               "reason": f"run {outcome}"})
     return withdrawn

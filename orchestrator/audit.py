@@ -77,12 +77,15 @@ def append(
     intent_id: int | None = None,
     run_id: int | None = None,
     payload: dict[str, Any] | None = None,
-    at: datetime | None = None,
+    at: datetime,
 ) -> AuditEvent:
-    """Append one event inside the caller's transaction (the state change and its event commit together)."""
+    """Append one event inside the caller's transaction (the state change and its event commit together).
+
+    `at` is the caller's injected clock, never the wall clock read here: replay and tests compare these times.
+    """
     # Round-trip the payload through JSON first so the hash covers exactly what jsonb will return.
     body = json.loads(json.dumps(payload or {}, default=str))
-    moment = at or datetime.now(UTC)
+    moment = at
     conn.execute(LOCK_CHAIN)
     last = conn.execute(LAST).fetchone()
     prev_hash = last["hash"] if last else GENESIS

@@ -49,7 +49,7 @@ def _advance_locked(services: Services, run_id: int) -> RunState:
         with pool.connection() as conn, conn.transaction():
             run = runs.get(conn, run_id, for_update=True)
             if run.state is RunState.QUEUED:
-                run = move_run(conn, run_id, RunEvent.START, actor="worker")
+                run = move_run(conn, run_id, RunEvent.START, actor="worker", now=services.now())
             if run.state is not RunState.RUNNING:
                 return run.state
             intent = intents.get(conn, run.intent_id)
@@ -57,7 +57,7 @@ def _advance_locked(services: Services, run_id: int) -> RunState:
             records = steps.records(conn, run_id)
             step = next_step(workflow, records)
             if step is None:
-                run = move_run(conn, run_id, RunEvent.SUCCEED, actor="worker")
+                run = move_run(conn, run_id, RunEvent.SUCCEED, actor="worker", now=services.now())
                 outbox.post(conn, channel=intent.channel, conversation=intent.conversation, intent_id=intent.id,
                             run_id=run_id, message=reports.run_report(conn, run, intent, workflow))
                 log.info("run.succeeded", run_id=run_id)
@@ -65,7 +65,8 @@ def _advance_locked(services: Services, run_id: int) -> RunState:
             position = workflow.steps.index(step)
             record = steps.start(conn, run_id=run_id, name=step.name, position=position)
             link(conn, step_node(run_id, step.name), ("run", run_id), "part_of")
-            audit.append(conn, actor="worker", kind="step.started", intent_id=intent.id, run_id=run_id,
+            audit.append(conn, actor="worker", at=services.now(), kind="step.started", intent_id=intent.id,
+                         run_id=run_id,
                          payload={"step": step.name, "attempt": record.attempts})
         results = {name: r.result or {} for name, r in records.items() if r.state is StepState.SUCCEEDED}
         context = StepContext(services=services, run=run, intent=intent, step=step.name, results=results)
@@ -81,7 +82,8 @@ def _advance_locked(services: Services, run_id: int) -> RunState:
             return _fail(services, run_id, step.name, error)
         with pool.connection() as conn, conn.transaction():
             steps.finish(conn, run_id=run_id, name=step.name, state=StepState.SUCCEEDED, result=result)
-            audit.append(conn, actor="worker", kind="step.succeeded", intent_id=intent.id, run_id=run_id,
+            audit.append(conn, actor="worker", at=services.now(), kind="step.succeeded", intent_id=intent.id,
+                         run_id=run_id,
                          payload={"step": step.name})
 
 
@@ -90,7 +92,7 @@ def _await_approval(services: Services, run_id: int, step: str, wait: AwaitingAp
         run = runs.get(conn, run_id, for_update=True)
         intent = intents.get(conn, run.intent_id)
         steps.finish(conn, run_id=run_id, name=step, state=StepState.WAITING)
-        audit.append(conn, actor="worker", kind="step.waiting", intent_id=intent.id, run_id=run_id,
+        audit.append(conn, actor="worker", at=services.now(), kind="step.waiting", intent_id=intent.id, run_id=run_id,
                      payload={"step": step})
         asked = ask_approval(
             conn, run_id=run_id, intent_id=intent.id, step=step, digest=wait.digest, ask=wait.ask,
@@ -101,7 +103,7 @@ def _await_approval(services: Services, run_id: int, step: str, wait: AwaitingAp
             outbox.post(conn, channel=intent.channel, conversation=intent.conversation, intent_id=intent.id,
                         run_id=run_id, message=words.approval_request(approval, intent))
         if run.state is RunState.RUNNING:
-            run = move_run(conn, run_id, RunEvent.AWAIT_APPROVAL, actor="policy",
+            run = move_run(conn, run_id, RunEvent.AWAIT_APPROVAL, actor="policy", now=services.now(),
                                   reason="waiting for approval", payload={"approval": approval.id, "step": step})
     log.info("run.awaiting_approval", run_id=run_id, approval=approval.id)
     return run.state
@@ -112,11 +114,12 @@ def _hold(services: Services, run_id: int, step: str, error: ConnectorUnavailabl
     with services.stores.pool.connection() as conn, conn.transaction():
         steps.finish(conn, run_id=run_id, name=step, state=StepState.FAILED, error=str(error))
         run = runs.get(conn, run_id, for_update=True)
-        audit.append(conn, actor="worker", kind="step.failed", intent_id=run.intent_id, run_id=run_id,
+        audit.append(conn, actor="worker", at=services.now(), kind="step.failed", intent_id=run.intent_id,
+                     run_id=run_id,
                      payload={"step": step, "error": str(error)[:500], "held": True})
         # The operator may have paused or cancelled the run while the step ran: their word stands.
         if run.state is RunState.RUNNING:
-            run = move_run(conn, run_id, RunEvent.PAUSE, actor="worker",
+            run = move_run(conn, run_id, RunEvent.PAUSE, actor="worker", now=services.now(),
                                   reason=f"{step}: {error} — resume when it is back")
         intent = intents.get(conn, run.intent_id)
         outbox.post(conn, channel=intent.channel, conversation=intent.conversation, intent_id=intent.id,
@@ -138,7 +141,7 @@ def _fail(services: Services, run_id: int, step_name: str, error: Exception) -> 
                      error=f"{type(error).__name__}: {error}")
         run = runs.get(conn, run_id)
         intent = intents.get(conn, run.intent_id)
-        audit.append(conn, actor="worker", kind="step.failed", intent_id=intent.id, run_id=run_id,
+        audit.append(conn, actor="worker", at=services.now(), kind="step.failed", intent_id=intent.id, run_id=run_id,
                      payload={"step": step_name, "error": f"{type(error).__name__}: {error}"[:500]})
         records = steps.records(conn, run_id)
     workflow = WORKFLOWS[run.workflow]
@@ -156,21 +159,24 @@ def _fail(services: Services, run_id: int, step_name: str, error: Exception) -> 
         except Exception as broken:
             log.exception("step.compensation_failed", run_id=run_id, step=step.name)
             with pool.connection() as conn, conn.transaction():
-                audit.append(conn, actor="worker", kind="step.compensation_failed", intent_id=intent.id,
+                audit.append(conn, actor="worker", at=services.now(), kind="step.compensation_failed",
+                             intent_id=intent.id,
                              run_id=run_id, payload={"step": step.name, "error": str(broken)})
             undone.append(f"{step.name}: compensation FAILED ({broken}) — check it by hand")
             continue
         with pool.connection() as conn, conn.transaction():
             if step.name != step_name:
                 steps.finish(conn, run_id=run_id, name=step.name, state=StepState.COMPENSATED, result=record.result)
-            audit.append(conn, actor="worker", kind="step.compensated", intent_id=intent.id, run_id=run_id,
+            audit.append(conn, actor="worker", at=services.now(), kind="step.compensated", intent_id=intent.id,
+                         run_id=run_id,
                          payload={"step": step.name, "result": outcome})
         undone.append(f"{step.name}: {outcome}")
     with pool.connection() as conn, conn.transaction():
         run = runs.get(conn, run_id, for_update=True)
         if run.state is RunState.RUNNING:
             event = RunEvent.COMPENSATE if undone else RunEvent.FAIL
-            run = move_run(conn, run_id, event, actor="worker", reason=f"{step_name} failed: {error}")
+            run = move_run(conn, run_id, event, actor="worker", now=services.now(),
+                           reason=f"{step_name} failed: {error}")
         outbox.post(conn, channel=intent.channel, conversation=intent.conversation, intent_id=intent.id,
                     run_id=run_id, message=words.run_failed(run, f"{step_name} failed: {error}", undone))
     return run.state

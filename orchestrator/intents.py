@@ -75,6 +75,7 @@ def create(
     params: dict[str, Any],
     constraints: Constraints,
     dedupe_key: str | None,
+    now: datetime,
 ) -> Intent | None:
     """Write the intent and its audit event in the caller's transaction; None if `dedupe_key` was seen before."""
     row = conn.execute(
@@ -86,7 +87,7 @@ def create(
     if row is None:
         return None
     intent = Intent.model_validate(row)
-    audit.append(conn, actor=requested_by, kind="intent.created", intent_id=intent.id,
+    audit.append(conn, actor=requested_by, kind="intent.created", intent_id=intent.id, at=now,
                  payload={"request": request, "kind": kind, "channel": channel,
                           "budget_usd": constraints.budget_usd, "deadline": constraints.deadline})
     return intent
@@ -161,8 +162,9 @@ def answered_request(request: str, answer: str) -> str:
     return f"{request} — {answer}"
 
 
-def record_answer(conn: Connection, *, question: Question, answer: Intent, run_id: int, reply: str) -> None:
+def record_answer(conn: Connection, *, question: Question, answer: Intent, run_id: int, reply: str,
+                  now: datetime) -> None:
     """Link the answering intent to the one it answers, in the audit log and the metadata index (caller's txn)."""
-    audit.append(conn, actor=answer.requested_by, kind="question.answered", intent_id=answer.id, run_id=run_id,
+    audit.append(conn, actor=answer.requested_by, kind="question.answered", intent_id=answer.id, run_id=run_id, at=now,
                  payload={"question": question.intent.id, "missing": question.missing, "answer": reply[:500]})
     link(conn, ("intent", answer.id), ("intent", question.intent.id), "answers")

@@ -98,10 +98,10 @@ WHERE id = %(id)s RETURNING *
 """
 
 
-def create(conn: Connection, *, intent_id: int, workflow: str, actor: str) -> Run:
+def create(conn: Connection, *, intent_id: int, workflow: str, actor: str, now: datetime) -> Run:
     run = Run.model_validate(conn.execute(INSERT, (intent_id, workflow, RunState.QUEUED)).fetchone())
     link(conn, ("run", run.id), ("intent", intent_id), "part_of")
-    audit.append(conn, actor=actor, kind="run.created", intent_id=intent_id, run_id=run.id,
+    audit.append(conn, actor=actor, kind="run.created", intent_id=intent_id, run_id=run.id, at=now,
                  payload={"workflow": workflow, "state": run.state})
     return run
 
@@ -119,6 +119,7 @@ def transition(
     event: RunEvent,
     *,
     actor: str,
+    now: datetime,
     reason: str = "",
     payload: dict[str, Any] | None = None,
 ) -> Run:
@@ -136,7 +137,7 @@ def transition(
         {"id": run_id, "state": target, "reason": reason, "paused_from": paused_from, "finished": target.finished},
     ).fetchone()
     audit.append(
-        conn, actor=actor, kind=f"run.{event.value}", intent_id=run.intent_id, run_id=run_id,
+        conn, actor=actor, kind=f"run.{event.value}", intent_id=run.intent_id, run_id=run_id, at=now,
         payload={"from": run.state, "to": target, "reason": reason, **(payload or {})},
     )
     return Run.model_validate(row)

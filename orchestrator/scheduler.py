@@ -137,6 +137,7 @@ def run_due(services: Services, *, now: datetime | None = None) -> list[SlotRun]
 
 # -- what each slot does; each runs inside the claiming transaction -------------------------------
 
+
 def _post_home(services: Services, conn: Connection, message: Message, *, dedupe_key: str) -> int | None:
     # The home channel (`OPSOS_HOME_CHANNEL`, e.g. slack:C123) is read the way delivery reads it.
     return delivery.post_scheduled(conn, home=services.settings.home_channel, message=message, dedupe_key=dedupe_key)
@@ -149,7 +150,7 @@ def send_digest(services: Services, conn: Connection, *, slot: datetime, now: da
                            late_by=now - slot if late else None, due_at=slot if late else None)
     # The dedupe key repeats the slot's once-only promise at the outbox, where delivery reads.
     item = _post_home(services, conn, message, dedupe_key=f"digest:{slot.isoformat()}")
-    audit.append(conn, actor="scheduler", kind="digest.sent" if item else "digest.duplicate",
+    audit.append(conn, actor="scheduler", at=now, kind="digest.sent" if item else "digest.duplicate",
                  payload={"slot": slot, "day": day, "late": late, "outbox": item})
     return {"outbox": item, "day": day.isoformat()}
 
@@ -163,7 +164,8 @@ def check_sla(services: Services, conn: Connection, *, slot: datetime, now: date
         stage = "missed" if intent.deadline <= now else "at_risk"
         message = words.sla_at_risk(intent, row["run_id"], row["state"], now=now, zone=services.settings.zone)
         if _post_home(services, conn, message, dedupe_key=f"sla:{intent.id}:{stage}") is not None:
-            audit.append(conn, actor="scheduler", kind=f"sla.{stage}", intent_id=intent.id, run_id=row["run_id"],
+            audit.append(conn, actor="scheduler", at=now, kind=f"sla.{stage}", intent_id=intent.id,
+                         run_id=row["run_id"],
                          payload={"deadline": intent.deadline, "state": row["state"]})
             alerted.append(intent.id)
     return {"alerted": alerted}
@@ -182,7 +184,7 @@ def check_budget(services: Services, conn: Connection, *, slot: datetime, now: d
              for standing in standings}
     channel, conversation = delivery.operator_address(conn, settings.home_channel)
     alerts = budget.post_alerts(conn, [found[period] for period in sorted(found)], channel=channel,
-                                conversation=conversation)
+                                conversation=conversation, now=now)
     return {"alerts": alerts}
 
 
@@ -208,6 +210,7 @@ ACTIONS: dict[str, SlotAction] = {"digest": send_digest, "sla": check_sla, "budg
 
 
 # -- the RQ side ------------------------------------------------------------------------------------
+
 
 def tick(name: str) -> str:
     """RQ job: run `name`'s current slot if nobody has. Enqueued by the CronScheduler of `opsos scheduler`."""
@@ -235,6 +238,7 @@ def send_digest_now(services: Services, *, channel: str, conversation: str) -> i
     with services.stores.pool.connection() as conn, conn.transaction():
         message = digest.build(conn, settings=services.settings, now=now)
         item = outbox.post(conn, channel=channel, conversation=conversation, message=message)
-        audit.append(conn, actor="scheduler", kind="digest.requested", payload={"channel": channel, "outbox": item})
+        audit.append(conn, actor="scheduler", at=services.now(), kind="digest.requested",
+                     payload={"channel": channel, "outbox": item})
     return item
 

@@ -19,12 +19,13 @@ from orchestrator.errors import ApprovalExpired
 from orchestrator.runs import Run, RunEvent
 
 
-def move_run(conn: Connection, run_id: int, event: RunEvent, *, actor: str, reason: str = "",
+def move_run(conn: Connection, run_id: int, event: RunEvent, *, actor: str, now: datetime, reason: str = "",
              payload: dict[str, Any] | None = None) -> Run:
     """`runs.transition`, and when the run finishes, its pending approvals withdrawn with their copies edited."""
-    run = runs.transition(conn, run_id, event, actor=actor, reason=reason, payload=payload)
+    run = runs.transition(conn, run_id, event, actor=actor, now=now, reason=reason, payload=payload)
     if run.state.finished:
-        withdrawn = approvals.withdraw(conn, run_id=run_id, intent_id=run.intent_id, outcome=run.state.value)
+        withdrawn = approvals.withdraw(conn, run_id=run_id, intent_id=run.intent_id, outcome=run.state.value,
+                                       now=now)
         queue_edits(conn, withdrawn, run_outcome=run.state.value)
     return run
 

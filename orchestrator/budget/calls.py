@@ -104,16 +104,18 @@ def call_agent(site: CallSite, agent: StructuredAgent, inputs: dict[str, Any], *
             output=result.output.model_dump(mode="json"), input_tokens=input_tokens,
             output_tokens=output_tokens, cost_usd=cost,
         )
-        audit.append(conn, actor=f"agent:{agent.name}", kind="agent.called", intent_id=site.intent.id,
+        audit.append(conn, at=site.services.now(), actor=f"agent:{agent.name}", kind="agent.called",
+                     intent_id=site.intent.id,
                      run_id=site.run.id, payload={"step": site.step, "tier": plan.tier, "model": result.model,
                                                   "prompt_hash": prompt_hash, "call": call.id,
                                                   "tokens": input_tokens + output_tokens, "cost_usd": cost})
         if plan.tier != tier:
-            audit.append(conn, actor="budget", kind="budget.stepped_down", intent_id=site.intent.id,
+            audit.append(conn, at=site.services.now(), actor="budget", kind="budget.stepped_down",
+                         intent_id=site.intent.id,
                          run_id=site.run.id, payload={"step": site.step, "from": tier, "to": plan.tier,
                                                       "note": words.stepped_down(site.step, tier, plan.tier)})
         channel, conversation = operator_address(conn, settings.home_channel)
-        post_alerts(conn, after, channel=channel, conversation=conversation)
+        post_alerts(conn, after, channel=channel, conversation=conversation, now=site.services.now())
     return call.output
 
 
@@ -134,13 +136,13 @@ def _budget_raise(site: CallSite, plan: Plan, prompt_hash: str) -> None:
         if granted is not None:
             amount = ledger.apply_raise(conn, run_id=site.run.id, step=site.step, digest=digest,
                                         approval_id=granted.id)
-            audit.append(conn, actor=granted.decided_by or "operator", kind="budget.raised",
+            audit.append(conn, at=site.services.now(), actor=granted.decided_by or "operator", kind="budget.raised",
                          intent_id=site.intent.id, run_id=site.run.id,
                          payload={"cap": cap_name(period), "amount_usd": amount, "approval": granted.id})
             return
         if plan.choice is Choice.WAIT:
             channel, conversation = operator_address(conn, site.services.settings.home_channel)
-            post_alerts(conn, [plan.blocking], channel=channel, conversation=conversation,
+            post_alerts(conn, [plan.blocking], channel=channel, conversation=conversation, now=site.services.now(),
                                force_full=period)
     raise AwaitingApproval(digest=digest, ask=words.budget_request(
         step=site.step, tier=plan.tier, cap=cap_name(period), spent=plan.blocking.spent

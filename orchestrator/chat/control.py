@@ -28,6 +28,7 @@ def status(services: Services, run_id: int | None = None) -> Message:
         intent = intents.get(conn, run.intent_id)
         return reports.run_detail(conn, run, intent, WORKFLOWS[run.workflow])
 
+
 def change_run(services: Services, who: Requester, run_id: int, event: RunEvent) -> Message:
     """Pause, resume or cancel a run for the operator. Resuming a run whose approval expired asks again."""
     if not services.policy.is_operator(who.identity):
@@ -37,10 +38,10 @@ def change_run(services: Services, who: Requester, run_id: int, event: RunEvent)
             run = runs.get(conn, run_id, for_update=True)
             if event is RunEvent.RESUME and run.state is RunState.AWAITING_APPROVAL:
                 # Nothing to resume but an expired approval: let the run ask again.
-                run = move_run(conn, run_id, RunEvent.PAUSE, actor=who.identity)
-            run = move_run(conn, run_id, event, actor=who.identity, payload={"via": who.channel})
+                run = move_run(conn, run_id, RunEvent.PAUSE, actor=who.identity, now=services.now())
+            run = move_run(conn, run_id, event, actor=who.identity, now=services.now(), payload={"via": who.channel})
             if event is RunEvent.RESUME and run.state is RunState.AWAITING_APPROVAL:
-                run = move_run(conn, run_id, RunEvent.APPROVE, actor=who.identity,
+                run = move_run(conn, run_id, RunEvent.APPROVE, actor=who.identity, now=services.now(),
                                       reason="asking again")
     except NotFound:
         return words.invalid_request(f"there is no run #{run_id}")

@@ -50,7 +50,7 @@ def decide(services: Services, who: Requester, approval_id: str, decision: Decis
             if run.state is RunState.AWAITING_APPROVAL:
                 event = RunEvent.APPROVE if decision is Decision.APPROVED else RunEvent.REJECT
                 reason = "" if decision is Decision.APPROVED else f"rejected by {who.identity}"
-                move_run(conn, run.id, event, actor=who.identity, reason=reason,
+                move_run(conn, run.id, event, actor=who.identity, now=services.now(), reason=reason,
                                 payload={"approval": approval_id})
     except NotFound:
         return Decided(reply=words.invalid_request("that approval does not exist"))
@@ -66,6 +66,7 @@ def decide(services: Services, who: Requester, approval_id: str, decision: Decis
     updated = words.approval_decided(approval)
     return Decided(reply=updated, approval=approval, updated=updated, changed=True)
 
+
 def explain(services: Services, approval_id: str) -> Message:
     """The "Why?" button: the intent, the step, the data and the model behind the action."""
     try:
@@ -79,6 +80,7 @@ def explain(services: Services, approval_id: str) -> Message:
     cited = [c for call in calls for c in call.output.get("cited", [])]
     model = ", ".join(sorted({f"{c.model} ({c.tier} tier)" for c in calls})) or None
     return words.explanation(approval, intent, cited, model)
+
 
 def approval_messages(services: Services, approval_id: str) -> list[outbox.OutboxItem]:
     """Every message carrying this approval's buttons (its requests, digests), with where each was delivered.

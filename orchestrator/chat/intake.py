@@ -55,13 +55,14 @@ def submit(services: Services, classifier: Classifier, who: Requester, text: str
             return answered
     if not confident:
         with services.stores.pool.connection() as conn, conn.transaction():
-            audit.append(conn, actor=who.identity, kind="request.not_understood",
+            audit.append(conn, actor=who.identity, at=services.now(), kind="request.not_understood",
                          payload={"request": request[:500], "closest": classification.closest})
         offered = [(kind, flow) for kind, flow in classification.alternatives if flow in WORKFLOWS]
         token = _offer(services, request, offered) if offered else None
         return words.not_understood(request, capabilities(), [kind for kind, _ in offered], token)
     return start(services, who, request=request, kind=classification.kind, workflow=classification.workflow,
                       params={"confidence": classification.confidence}, dedupe_key=dedupe_key)
+
 
 def _offer(services: Services, request: str, offered: list[tuple[str, str]]) -> str | None:
     """Keep a not-understood request for an hour, so a "Did you mean …?" button can start it as that kind.
@@ -76,6 +77,7 @@ def _offer(services: Services, request: str, offered: list[tuple[str, str]]) -> 
     except RedisError:
         return None
     return token
+
 
 def choose(services: Services, who: Requester, argument: str) -> Message:
     """A "Did you mean …?" button: start the kept request as the kind the operator picked."""
@@ -94,6 +96,7 @@ def choose(services: Services, who: Requester, argument: str) -> Message:
     return start(services, who, request=suggestion["request"], kind=kind, workflow=workflow,
                       params={"confidence": None, "chosen_by": who.identity}, dedupe_key=f"choose:{token}")
 
+
 def start(services: Services, who: Requester, *, request: str, kind: str, workflow: str, params: dict[str, Any],
           dedupe_key: str | None = None) -> Message:
     """Write the intent and its queued run (one transaction, with their audit events), then enqueue the run."""
@@ -106,6 +109,7 @@ def start(services: Services, who: Requester, *, request: str, kind: str, workfl
     enqueue_advance(services.stores.redis, run.id)
     log.info("intent.created", intent_id=intent.id, run_id=run.id, kind=intent.kind)
     return words.accepted(intent, run, WORKFLOWS[workflow].title)
+
 
 def answer(services: Services, who: Requester, text: str, *, dedupe_key: str | None = None) -> Message | None:
     """Take `text` as the answer to the parameter opsos asked this operator for in this conversation.
@@ -136,27 +140,30 @@ def answer(services: Services, who: Requester, text: str, *, dedupe_key: str | N
         if created is None:
             return words.duplicate_request(intents.by_dedupe_key(conn, dedupe_key or ""))
         intent, run = created
-        intents.record_answer(conn, question=question, answer=intent, run_id=run.id, reply=text)
+        intents.record_answer(conn, question=question, answer=intent, run_id=run.id, reply=text,
+                              now=services.now())
     enqueue_advance(services.stores.redis, run.id)
     log.info("question.answered", question=question.intent.id, intent_id=intent.id, run_id=run.id)
     return words.answer_taken(question.intent, question.missing, intent, run, WORKFLOWS[question.workflow].title)
 
+
 def _create(services: Services, conn: Connection, who: Requester, *, request: str, kind: str, workflow: str,
             params: dict[str, Any], dedupe_key: str | None) -> tuple[intents.Intent, runs.Run] | None:
     """The intent and its queued run in the caller's transaction; None if `dedupe_key` was seen before."""
-    settings = services.settings
-    constraints = parse_constraints(request, now=services.now(), default_budget=settings.intent_budget_usd,
+    settings, now = services.settings, services.now()
+    constraints = parse_constraints(request, now=now, default_budget=settings.intent_budget_usd,
                                     default_days=settings.intent_deadline_days)
     intent = intents.create(
         conn, requested_by=who.identity, channel=who.channel, conversation=who.conversation,
-        request=request, kind=kind, params=params, constraints=constraints, dedupe_key=dedupe_key,
+        request=request, kind=kind, params=params, constraints=constraints, dedupe_key=dedupe_key, now=now,
     )
     if intent is None:
         return None
-    return intent, runs.create(conn, intent_id=intent.id, workflow=workflow, actor=who.identity)
+    return intent, runs.create(conn, intent_id=intent.id, workflow=workflow, actor=who.identity, now=now)
+
 
 def invalid(services: Services, who: Requester, reason: str, text: str) -> Message:
     with services.stores.pool.connection() as conn, conn.transaction():
-        audit.append(conn, actor=who.identity, kind="request.invalid",
+        audit.append(conn, actor=who.identity, at=services.now(), kind="request.invalid",
                      payload={"reason": reason, "request": text[:200]})
     return words.invalid_request(reason)

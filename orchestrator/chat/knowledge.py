@@ -41,7 +41,7 @@ def remember(services: Services, *, identity: str, channel: str, text: str) -> M
             fact, kind=Kind.FACT, subject=subject, provenance={"source": f"chat:{channel}", "by": identity},
             conn=conn,
         )
-        audit.append(conn, actor=identity, kind="memory.remembered",
+        audit.append(conn, actor=identity, kind="memory.remembered", at=services.now(),
                      payload={"memory": record.id, "subject": subject, "outcome": record.outcome})
     return words.remembered(record.id, subject, record.outcome or "inserted")
 

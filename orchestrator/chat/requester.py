@@ -24,7 +24,7 @@ class Requester(BaseModel):
 def refuse(services: Services, who: Requester, attempted: str, detail: dict[str, Any] | None = None) -> Message:
     """Record an attempt by someone who is not an operator (an audit event) and answer it with a refusal."""
     with services.stores.pool.connection() as conn, conn.transaction():
-        audit.append(conn, actor=who.identity, kind="access.refused",
+        audit.append(conn, actor=who.identity, kind="access.refused", at=services.now(),
                      payload={"attempted": attempted, "channel": who.channel, **(detail or {})})
     log.warning("access.refused", identity=who.identity, attempted=attempted)
     return words.not_authorised(who.identity)

@@ -44,7 +44,7 @@ def issue(conn: Connection, *, identity: str, now: datetime, ttl: timedelta) -> 
     """A new one-time sign-in token for `identity` (the caller checked it is an operator)."""
     token = secrets.token_urlsafe(32)
     conn.execute(INSERT_LINK, (_hash(token), identity, now, now + ttl))
-    audit.append(conn, actor=identity, kind="dashboard.link_issued", payload={"expires_at": now + ttl})
+    audit.append(conn, at=now, actor=identity, kind="dashboard.link_issued", payload={"expires_at": now + ttl})
     return token
 
 
@@ -52,12 +52,14 @@ def redeem(conn: Connection, token: str, *, now: datetime, ttl: timedelta) -> tu
     """Exchange an unused, unexpired token for (session id, session); None for a used, expired or unknown one."""
     row = conn.execute(REDEEM, {"hash": _hash(token), "now": now}).fetchone()
     if row is None:
-        audit.append(conn, actor="dashboard", kind="dashboard.signin_refused", payload={"token": _hash(token)[:12]})
+        audit.append(conn, at=now, actor="dashboard", kind="dashboard.signin_refused",
+                     payload={"token": _hash(token)[:12]})
         return None
     session_id, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
     session = Session(identity=row["identity"], csrf=csrf, expires_at=now + ttl)
     conn.execute(INSERT_SESSION, (_hash(session_id), session.identity, csrf, now, session.expires_at))
-    audit.append(conn, actor=session.identity, kind="dashboard.signed_in", payload={"expires_at": session.expires_at})
+    audit.append(conn, at=now, actor=session.identity, kind="dashboard.signed_in",
+                 payload={"expires_at": session.expires_at})
     return session_id, session
 
 

@@ -55,7 +55,8 @@ class StepContext:
                 intent_id=self.intent.id, run_id=self.run.id, dedupe_key=f"{self.key}:{dedupe}",
             )
             if queued is not None:
-                audit.append(conn, actor="opsos", kind=event, intent_id=self.intent.id, run_id=self.run.id,
+                audit.append(conn, actor="opsos", kind=event, at=self.services.now(), intent_id=self.intent.id,
+                             run_id=self.run.id,
                              payload=payload)
 
     def recall(self, question: str, *, k: int = 5, token_budget: int = 400) -> list[dict[str, Any]]:
@@ -74,7 +75,8 @@ class StepContext:
 
     def record(self, event: str, payload: dict[str, Any]) -> None:
         with self.services.stores.pool.connection() as conn, conn.transaction():
-            audit.append(conn, actor="opsos", kind=event, intent_id=self.intent.id, run_id=self.run.id,
+            audit.append(conn, actor="opsos", kind=event, at=self.services.now(), intent_id=self.intent.id,
+                         run_id=self.run.id,
                          payload=payload)
 
     def agent(self, agent: StructuredAgent, inputs: dict[str, Any], *, tier: str = "draft",

@@ -32,7 +32,8 @@ def forget_memory(ctx: StepContext) -> dict[str, Any]:
     # memory forgotten with no record of who forgot it.
     with ctx.services.stores.pool.connection() as conn, conn.transaction():
         forgotten = ctx.services.memory.forget(memory_id, by=by, conn=conn)
-        audit.append(conn, actor=by, kind="memory.forgotten", intent_id=ctx.intent.id, run_id=ctx.run.id,
+        audit.append(conn, actor=by, kind="memory.forgotten", at=ctx.services.now(), intent_id=ctx.intent.id,
+                     run_id=ctx.run.id,
                      payload={"memory": memory_id, "by": by,
                               "tombstones": [f.model_dump(mode="json") for f in forgotten]})
     return {"memory_id": memory_id, "versions": len(forgotten)}

@@ -101,9 +101,10 @@ def stop_and_ask(ctx: StepContext, title: str, gaps: list[str], *, detail: str =
     with ctx.services.stores.pool.connection() as conn, conn.transaction():
         outbox.post(conn, channel=ctx.intent.channel, conversation=ctx.intent.conversation, message=ask,
                     intent_id=ctx.intent.id, run_id=ctx.run.id, dedupe_key=f"{ctx.key}:ask")
-        audit.append(conn, actor="opsos", kind="params.missing", intent_id=ctx.intent.id, run_id=ctx.run.id,
+        audit.append(conn, at=ctx.services.now(), actor="opsos", kind="params.missing", intent_id=ctx.intent.id,
+                     run_id=ctx.run.id,
                      payload={"missing": gaps, "detail": detail})
-        move_run(conn, ctx.run.id, RunEvent.CANCEL, actor="opsos", reason=reason)
+        move_run(conn, ctx.run.id, RunEvent.CANCEL, actor="opsos", now=ctx.services.now(), reason=reason)
     return {"missing": gaps, "detail": detail}
 
 
@@ -150,6 +151,7 @@ def propose(agent: StructuredAgent, gather: Gather, *, title: str, tier: str = "
 
 
 # -- execute: screened, approved, keyed -------------------------------------------------------------------
+
 
 def execute(allowed: frozenset[str], *, title: str, what: str) -> Step:
     def run(ctx: StepContext) -> dict[str, Any]:

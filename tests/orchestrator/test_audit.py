@@ -1,14 +1,28 @@
 """The audit log: hash-chained, verified, and append-only by PostgreSQL's own refusal."""
+from datetime import UTC, datetime, timedelta
+
 import psycopg
 import pytest
 
 from orchestrator import audit
 
+T0 = datetime(2026, 3, 14, 9, 0, tzinfo=UTC)
+
 
 def _append_three(db):
     with db.connection() as conn, conn.transaction():
         for n in range(3):
-            audit.append(conn, actor="tester", kind="test.event", payload={"n": n, "note": "ü ✓"})
+            audit.append(conn, actor="tester", kind="test.event", payload={"n": n, "note": "ü ✓"},
+                         at=T0 + timedelta(minutes=n))
+
+
+def test_an_event_is_stamped_with_the_callers_clock_not_the_wall_clock(db):
+    """Proves replay can compare times: each event carries the injected time it was given, hashed with it."""
+    _append_three(db)
+    with db.connection() as conn:
+        stamped = [row["at"] for row in conn.execute("SELECT at FROM audit_events ORDER BY id").fetchall()]
+        assert audit.verify(conn).ok
+    assert stamped == [T0, T0 + timedelta(minutes=1), T0 + timedelta(minutes=2)]
 
 
 def test_chain_of_appended_events_verifies(db):

@@ -1,7 +1,7 @@
 """The budget ledger: the planner's choices, atomic reservations under concurrency, alerts once, step-down and asks."""
 import json
 import threading
-from datetime import date
+from datetime import UTC, date, datetime
 
 import pytest
 
@@ -90,7 +90,8 @@ def test_alerts_at_50_80_and_100_percent_are_posted_once_each(db):
         with db.connection() as conn, conn.transaction():
             after = budget.settle(conn, reservation, model="m", input_tokens=1, output_tokens=1, cost_usd=amount,
                                   caps=CAPS)
-            return budget.post_alerts(conn, after, channel="console", conversation="console:test")
+            return budget.post_alerts(conn, after, channel="console", conversation="console:test",
+                                      now=datetime(2026, 3, 14, 12, tzinfo=UTC))
 
     assert spend(0.3) == []
     assert spend(0.25) == ["budget:today:2026-03-14:50"]
