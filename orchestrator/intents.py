@@ -12,12 +12,13 @@ from pydantic import BaseModel, Field
 from memory import link
 from orchestrator import audit
 from orchestrator.errors import NotFound
+from orchestrator.policy import Risk
 
 
 class Constraints(BaseModel):
     budget_usd: float = Field(gt=0)
     deadline: datetime
-    risk: str = "normal"
+    risk: Risk = Risk.NORMAL
 
 
 class Intent(BaseModel):
@@ -31,17 +32,20 @@ class Intent(BaseModel):
     params: dict[str, Any]
     budget_usd: float
     deadline: datetime
-    risk: str
+    risk: Risk
     dedupe_key: str | None
 
 
 _BUDGET = re.compile(r"(?:budget(?:\s+of)?\s*|\bcap\s*|\$)\s*\$?(\d+(?:\.\d{1,2})?)", re.IGNORECASE)
 _WITHIN = re.compile(r"\bwithin\s+(\d{1,3})\s+(day|week)s?\b", re.IGNORECASE)
 _BY_DATE = re.compile(r"\bby\s+(\d{4}-\d{2}-\d{2})\b", re.IGNORECASE)
+# Words by which an operator asks for care: then every outside action of the intent waits for their approval.
+_CAREFUL = re.compile(r"\b(?:high[- ]risk|carefully|careful|ask me (?:first|before)|check with me)\b", re.IGNORECASE)
 
 
 def parse_constraints(text: str, *, now: datetime, default_budget: float, default_days: int) -> Constraints:
-    """Budget and deadline stated in the request ("budget $20", "within 2 weeks", "by 2026-12-01"), else defaults."""
+    """Budget, deadline and risk stated in the request ("budget $20", "within 2 weeks", "by 2026-12-01",
+    "careful"), else the defaults (pure)."""
     budget = default_budget
     if match := _BUDGET.search(text):
         budget = float(match.group(1)) or default_budget
@@ -52,7 +56,8 @@ def parse_constraints(text: str, *, now: datetime, default_budget: float, defaul
     elif match := _BY_DATE.search(text):
         day = datetime.fromisoformat(match.group(1)).replace(tzinfo=now.tzinfo)
         deadline = day + timedelta(hours=23, minutes=59)
-    return Constraints(budget_usd=budget, deadline=deadline)
+    risk = Risk.HIGH if _CAREFUL.search(text) else Risk.NORMAL
+    return Constraints(budget_usd=budget, deadline=deadline, risk=risk)
 
 
 INSERT = """

@@ -8,6 +8,7 @@ from orchestrator import engine
 from orchestrator.queue import enqueue_advance
 from orchestrator.services import Services, build_services
 from orchestrator.settings import Settings
+from orchestrator.workflows import WORKFLOWS
 
 log = structlog.get_logger(__name__)
 
@@ -39,7 +40,7 @@ def recover_runs(services: Services) -> list[int]:
     """
     with services.stores.pool.connection() as conn:
         candidates = conn.execute(
-            "SELECT id FROM runs WHERE state IN ('queued', 'running') ORDER BY id"
+            "SELECT id, workflow FROM runs WHERE state IN ('queued', 'running') ORDER BY id"
         ).fetchall()
     orphans: list[int] = []
     with psycopg.connect(services.stores.database_url, autocommit=True) as probe:
@@ -47,8 +48,10 @@ def recover_runs(services: Services) -> list[int]:
             if engine.try_lock_run(probe, row["id"]):
                 probe.execute("SELECT pg_advisory_unlock(%s, %s::int)", (engine.RUN_LOCK_CLASS, row["id"]))
                 orphans.append(row["id"])
+    queues = {row["id"]: WORKFLOWS[row["workflow"]].queue if row["workflow"] in WORKFLOWS else "default"
+              for row in candidates}
     for run_id in orphans:
-        enqueue_advance(services.stores.redis, run_id)
+        enqueue_advance(services.stores.redis, run_id, queue_name=queues[run_id])
     if orphans:
         log.info("runs.recovered", runs=orphans)
     return orphans

@@ -6,6 +6,13 @@ from enum import StrEnum
 from pydantic import BaseModel, Field
 
 
+class Risk(StrEnum):
+    """How carefully the operator asked opsos to act on an intent ("careful: ask me before anything")."""
+
+    NORMAL = "normal"
+    HIGH = "high"
+
+
 class Effect(StrEnum):
     """What a step does to the outside world; policy decides per effect, not per workflow."""
 
@@ -35,6 +42,10 @@ ACTION_EFFECTS: dict[str, Effect] = {
 }
 
 
+# What never waits, however careful the intent: reading, and drafting on the mid tier (nothing leaves the business).
+UNGATED = frozenset({Effect.READ, Effect.DRAFT})
+
+
 class Policy(BaseModel):
     operators: frozenset[str]
     # Renewal charges are pre-authorised by the subscription itself; refunds and customer email are not.
@@ -50,7 +61,11 @@ class Policy(BaseModel):
     def is_operator(self, identity: str) -> bool:
         return identity in self.operators
 
-    def needs_approval(self, effect: Effect) -> bool:
+    def needs_approval(self, effect: Effect, *, risk: Risk = Risk.NORMAL) -> bool:
+        """Whether an action with `effect` waits for the operator. A high-risk intent raises the bar: every
+        effect on the outside world waits, also the ones policy lets through (renewal charges, access)."""
+        if risk is Risk.HIGH and effect not in UNGATED:
+            return True
         return effect in self.approval_required
 
     def reason_needs_approval(self, kind: str) -> bool:

@@ -12,7 +12,7 @@ from orchestrator import agent_calls, approvals, audit, words
 from orchestrator.approvals import Approval, ApprovalRequest, AwaitingApproval
 from orchestrator.budget import ledger
 from orchestrator.budget.alerts import post_alerts
-from orchestrator.budget.planning import Caps, Choice, Plan, cap_name, local_today
+from orchestrator.budget.planning import Caps, Choice, Plan, cap_name, intent_period, local_today
 from orchestrator.budget.planning import plan as make_plan
 from orchestrator.budget.prices import price_table
 from orchestrator.delivery.address import operator_address
@@ -50,7 +50,10 @@ def call_agent(site: CallSite, agent: StructuredAgent, inputs: dict[str, Any], *
     if stored is not None:
         return stored.output
     settings, policy = site.services.settings, site.services.policy
-    caps, prices = Caps.from_settings(settings), price_table(settings.model_prices_path)
+    # The intent's own budget ("… budget $20") is one more cap the call must fit, beside the day's and the month's.
+    spent_for = intent_period(site.intent.id, site.intent.created_at)
+    caps = Caps.from_settings(settings).with_intent(spent_for, site.intent.budget_usd)
+    prices = price_table(settings.model_prices_path)
     step_down = policy.may_step_down(tier) if may_step_down is None else may_step_down
     tiers = [tier, *cheaper_tiers(tier)] if step_down else [tier]
     models = {t: site.services.models.tier(t) for t in tiers}
@@ -64,7 +67,7 @@ def call_agent(site: CallSite, agent: StructuredAgent, inputs: dict[str, Any], *
     # A reservation lost to a concurrent one, or a raise just applied, is planned again; four rounds is plenty.
     for _ in range(4):
         with pool.connection() as conn, conn.transaction():
-            standings = ledger.standings(conn, tiers=tiers, today=today, caps=caps)
+            standings = ledger.standings(conn, tiers=tiers, today=today, caps=caps, intent=spent_for)
         plan = make_plan(tier=tier, estimates=estimates, standings=standings, may_step_down=step_down,
                            step_down_at=settings.budget_step_down_at, raise_step=settings.budget_raise_step_usd)
         if plan.choice in (Choice.ASK, Choice.WAIT):
@@ -79,7 +82,8 @@ def call_agent(site: CallSite, agent: StructuredAgent, inputs: dict[str, Any], *
             with pool.connection() as conn:
                 reservation = ledger.reserve(conn, run_id=site.run.id, step=site.step, tier=plan.tier,
                                              model=model_name(models[plan.tier]),
-                                             estimate_usd=estimates[plan.tier], today=today, caps=caps)
+                                             estimate_usd=estimates[plan.tier], today=today, caps=caps,
+                                             intent=spent_for)
             break
         except ledger.CapReached:
             continue

@@ -12,7 +12,7 @@ from typing import Any
 
 from psycopg import Connection
 
-from orchestrator.budget.planning import Caps, Choice, Period, Plan, Standing, periods_for
+from orchestrator.budget.planning import Caps, Choice, Period, Plan, Standing, intent_period, periods_for
 from orchestrator.errors import BudgetExceeded
 
 ENSURE = """
@@ -108,18 +108,19 @@ def _key(period: Period) -> dict[str, Any]:
     return {"scope": period.scope, "period": period.period, "starts_on": period.starts_on}
 
 
-def standings(conn: Connection, *, tiers: list[str], today: date, caps: Caps) -> dict[str, list[Standing]]:
+def standings(conn: Connection, *, tiers: list[str], today: date, caps: Caps,
+              intent: Period | None = None) -> dict[str, list[Standing]]:
     """Where every period a call on each of `tiers` counts against stands now."""
-    return {tier: [_standing(conn, p, caps) for p in periods_for(tier, today)] for tier in tiers}
+    return {tier: [_standing(conn, p, caps) for p in periods_for(tier, today, intent=intent)] for tier in tiers}
 
 
 def reserve(conn: Connection, *, run_id: int | None, step: str, tier: str, model: str, estimate_usd: float,
-            today: date, caps: Caps) -> Reservation:
+            today: date, caps: Caps, intent: Period | None = None) -> Reservation:
     """Hold `estimate_usd` against every cap the call counts against, all or none, in one transaction.
 
     Raises CapReached (the transaction rolled back, nothing held) when one of them has no room.
     """
-    periods = periods_for(tier, today)
+    periods = periods_for(tier, today, intent=intent)
     with conn.transaction():
         for period in periods:
             conn.execute(ENSURE, _key(period))
@@ -162,9 +163,11 @@ def _close(conn: Connection, reservation: Reservation, *, state: str, model: str
     return [_standing(conn, period, caps) for period in reservation.periods]
 
 
+# With the intent the run serves: its call counted against that intent's budget too (`intent_period`).
 OPEN_CALLS = """
-SELECT id, tier, model, estimate_usd::float8 AS estimate, day FROM budget_calls
-WHERE run_id = %s AND step = %s AND state = 'reserved' ORDER BY id
+SELECT c.id, c.tier, c.model, c.estimate_usd::float8 AS estimate, c.day, i.id AS intent_id, i.created_at
+FROM budget_calls c JOIN runs r ON r.id = c.run_id JOIN intents i ON i.id = r.intent_id
+WHERE c.run_id = %s AND c.step = %s AND c.state = 'reserved' ORDER BY c.id
 """
 
 
@@ -176,8 +179,9 @@ def release_abandoned(conn: Connection, *, run_id: int, step: str, caps: Caps) -
     """
     rows = conn.execute(OPEN_CALLS, (run_id, step)).fetchall()
     for row in rows:
+        periods = periods_for(row["tier"], row["day"], intent=intent_period(row["intent_id"], row["created_at"]))
         release(conn, Reservation(id=row["id"], tier=row["tier"], model=row["model"], estimate_usd=row["estimate"],
-                                  periods=tuple(periods_for(row["tier"], row["day"]))), caps=caps)
+                                  periods=tuple(periods)), caps=caps)
     return len(rows)
 
 

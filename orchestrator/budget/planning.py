@@ -8,8 +8,8 @@ every other worker.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from datetime import date, datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime
 from enum import StrEnum
 
 from agents import cheaper_tiers
@@ -17,6 +17,8 @@ from orchestrator.settings import Settings
 
 ALL = "all"
 DAY, MONTH = "day", "month"
+# An intent's own budget ("… budget $20") is a period of its own: the intent's whole life.
+INTENT = "intent"
 THRESHOLDS = (50, 80, 100)
 
 
@@ -37,22 +39,37 @@ class Caps:
     monthly: float | None
     tier_daily: dict[str, float]
     tier_monthly: dict[str, float]
+    # The budget of each intent a call counts against, by its scope (`intent:<id>`).
+    per_intent: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Caps:
         return cls(daily=settings.budget_daily_usd, monthly=settings.budget_monthly_usd,
                    tier_daily=dict(settings.budget_tier_daily_usd), tier_monthly=dict(settings.budget_tier_monthly_usd))
 
+    def with_intent(self, period: Period, budget_usd: float) -> Caps:
+        """These caps plus one intent's own budget."""
+        return replace(self, per_intent={**self.per_intent, period.scope: budget_usd})
+
     def configured(self, scope: str, period: str) -> float | None:
+        if period == INTENT:
+            return self.per_intent.get(scope)
         if scope == ALL:
             return self.daily if period == DAY else self.monthly
         return (self.tier_daily if period == DAY else self.tier_monthly).get(scope)
 
 
-def periods_for(tier: str, today: date) -> list[Period]:
+def intent_period(intent_id: int, created_at: datetime) -> Period:
+    """The ledger row of one intent's budget: its whole life, keyed by the day (UTC) it was asked."""
+    return Period(f"intent:{intent_id}", INTENT, created_at.astimezone(UTC).date())
+
+
+def periods_for(tier: str, today: date, *, intent: Period | None = None) -> list[Period]:
+    """Every period a call on `tier` counts against, in the one order they are always locked in."""
     month = today.replace(day=1)
-    return sorted(Period(scope, period, month if period == MONTH else today)
-                  for scope in (ALL, tier) for period in (DAY, MONTH))
+    periods = [Period(scope, period, month if period == MONTH else today)
+               for scope in (ALL, tier) for period in (DAY, MONTH)]
+    return sorted([*periods, intent] if intent is not None else periods)
 
 
 @dataclass(frozen=True)
@@ -133,12 +150,14 @@ def crossed(standing: Standing) -> list[int]:
 
 def cap_name(period: Period) -> str:
     """How the operator (and the scheduler's alerts, whose dedupe keys these match) names a cap."""
+    if period.period == INTENT:
+        return f"intent #{period.scope.removeprefix('intent:')}"
     base = "today" if period.period == DAY else "this month"
     return base if period.scope == ALL else f"{period.scope} tier {base}"
 
 
 def alert_key(period: Period, threshold: int) -> str:
-    label = period.starts_on.isoformat() if period.period == DAY else period.starts_on.strftime("%Y-%m")
+    label = period.starts_on.strftime("%Y-%m") if period.period == MONTH else period.starts_on.isoformat()
     return f"budget:{cap_name(period)}:{label}:{threshold}"
 
 

@@ -106,7 +106,7 @@ def start(services: Services, who: Requester, *, request: str, kind: str, workfl
         if created is None:
             return words.duplicate_request(intents.by_dedupe_key(conn, dedupe_key or ""))
     intent, run = created
-    enqueue_advance(services.stores.redis, run.id)
+    enqueue_advance(services.stores.redis, run.id, queue_name=WORKFLOWS[workflow].queue)
     log.info("intent.created", intent_id=intent.id, run_id=run.id, kind=intent.kind)
     return words.accepted(intent, run, WORKFLOWS[workflow].title)
 
@@ -142,7 +142,7 @@ def answer(services: Services, who: Requester, text: str, *, dedupe_key: str | N
         intent, run = created
         intents.record_answer(conn, question=question, answer=intent, run_id=run.id, reply=text,
                               now=services.now())
-    enqueue_advance(services.stores.redis, run.id)
+    enqueue_advance(services.stores.redis, run.id, queue_name=WORKFLOWS[question.workflow].queue)
     log.info("question.answered", question=question.intent.id, intent_id=intent.id, run_id=run.id)
     return words.answer_taken(question.intent, question.missing, intent, run, WORKFLOWS[question.workflow].title)
 

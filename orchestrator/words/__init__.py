@@ -12,6 +12,7 @@ from orchestrator.words.approvals import (
     outcome,
     proposal_request,
     reason_request,
+    renewals_request,
     withdrawn,
 )
 from orchestrator.words.budget import budget_alert, budget_request, stepped_down, waiting_for_budget
@@ -79,6 +80,7 @@ __all__ = [
     "reason_request",
     "recalled",
     "remembered",
+    "renewals_request",
     "replay_verdict",
     "run_actions",
     "run_changed",

@@ -58,6 +58,15 @@ def approval_decided(approval: Approval, *, withdrawn: str | None = None) -> Mes
                    approval_id=approval.id)
 
 
+def renewals_request(count: int, total: float) -> ApprovalRequest:
+    return ApprovalRequest(
+        what=f"Charge {count} win-back renewal{'s' if count != 1 else ''}, {money(total)} in all?",
+        why="You asked me to be careful with this request, so every outside action waits for you, also the "
+            "renewals the subscriptions already authorise.",
+        estimated_cost_usd=0.0,
+    )
+
+
 def withdrawn(run_id: int, run_outcome: str) -> str:
     """Why an approval was withdrawn: its run ended (cancelled, failed, …) before anyone decided it."""
     return f"Run #{run_id} was {run_outcome}; there is nothing left to decide."

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from orchestrator import buttons
 from orchestrator.intents import Intent
 from orchestrator.messages import Action, Fact, Message, MessageKind, Section
+from orchestrator.policy import Risk
 from orchestrator.runs import Run
 from orchestrator.words.common import money, within
 
@@ -74,6 +75,8 @@ def accepted(intent: Intent, run: Run, workflow_title: str) -> Message:
             Fact(label="Goal", value=intent.request),
             Fact(label="Budget", value=money(intent.budget_usd)),
             Fact(label="Deadline", value=f"{intent.deadline:%Y-%m-%d %H:%M} UTC"),
+            *([Fact(label="Care", value="high: every outside action waits for your approval")]
+              if intent.risk is Risk.HIGH else []),
         ])],
         run_id=run.id,
     )

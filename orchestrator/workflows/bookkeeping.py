@@ -109,6 +109,7 @@ BOOKKEEPING_SUMMARY = Workflow(
     name="bookkeeping_summary",
     title="bookkeeping summary",
     describe="categorise a month's transactions and sum them up",
+    queue="slow",
     steps=(
         understand("bookkeeping_summary", BookkeepingParams, "bookkeeping summary"),
         Step("import_payments", Effect.BOOKS, import_payments, title="Bring the month's payments into the books",

@@ -38,7 +38,7 @@ class StepContext:
 
     def require_approval(self, *, effect: Effect, action: Any, ask: ApprovalRequest) -> approvals.Approval | None:
         """Return when policy lets this exact action run (an approval bound to its digest); else AwaitingApproval."""
-        if not self.services.policy.needs_approval(effect):
+        if not self.services.policy.needs_approval(effect, risk=self.intent.risk):
             return None
         digest = approvals.action_digest(action)
         with self.services.stores.pool.connection() as conn:

@@ -30,6 +30,9 @@ class Workflow:
     steps: tuple[Step, ...]
     describe: str = ""
     needs: frozenset[str] = field(default_factory=frozenset)
+    # The RQ queue its runs start on: `slow` for batch work (a month of books), so it never delays the
+    # operator's other requests on `default`. A run the operator just unblocked resumes on `interactive`.
+    queue: str = "default"
 
     def step(self, name: str) -> Step:
         for step in self.steps:

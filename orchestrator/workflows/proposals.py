@@ -167,7 +167,7 @@ def execute(allowed: frozenset[str], *, title: str, what: str) -> Step:
             else:
                 refused.append(reason)
         policy = ctx.services.policy
-        needing = [a for a in accepted if policy.needs_approval(ACTION_EFFECTS[a["type"]])]
+        needing = [a for a in accepted if policy.needs_approval(ACTION_EFFECTS[a["type"]], risk=ctx.intent.risk)]
         if needing:
             ctx.require_approval(
                 effect=ACTION_EFFECTS[needing[0]["type"]],

@@ -13,6 +13,7 @@ from agents import CampaignDraft, campaign_agent, context_block
 from connectors import AccessChange, ActionDeclined, Charge, Contact, OutgoingEmail, with_retries
 from orchestrator import words
 from orchestrator.approvals import ApprovalRequest
+from orchestrator.keys import action_key
 from orchestrator.messages import Fact
 from orchestrator.policy import Effect
 from orchestrator.workflows.context import StepContext
@@ -118,9 +119,15 @@ def _discounted(contact: Contact) -> int:
 
 
 def collect_renewals(ctx: StepContext) -> dict[str, Any]:
+    contacts = _contacts(ctx)
+    # Renewals are pre-authorised by the subscription, so policy lets them run; a careful (high-risk) intent
+    # asks first, bound to exactly these charges.
+    charges = [{"customer": contact.id, "amount_cents": _discounted(contact)} for contact in contacts]
+    ctx.require_approval(effect=Effect.CHARGE, action={"charges": charges},
+                         ask=words.renewals_request(len(charges), sum(c["amount_cents"] for c in charges) / 100))
     collected: list[dict[str, Any]] = []
     paused: list[dict[str, Any]] = []
-    for contact in _contacts(ctx):
+    for contact in contacts:
         amount = _discounted(contact)
         key = ctx.action_key(contact.id)
         ctx.link_action(key)
@@ -136,7 +143,7 @@ def collect_renewals(ctx: StepContext) -> dict[str, Any]:
         try:
             receipt = with_retries(attempt, ctx.services.payment_retry, on_failure=failed)
         except ActionDeclined as declined:
-            pause_key = f"run:{ctx.run.id}:pause_access:{contact.id}"
+            pause_key = action_key(ctx.run.id, "pause_access", contact.id)
             ctx.link_action(pause_key)
             change = ctx.services.crm.execute(
                 action=AccessChange(contact_id=contact.id, access="paused"), key=pause_key
