@@ -3,6 +3,7 @@ from agents.accounting import DEFAULT_PRICES, PriceTable, UsageRecorder, load_pr
 from agents.base import AgentResult, StructuredAgent, context_block, model_name
 from agents.bookkeeping import BookkeepingProposal, bookkeeping_agent
 from agents.content import CampaignDraft, campaign_agent
+from agents.errors import AgentError, RegistryError, TierCannotDraft
 from agents.fulfillment import FulfillmentProposal, fulfillment_agent
 from agents.offline import OfflineTemplateDrafter
 from agents.outreach import OutreachProposal, outreach_agent
@@ -31,7 +32,7 @@ from agents.proposals import (
     ResumeAccess,
     SendEmail,
 )
-from agents.router import IntentKind, KindRegistry, RegistryError, Router, RouteResult, default_registry_path
+from agents.router import IntentKind, KindRegistry, Router, RouteResult, default_registry_path
 from agents.summariser import InteractionSummary, summarise, summary_agent, summary_prompt_chars
 from agents.tiers import OFFLINE, TIER_ORDER, ModelTiers, build_tiers, chat_model, cheaper_tiers
 
@@ -42,6 +43,7 @@ __all__ = [
     "OFFLINE",
     "TIER_ORDER",
     "AccountParams",
+    "AgentError",
     "AgentResult",
     "AnyAction",
     "BookkeepingParams",
@@ -73,6 +75,7 @@ __all__ = [
     "Router",
     "SendEmail",
     "StructuredAgent",
+    "TierCannotDraft",
     "UsageRecorder",
     "bookkeeping_agent",
     "build_tiers",

@@ -19,6 +19,8 @@ from langchain_core.runnables import Runnable
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import Field
 
+from agents.errors import TierCannotDraft
+
 Template = Callable[[dict[str, Any]], dict[str, Any]]
 
 _CONTEXT_BLOCK = re.compile(r"```json\s*(\{.*?\})\s*```", re.DOTALL)
@@ -66,7 +68,7 @@ class OfflineTemplateDrafter(BaseChatModel):
             name = tools[0]["function"]["name"]
             template = self.templates.get(name)
             if template is None:
-                raise ValueError(f"the offline drafter has no template for {name}; configure a real model tier")
+                raise TierCannotDraft(name)
             args = template(context)
             message = AIMessage(content="", tool_calls=[{"name": name, "args": args, "id": f"offline-{name}"}])
             output_text = json.dumps(args)

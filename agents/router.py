@@ -11,6 +11,8 @@ import numpy as np
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from agents.errors import RegistryError
+
 if TYPE_CHECKING:
     from memory.embedder import Embedder
 
@@ -29,15 +31,6 @@ DESCRIPTION_WEIGHT = 0.2
 DEFAULT_THRESHOLD = 0.24
 _SCORE_CHUNK = 512
 _PROGRESS_ABOVE = 500  # examples; below this, embedding takes well under a second and a bar is noise
-
-
-class RegistryError(ValueError):
-    """A kinds file that cannot be used; the message names the file and the kind at fault."""
-
-    def __init__(self, message: str, *, path: Path | None = None, kind: str | None = None) -> None:
-        super().__init__(message)
-        self.path = path
-        self.kind = kind
 
 
 class IntentKind(BaseModel):

@@ -24,7 +24,7 @@ from pydantic import BaseModel, Field
 
 from memory import link, step_node
 from orchestrator import audit
-from orchestrator.errors import ApprovalAlreadyDecided, ApprovalExpired, ApprovalStale, NotFound
+from orchestrator.errors import ApprovalAlreadyDecided, ApprovalExpired, ApprovalStale, NotFound, OpsError
 from orchestrator.messages import Fact
 
 
@@ -51,7 +51,7 @@ class ApprovalRequest(BaseModel):
     preview: str = ""
 
 
-class AwaitingApproval(Exception):
+class AwaitingApproval(OpsError):
     """Raised by a step whose action needs an approval that has not been given."""
 
     def __init__(self, *, digest: str, ask: ApprovalRequest) -> None:
