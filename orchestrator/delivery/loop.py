@@ -29,15 +29,19 @@ class DeliveryLoop:
         self.registry = registry
 
     async def run(self, stop: asyncio.Event) -> None:
-        listener = await self._listen()
+        listener: psycopg.AsyncConnection | None = None
         try:
             while not stop.is_set():
+                if listener is None:
+                    # Listening again after the connection was lost (a database restart, a pooler): until it
+                    # works, the loop polls, so a row is late by at most one poll, never missed.
+                    listener = await self._listen()
                 try:
                     await deliver_all(self.pool, now=self.clock(), registry=self.registry, clock=self.clock)
                 except (psycopg.Error, OSError) as error:
                     # The database may be restarting; the rows are safe in it, so wait and try again.
                     log.warning("outbox.delivery_pass_failed", error=str(error))
-                await self._wait(listener, stop)
+                listener = await self._wait(listener, stop)
         finally:
             if listener is not None:
                 await listener.close()
@@ -51,12 +55,14 @@ class DeliveryLoop:
             return None
         return conn
 
-    async def _wait(self, listener: psycopg.AsyncConnection | None, stop: asyncio.Event) -> None:
+    async def _wait(self, listener: psycopg.AsyncConnection | None,
+                    stop: asyncio.Event) -> psycopg.AsyncConnection | None:
+        """Wait for a notification, the poll timeout or shutdown; returns the listener, or None once it broke."""
         # A notification only hints that rows exist; the table is re-read each pass either way.
         if listener is None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.poll_seconds)
-            return
+            return None
         notified = asyncio.ensure_future(self._notified(listener))
         stopping = asyncio.ensure_future(stop.wait())
         # Whichever comes first: a notification, the poll timeout (inside notifies), or shutdown.
@@ -64,8 +70,21 @@ class DeliveryLoop:
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
+        if notified.done() and not notified.cancelled() and notified.result() is False:
+            # A dead listener answers at once, every time: waiting on it again would spin the loop.
+            with contextlib.suppress(psycopg.Error):
+                await listener.close()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.poll_seconds)
+            return None
+        return listener
 
-    async def _notified(self, listener: psycopg.AsyncConnection) -> None:
-        with contextlib.suppress(psycopg.Error):
+    async def _notified(self, listener: psycopg.AsyncConnection) -> bool:
+        """True after a notification or the poll timeout; False when the listening connection is gone."""
+        try:
             async for _ in listener.notifies(timeout=self.poll_seconds, stop_after=1):
                 pass
+        except psycopg.Error as error:
+            log.warning("outbox.listen_lost", error=str(error))
+            return False
+        return True
