@@ -1,13 +1,13 @@
 """Memory: short-term context in Redis, long-term memory in PostgreSQL with pgvector, and the metadata index."""
 from memory.context import ContextCache
 from memory.embedder import Embedder, get_embedder
+from memory.errors import MemoryLayerError, MemoryNotFound
 from memory.index import Chain, ChainNode, Link, chain, link, step_node
 from memory.longterm import (
     Forgotten,
     Kind,
     LongTermMemory,
     MemoryIn,
-    MemoryNotFound,
     MemoryRecord,
     MemoryStats,
     Provenance,
@@ -29,6 +29,7 @@ __all__ = [
     "Link",
     "LongTermMemory",
     "MemoryIn",
+    "MemoryLayerError",
     "MemoryNotFound",
     "MemoryRecord",
     "MemoryStats",

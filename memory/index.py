@@ -19,6 +19,8 @@ import psycopg
 from psycopg_pool import ConnectionPool
 from pydantic import BaseModel
 
+from memory.errors import MemoryNotFound
+
 PART_OF = "part_of"
 CITES = "cites"
 
@@ -44,14 +46,6 @@ SELECT id, ref, kind, subject, text, version, current, forgotten_at FROM memorie
 """
 
 Node = tuple[str, str]
-
-
-class MemoryNotFound(LookupError):
-    """No live memory has this id (never written, reclaimed, or forgotten)."""
-
-    def __init__(self, memory_id: int) -> None:
-        super().__init__(f"memory {memory_id} not found")
-        self.memory_id = memory_id
 
 
 class Link(BaseModel):
