@@ -81,9 +81,10 @@ class Chain(BaseModel):
         return found[0] if found else None
 
 
-def step_node(run_id: int, step: str) -> Node:
-    """The index's name for a run's step: ("step", "run:<id>:<name>")."""
-    return ("step", f"run:{run_id}:{step}")
+def step_node(step_key: str) -> Node:
+    """The index's name for a run's step: ("step", its idempotency key). The key is built by the orchestrator
+    (`orchestrator.keys.step_key`, `run:<id>:<name>`), its one owner; the index only carries it."""
+    return ("step", step_key)
 
 
 @contextmanager

@@ -25,6 +25,7 @@ from pydantic import BaseModel, Field
 from memory import link, step_node
 from orchestrator import audit
 from orchestrator.errors import ApprovalAlreadyDecided, ApprovalExpired, ApprovalStale, NotFound, OpsError
+from orchestrator.keys import step_key
 from orchestrator.messages import Fact
 
 
@@ -184,7 +185,7 @@ def request(
     approval = Approval.model_validate(row)
     audit.append(conn, actor="opsos", kind="approval.requested", intent_id=intent_id, run_id=run_id, at=now,
                  payload={"approval": approval.id, "step": step, "digest": digest, "expires_at": approval.expires_at})
-    link(conn, ("approval", approval.id), step_node(run_id, step), "approves")
+    link(conn, ("approval", approval.id), step_node(step_key(run_id, step)), "approves")
     return Asked(approval=approval, new=True, ended=ended)
 
 

@@ -13,6 +13,7 @@ from connectors import ConnectorUnavailable
 from memory import link, step_node
 from orchestrator import audit, intents, outbox, runs, steps, words
 from orchestrator.approvals import AwaitingApproval
+from orchestrator.keys import step_key
 from orchestrator.runs import RunEvent, RunState
 from orchestrator.services import Services
 from orchestrator.steps import StepState
@@ -64,7 +65,7 @@ def _advance_locked(services: Services, run_id: int) -> RunState:
                 return run.state
             position = workflow.steps.index(step)
             record = steps.start(conn, run_id=run_id, name=step.name, position=position)
-            link(conn, step_node(run_id, step.name), ("run", run_id), "part_of")
+            link(conn, step_node(step_key(run_id, step.name)), ("run", run_id), "part_of")
             audit.append(conn, actor="worker", at=services.now(), kind="step.started", intent_id=intent.id,
                          run_id=run_id,
                          payload={"step": step.name, "attempt": record.attempts})

@@ -190,14 +190,15 @@ class LongTermMemory:
 
     # --- citations and upkeep ------------------------------------------------------------------
 
-    def cite(self, memory_ids: Sequence[int], *, run_id: int, step: str, at: datetime | None = None) -> int:
+    def cite(self, memory_ids: Sequence[int], *, run_id: int, step: str, step_key: str,
+             at: datetime | None = None) -> int:
         """Record that a run's step cited these memories; idempotent per (memory, run, step).
 
         Also links the step to its run and to each memory in the metadata index, so `chain()` can
         answer "why?". Returns how many citations were new. Forgotten or missing ids are skipped.
         """
         with self._conn() as conn:
-            return lifecycle.cite(conn, sorted(set(memory_ids)), run_id=run_id, step=step, at=at)
+            return lifecycle.cite(conn, sorted(set(memory_ids)), run_id=run_id, step=step, step_key=step_key, at=at)
 
     def forget(self, memory_id: int, *, by: str, at: datetime | None = None,
                conn: psycopg.Connection | None = None) -> list[Forgotten]:

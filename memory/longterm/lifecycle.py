@@ -124,7 +124,8 @@ def versions(cur: psycopg.Cursor, memory_id: int) -> list[MemoryRecord]:
 
 # --- citations -------------------------------------------------------------------------------------
 
-def cite(conn: psycopg.Connection, ids: Sequence[int], *, run_id: int, step: str, at: datetime | None) -> int:
+def cite(conn: psycopg.Connection, ids: Sequence[int], *, run_id: int, step: str, step_key: str,
+         at: datetime | None) -> int:
     """Record the citations in the caller's open transaction; returns how many were new."""
     with conn.cursor(row_factory=dict_row) as cur:
         # The insert's foreign-key check locks each memory row (KEY SHARE) until commit, which
@@ -132,7 +133,7 @@ def cite(conn: psycopg.Connection, ids: Sequence[int], *, run_id: int, step: str
         fresh = [r["memory_id"] for r in cur.execute(CITE, (run_id, step, at, list(ids))).fetchall()]
         if fresh:
             cur.execute(BUMP_REFCOUNT, (fresh,))
-    node = step_node(run_id, step)
+    node = step_node(step_key)
     links_many(conn, [(node, ("run", str(run_id)), PART_OF)] + [(node, ("memory", str(i)), CITES) for i in fresh])
     return len(fresh)
 

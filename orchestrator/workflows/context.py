@@ -67,11 +67,11 @@ class StepContext:
     def cite(self, cited: list[str]) -> None:
         """Count this step's references to the memories among `cited` (an agent also cites CRM records)."""
         ids = [int(ref.split(":", 1)[1]) for ref in cited if ref.startswith("memory:")]
-        self.services.memory.cite(ids, run_id=self.run.id, step=self.step)
+        self.services.memory.cite(ids, run_id=self.run.id, step=self.step, step_key=self.key)
 
     def link_action(self, key: str) -> None:
         """Enter an outside action in the metadata index under this step, so "why?" can find its chain."""
-        link(self.services.stores.pool, ("action", key), step_node(self.run.id, self.step), "part_of")
+        link(self.services.stores.pool, ("action", key), step_node(self.key), "part_of")
 
     def record(self, event: str, payload: dict[str, Any]) -> None:
         with self.services.stores.pool.connection() as conn, conn.transaction():

@@ -14,8 +14,8 @@ def test_why_returns_the_action_its_run_intent_approval_cited_memories_and_audit
                            subject="customer:ana")
     unrelated = ltm.remember("Bob's invoices go to accounts@bob.example.", kind="fact", subject="customer:bob")
 
-    send = step_node(12, "send_emails")
-    draft = step_node(12, "draft_email")
+    send = step_node("run:12:send_emails")
+    draft = step_node("run:12:draft_email")
     key = ("connector_action", "email:run:12:send_emails")
     link(db, key, send, "part_of")
     link(db, draft, ("run", 12), "part_of")
@@ -24,8 +24,9 @@ def test_why_returns_the_action_its_run_intent_approval_cited_memories_and_audit
     link(db, ("audit_event", 101), ("run", 12), "records")
     link(db, ("audit_event", 102), ("approval", "ap_1"), "records")
     link(db, ("audit_event", 103), key, "records")
-    ltm.cite([prefers.id, promise.id], run_id=12, step="send_emails")  # also links the step to run 12
-    ltm.cite([unrelated.id], run_id=12, step="draft_email")
+    # Also links the step to run 12.
+    ltm.cite([prefers.id, promise.id], run_id=12, step="send_emails", step_key="run:12:send_emails")
+    ltm.cite([unrelated.id], run_id=12, step="draft_email", step_key="run:12:draft_email")
 
     why = chain(db, *key)
 

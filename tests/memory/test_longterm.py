@@ -166,8 +166,9 @@ def test_reclamation_never_removes_a_referenced_memory_and_reports_what_it_remov
                          subject="customer:carla", at=old, ref="zd-5")
     fresh = ltm.remember("Dan asked about opening hours.", kind="customer_interaction", subject="customer:dan")
     forever = ltm.remember("We never discount below cost.", kind="policy", subject="pricing", at=old)
-    assert ltm.cite([cited.id], run_id=12, step="draft_reply") == 1
-    assert ltm.cite([cited.id], run_id=12, step="draft_reply") == 0  # a retried step does not count twice
+    assert ltm.cite([cited.id], run_id=12, step="draft_reply", step_key="run:12:draft_reply") == 1
+    # A retried step does not count twice.
+    assert ltm.cite([cited.id], run_id=12, step="draft_reply", step_key="run:12:draft_reply") == 0
     link(db, ("approval", "ap_1"), ("memory", linked.id), "quoted")
 
     preview = ltm.stats(now=T0).next_reclamation

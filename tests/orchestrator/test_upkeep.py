@@ -64,7 +64,7 @@ def test_a_cited_memory_is_never_reclaimed_however_old(upkept, db):
     memory = upkept.memory
     cited = memory.remember("Ana complained about late delivery.", kind="customer_interaction",
                             subject="customer:ana", at=NOW - timedelta(days=2000))
-    assert memory.cite([cited.id], run_id=7, step="draft_reply") == 1
+    assert memory.cite([cited.id], run_id=7, step="draft_reply", step_key="run:7:draft_reply") == 1
 
     assert upkeep.reclaim_memories(upkept, NOW) == []
     assert upkeep.reclaim_memories(upkept, NOW + timedelta(days=3650)) == []
