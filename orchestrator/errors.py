@@ -43,6 +43,10 @@ class ApprovalStale(OpsError):
     """The action changed after the approval was asked; the old approval no longer applies."""
 
 
+class InvalidConstraint(OpsError):
+    """A constraint in the request's words that cannot be kept as said (a deadline that is no date)."""
+
+
 class BudgetExceeded(OpsError):
     def __init__(self, cap: float, spent: float) -> None:
         super().__init__(f"budget cap ${cap:.2f} reached (spent ${spent:.2f})")

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from memory import link
 from orchestrator import audit
-from orchestrator.errors import NotFound
+from orchestrator.errors import InvalidConstraint, NotFound
 from orchestrator.policy import Risk
 
 
@@ -54,7 +54,10 @@ def parse_constraints(text: str, *, now: datetime, default_budget: float, defaul
         count = int(match.group(1))
         deadline = now + (timedelta(weeks=count) if match.group(2).lower() == "week" else timedelta(days=count))
     elif match := _BY_DATE.search(text):
-        day = datetime.fromisoformat(match.group(1)).replace(tzinfo=now.tzinfo)
+        try:
+            day = datetime.fromisoformat(match.group(1)).replace(tzinfo=now.tzinfo)
+        except ValueError as error:
+            raise InvalidConstraint(f"“{match.group(1)}” is not a date in the calendar") from error
         deadline = day + timedelta(hours=23, minutes=59)
     risk = Risk.HIGH if _CAREFUL.search(text) else Risk.NORMAL
     return Constraints(budget_usd=budget, deadline=deadline, risk=risk)

@@ -103,7 +103,9 @@ class BlockKitRenderer:
             keep = MAX_BLOCKS - len(actions) - 1
             blocks = [*blocks[:keep], {"type": "context", "elements": [
                 {"type": "mrkdwn", "text": "… (shortened for Slack; the full text is in `status`)"}]}]
-        return SlackMessage(text=_clip(message.plain_text(), MAX_FALLBACK), blocks=blocks + actions)
+        # The fallback is mrkdwn too (notifications, screen readers): escaped like the blocks, or a customer name
+        # such as `<!channel>` would ping everyone and `<https://evil|Approve>` would show a forged link.
+        return SlackMessage(text=_clip(escape(message.plain_text()), MAX_FALLBACK), blocks=blocks + actions)
 
     def buttons(self, message: Message) -> list[dict[str, Any]]:
         if not message.actions:

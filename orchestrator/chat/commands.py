@@ -35,7 +35,13 @@ class ChatCommand(BaseModel):
 
 _RUN_COMMANDS = {Command.PAUSE, Command.RESUME, Command.CANCEL}
 _APPROVAL_COMMANDS = {Command.APPROVE, Command.REJECT, Command.WHY}
+_NUMBER = re.compile(r"[0-9]{1,12}")
 _WORD = re.compile(r"^/?(\w+)\s*(.*)$", re.DOTALL)
+
+
+def _is_number(text: str) -> bool:
+    # ASCII digits only: str.isdigit() also accepts "¹" or "٣", which int() then refuses mid-handler.
+    return _NUMBER.fullmatch(text) is not None
 
 
 def parse(text: str) -> ChatCommand:
@@ -53,12 +59,12 @@ def parse(text: str) -> ChatCommand:
         return ChatCommand(command=command)
     if command in (Command.DIGEST, Command.DASHBOARD) and not rest:
         return ChatCommand(command=command)
-    if command is Command.STATUS and (not rest or rest.lstrip("#").isdigit()):
+    if command is Command.STATUS and (not rest or _is_number(rest.lstrip("#"))):
         return ChatCommand(command=command, argument=rest.lstrip("#"))
-    if command in _RUN_COMMANDS and rest.lstrip("#").isdigit():
+    if command in _RUN_COMMANDS and _is_number(rest.lstrip("#")):
         return ChatCommand(command=command, argument=rest.lstrip("#"))
     # Only with a run number: "replay the spring campaign" is a request in words.
-    if command is Command.REPLAY and rest.lstrip("#").isdigit():
+    if command is Command.REPLAY and _is_number(rest.lstrip("#")):
         return ChatCommand(command=command, argument=rest.lstrip("#"))
     if command in _APPROVAL_COMMANDS and re.fullmatch(APPROVAL_ID, rest):
         return ChatCommand(command=command, argument=rest)

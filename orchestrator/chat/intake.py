@@ -18,6 +18,7 @@ from redis.exceptions import RedisError
 from orchestrator import audit, intents, runs, words
 from orchestrator.chat.requester import Requester, refuse
 from orchestrator.chat.routing import Classifier, is_bare_value
+from orchestrator.errors import InvalidConstraint
 from orchestrator.intents import parse_constraints
 from orchestrator.messages import Message
 from orchestrator.queue import enqueue_advance
@@ -100,11 +101,15 @@ def choose(services: Services, who: Requester, argument: str) -> Message:
 def start(services: Services, who: Requester, *, request: str, kind: str, workflow: str, params: dict[str, Any],
           dedupe_key: str | None = None) -> Message:
     """Write the intent and its queued run (one transaction, with their audit events), then enqueue the run."""
-    with services.stores.pool.connection() as conn, conn.transaction():
-        created = _create(services, conn, who, request=request, kind=kind, workflow=workflow, params=params,
-                               dedupe_key=dedupe_key)
-        if created is None:
-            return words.duplicate_request(intents.by_dedupe_key(conn, dedupe_key or ""))
+    try:
+        with services.stores.pool.connection() as conn, conn.transaction():
+            created = _create(services, conn, who, request=request, kind=kind, workflow=workflow, params=params,
+                              dedupe_key=dedupe_key)
+            if created is None:
+                return words.duplicate_request(intents.by_dedupe_key(conn, dedupe_key or ""))
+    except InvalidConstraint as error:
+        # Nothing was written (the transaction rolled back): the operator is told which words to fix.
+        return invalid(services, who, str(error), request)
     intent, run = created
     enqueue_advance(services.stores.redis, run.id, queue_name=WORKFLOWS[workflow].queue)
     log.info("intent.created", intent_id=intent.id, run_id=run.id, kind=intent.kind)
@@ -132,16 +137,21 @@ def answer(services: Services, who: Requester, text: str, *, dedupe_key: str | N
     if len(request) > limit:
         return invalid(services, who, f"with the request it answers it is {len(request)} characters long; "
                                   f"the limit is {limit}", text)
-    with services.stores.pool.connection() as conn, conn.transaction():
-        if not intents.claim(conn, question, since=since):
-            return None
-        created = _create(services, conn, who, request=request, kind=question.intent.kind, workflow=question.workflow,
-                               params={"confidence": None, "answers": question.intent.id}, dedupe_key=dedupe_key)
-        if created is None:
-            return words.duplicate_request(intents.by_dedupe_key(conn, dedupe_key or ""))
-        intent, run = created
-        intents.record_answer(conn, question=question, answer=intent, run_id=run.id, reply=text,
-                              now=services.now())
+    try:
+        with services.stores.pool.connection() as conn, conn.transaction():
+            if not intents.claim(conn, question, since=since):
+                return None
+            created = _create(services, conn, who, request=request, kind=question.intent.kind,
+                              workflow=question.workflow, params={"confidence": None, "answers": question.intent.id},
+                              dedupe_key=dedupe_key)
+            if created is None:
+                return words.duplicate_request(intents.by_dedupe_key(conn, dedupe_key or ""))
+            intent, run = created
+            intents.record_answer(conn, question=question, answer=intent, run_id=run.id, reply=text,
+                                  now=services.now())
+    except InvalidConstraint as error:
+        # The claim rolled back with the rest: the question stays open for a corrected reply.
+        return invalid(services, who, str(error), text)
     enqueue_advance(services.stores.redis, run.id, queue_name=WORKFLOWS[question.workflow].queue)
     log.info("question.answered", question=question.intent.id, intent_id=intent.id, run_id=run.id)
     return words.answer_taken(question.intent, question.missing, intent, run, WORKFLOWS[question.workflow].title)
