@@ -1,6 +1,5 @@
 """The budget ledger: the planner's choices, atomic reservations under concurrency, alerts once, step-down and asks."""
 import json
-import threading
 from datetime import date
 
 import pytest
@@ -9,6 +8,7 @@ from agents import OfflineTemplateDrafter
 from agents.tiers import OFFLINE_TEMPLATES
 from orchestrator import Decision, budget, reports
 from orchestrator.budget import Caps, Period, Standing
+from tests.concurrency import at_once
 from tests.orchestrator.helpers import OPERATOR, count, pending_approval, run_state, seed
 
 TODAY = date(2026, 3, 14)
@@ -49,31 +49,17 @@ def test_plan_waits_at_the_cap_when_nothing_it_may_use_fits():
 
 def test_twenty_concurrent_reservations_never_exceed_the_cap(db):
     """20 threads reserve $0.15 each against a $1.00 daily cap at once: exactly 6 fit, and spend stays under it."""
-    barrier = threading.Barrier(20)
-    held: list[budget.Reservation] = []
-    refused: list[budget.CapReached] = []
-    lock = threading.Lock()
-
-    def call() -> None:
-        barrier.wait()
-        try:
-            with db.connection() as conn:
-                reservation = budget.reserve(conn, run_id=None, step="s", tier="draft", model="m",
-                                             estimate_usd=0.15, today=TODAY, caps=CAPS)
-        except budget.CapReached as error:
-            with lock:
-                refused.append(error)
-            return
+    def call() -> budget.Reservation:
+        with db.connection() as conn:
+            reservation = budget.reserve(conn, run_id=None, step="s", tier="draft", model="m",
+                                         estimate_usd=0.15, today=TODAY, caps=CAPS)
         with db.connection() as conn, conn.transaction():
             budget.settle(conn, reservation, model="m", input_tokens=100, output_tokens=10, cost_usd=0.15, caps=CAPS)
-        with lock:
-            held.append(reservation)
+        return reservation
 
-    threads = [threading.Thread(target=call) for _ in range(20)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    results = at_once([call] * 20, expect=(budget.CapReached,))
+    held = [r for r in results if isinstance(r, budget.Reservation)]
+    refused = [r for r in results if isinstance(r, budget.CapReached)]
     assert (len(held), len(refused)) == (6, 14)
     with db.connection() as conn:
         day = budget.standings(conn, tiers=["draft"], today=TODAY, caps=CAPS)["draft"]

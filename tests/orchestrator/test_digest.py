@@ -5,7 +5,7 @@ from datetime import datetime, timedelta
 from orchestrator import budget, digest, spend
 from orchestrator.charts import budget_burn_png
 from orchestrator.runs import RunEvent
-from tests.orchestrator.helpers import OPERATOR, WINBACK, operations, pending_approval, run_state, seed
+from tests.orchestrator.helpers import OPERATOR, WINBACK, operations, run_state, seed, to_approval
 
 ZONE = "Europe/Berlin"
 
@@ -22,10 +22,7 @@ def _seed_a_day(services, work, db) -> dict:
     zone = services.settings.zone
     yesterday_noon = spend.day_start(spend.local_day(now, zone) - timedelta(days=1), zone) + timedelta(hours=12)
     seed(services)
-    ops = operations(services)
-    ops.submit(OPERATOR, WINBACK)
-    work()
-    approval = pending_approval(db, 1)
+    ops, approval = to_approval(services, work)
     for _ in range(4):
         ops.submit(OPERATOR, WINBACK)
     ops.change_run(OPERATOR, 4, RunEvent.PAUSE)

@@ -1,5 +1,4 @@
 """The scheduler: slots in the operator's time zone, once per slot across schedulers, a missed digest sent late once."""
-import threading
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -7,6 +6,7 @@ import pytest
 
 from orchestrator import scheduler
 from orchestrator.scheduler import Schedule
+from tests.concurrency import at_once
 from tests.orchestrator.helpers import OPERATOR, WINBACK, count, operations
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -60,18 +60,7 @@ def test_two_schedulers_send_one_digest_per_slot(berlin, db, redis, work):
 
 
 def test_threads_racing_for_one_slot_run_it_once(berlin, db):
-    barrier = threading.Barrier(4)
-    results = []
-
-    def race() -> None:
-        barrier.wait()
-        results.append(scheduler.run_slot(berlin, DIGEST, now=SLOT + timedelta(seconds=30)))
-
-    threads = [threading.Thread(target=race) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    results = at_once([lambda: scheduler.run_slot(berlin, DIGEST, now=SLOT + timedelta(seconds=30))] * 4)
     assert sum(r is not None for r in results) == 1
     assert count(db, "outbox", "dedupe_key LIKE 'digest:%'") == 1
     assert count(db, "audit_events", "kind = 'digest.sent'") == 1
