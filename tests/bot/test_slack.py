@@ -13,14 +13,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from bot.server import FrontEnds, build_web_app
 from bot.slack import SlackSender, build_app
 from orchestrator import Operations
-from tests.bot.chat_helpers import (
-    OPERATORS,
-    deliver,
-    eventually,
-    queued_jobs,
-    slack_approval,
-    slack_copy_decided,
-)
+from tests.bot.chat_helpers import OPERATORS, deliver, eventually, queued_jobs, slack_approval, slack_copy_decided
 from tests.orchestrator.helpers import WINBACK, count, operations, pending_approval, run_state, seed
 from tests.standins import SignedRequest, SlackSigner, SlackStandIn
 from tests.standins.fixtures import SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET

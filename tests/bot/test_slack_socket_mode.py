@@ -13,14 +13,7 @@ from structlog.testing import capture_logs
 from bot.server import ConfigurationError
 from bot.slack import SlackSender, build_app, start_socket_mode
 from orchestrator import Operations
-from tests.bot.chat_helpers import (
-    OPERATORS,
-    deliver,
-    eventually,
-    queued_jobs,
-    slack_approval,
-    slack_copy_decided,
-)
+from tests.bot.chat_helpers import OPERATORS, deliver, eventually, queued_jobs, slack_approval, slack_copy_decided
 from tests.orchestrator.helpers import WINBACK, count, operations, pending_approval, run_state, seed
 from tests.standins import SlackSigner
 from tests.standins.fixtures import SLACK_BOT_TOKEN

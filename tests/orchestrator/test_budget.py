@@ -150,6 +150,20 @@ def pause_ben(services, work):
     return ops
 
 
+def waiting_for_budget(services, db, work, *, prespent: float):
+    """Ben's pause asked with `prespent` of today's cap spent before: the run waits for a budget approval, and
+    status says so. Returns the operations and the ask's title."""
+    seed(services, declining=None)
+    prespend(services, prespent)
+    ops = pause_ben(services, work)
+    assert run_state(db, 1) == "awaiting_approval"
+    with db.connection() as conn:
+        ask = conn.execute("SELECT message FROM outbox WHERE kind = 'approval_request'").fetchone()["message"]
+        status = reports.status(conn, now=services.now(), budget_daily_usd=1.0).plain_text()
+    assert "waiting for budget" in status
+    return ops, ask["title"]
+
+
 def test_near_the_cap_a_draft_step_steps_down_and_its_report_says_so(services, settings, db, work, tmp_path):
     """Draft calls (~$0.45 reserved each) on $0.70 of a $1.00 cap go to the free route tier instead."""
     priced(services, settings, tmp_path, draft=100.0, budget_daily_usd=1.0)
@@ -169,15 +183,8 @@ def test_a_step_that_must_not_step_down_asks_for_the_shortfall(services, setting
     """Same budget, but policy lets no step step down: the run asks "needs about $… more: approve?"."""
     priced(services, settings, tmp_path, draft=100.0, budget_daily_usd=1.0)
     services.policy = services.policy.model_copy(update={"step_down_from": frozenset()})
-    seed(services, declining=None)
-    prespend(services, 0.7)
-    ops = pause_ben(services, work)
-    assert run_state(db, 1) == "awaiting_approval"
-    with db.connection() as conn:
-        ask = conn.execute("SELECT message FROM outbox WHERE kind = 'approval_request'").fetchone()["message"]
-        status = reports.status(conn, now=services.now(), budget_daily_usd=1.0).plain_text()
-    assert "needs about $0.20 more on the today cap: approve?" in ask["title"]
-    assert "waiting for budget" in status
+    ops, ask = waiting_for_budget(services, db, work, prespent=0.7)
+    assert "needs about $0.20 more on the today cap: approve?" in ask
     assert count(db, "agent_calls") == 0
     ops.decide(OPERATOR, pending_approval(db, 1), Decision.APPROVED)
     work()
@@ -197,17 +204,11 @@ def test_at_the_cap_the_run_waits_alerts_and_resumes_when_the_operator_raises_it
     """Every tier costs and the cap is spent: the run waits for budget, the 100 % alert goes out once, and an
     approved raise lets it finish."""
     priced(services, settings, tmp_path, draft=100.0, route=10.0, budget_daily_usd=1.0, budget_raise_step_usd=1.0)
-    seed(services, declining=None)
-    prespend(services, 1.0)
-    ops = pause_ben(services, work)
-    assert run_state(db, 1) == "awaiting_approval"
+    ops, ask = waiting_for_budget(services, db, work, prespent=1.0)
     with db.connection() as conn:
-        ask = conn.execute("SELECT message FROM outbox WHERE kind = 'approval_request'").fetchone()["message"]
         alerts = [r["message"]["title"] for r in conn.execute("SELECT message FROM outbox WHERE kind = 'alert'")]
-        status = reports.status(conn, now=services.now(), budget_daily_usd=1.0).plain_text()
-    assert "the today cap is reached; raise it by $1.00" in ask["title"]
+    assert "the today cap is reached; raise it by $1.00" in ask
     assert alerts == ["Model spend today has reached 100% of its cap: $1.00 of $1.00."]
-    assert "waiting for budget" in status
     ops.decide(OPERATOR, pending_approval(db, 1), Decision.APPROVED)
     work()
     assert run_state(db, 1) == "succeeded" and services.crm.get("c-ben").access == "paused"
