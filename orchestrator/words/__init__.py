@@ -16,7 +16,7 @@ from orchestrator.words.approvals import (
     withdrawn,
 )
 from orchestrator.words.budget import budget_alert, budget_request, stepped_down, waiting_for_budget
-from orchestrator.words.common import money, plural, within
+from orchestrator.words.common import money, plural, utc, within
 from orchestrator.words.digest import digest_empty, digest_summary, digest_title
 from orchestrator.words.memory import action_chain, forgotten, recalled, remembered
 from orchestrator.words.replay import REPLAY_AGREES, disagreement, replay_verdict
@@ -90,6 +90,7 @@ __all__ = [
     "still_working",
     "suggestion_expired",
     "unknown_button",
+    "utc",
     "waiting_for_budget",
     "withdrawn",
     "within",

@@ -5,7 +5,7 @@ from orchestrator import buttons
 from orchestrator.approvals import Approval, ApprovalRequest, ApprovalState
 from orchestrator.intents import Intent
 from orchestrator.messages import Action, Fact, Message, MessageKind, Section, Style
-from orchestrator.words.common import money
+from orchestrator.words.common import money, utc
 
 
 def approval_actions(approval_id: str) -> list[Action]:
@@ -26,7 +26,7 @@ def approval_request(approval: Approval, intent: Intent) -> Message:
             Section(facts=[
                 *ask.facts,
                 Fact(label="Estimated cost", value=money(ask.estimated_cost_usd)),
-                Fact(label="Expires", value=f"{approval.expires_at:%Y-%m-%d %H:%M} UTC"),
+                Fact(label="Expires", value=f"{utc(approval.expires_at)}"),
             ]),
             Section(title="Preview", text=ask.preview),
         ],
@@ -44,7 +44,7 @@ def approval_decided(approval: Approval, *, withdrawn: str | None = None) -> Mes
         title, text = f"Withdrawn: {what}", withdrawn
     elif approval.state is ApprovalState.EXPIRED:
         title = f"Expired: {what}"
-        text = (f"Nobody decided by {approval.expires_at:%Y-%m-%d %H:%M} UTC; "
+        text = (f"Nobody decided by {utc(approval.expires_at)}; "
                 f"say “resume {approval.run_id}” to ask again.")
     elif approval.state is ApprovalState.VOID:
         title = f"Replaced: {what}"
@@ -53,7 +53,7 @@ def approval_decided(approval: Approval, *, withdrawn: str | None = None) -> Mes
         verb = "Approved" if approval.state is ApprovalState.APPROVED else "Rejected"
         title = f"{verb}: {what}"
         text = (f"{verb} by {approval.decided_by} via {approval.decided_via} "
-                f"at {approval.decided_at:%Y-%m-%d %H:%M} UTC.")
+                f"at {utc(approval.decided_at)}.")
     return Message(kind=MessageKind.APPROVAL_DECIDED, title=title, text=text, run_id=approval.run_id,
                    approval_id=approval.id)
 

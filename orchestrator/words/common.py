@@ -1,7 +1,7 @@
 """Small pieces every sentence shares: amounts of money, plurals, spans of time."""
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 
 def money(amount: float) -> str:
@@ -18,3 +18,9 @@ def within(window: timedelta) -> str:
 
 def plural(count: int, noun: str) -> str:
     return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def utc(moment: datetime) -> str:
+    """A moment as the operator reads it, converted to UTC first: a database in another time zone hands back
+    its own local times, which printed as they are would be off by hours and still say "UTC"."""
+    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M} UTC"

@@ -9,7 +9,7 @@ from orchestrator.intents import Intent
 from orchestrator.messages import Action, Fact, Message, MessageKind, Section
 from orchestrator.policy import Risk
 from orchestrator.runs import Run
-from orchestrator.words.common import money, within
+from orchestrator.words.common import money, utc, within
 
 COMMANDS_HELP = [
     ("<request>", "ask for something, e.g. “launch a win-back campaign to lapsed subscribers”"),
@@ -74,7 +74,7 @@ def accepted(intent: Intent, run: Run, workflow_title: str) -> Message:
         sections=[Section(facts=[
             Fact(label="Goal", value=intent.request),
             Fact(label="Budget", value=money(intent.budget_usd)),
-            Fact(label="Deadline", value=f"{intent.deadline:%Y-%m-%d %H:%M} UTC"),
+            Fact(label="Deadline", value=f"{utc(intent.deadline)}"),
             *([Fact(label="Care", value="high: every outside action waits for your approval")]
               if intent.risk is Risk.HIGH else []),
         ])],
@@ -107,7 +107,7 @@ def dashboard_link(url: str, expires_at: datetime) -> Message:
     return Message(
         kind=MessageKind.NOTICE,
         title="Your dashboard sign-in link (works once):",
-        text=f"{url}\nIt expires at {expires_at:%Y-%m-%d %H:%M} UTC. Do not forward it: it signs in as you.",
+        text=f"{url}\nIt expires at {utc(expires_at)}. Do not forward it: it signs in as you.",
     )
 
 

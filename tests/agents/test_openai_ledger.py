@@ -1,6 +1,5 @@
 """The real langchain-openai ChatOpenAI against the local OpenAI stand-in: usage lands in the ledger exactly."""
 import json
-import threading
 from datetime import date
 
 import pytest
@@ -9,6 +8,7 @@ from langchain_openai import ChatOpenAI
 from agents import ModelTiers, OfflineTemplateDrafter, RefundParams, UsageRecorder, load_prices, with_recorder
 from agents.tiers import OFFLINE_TEMPLATES
 from orchestrator import Classification, Operations, budget
+from tests.concurrency import at_once
 from tests.orchestrator.helpers import OPERATOR, run_state, seed
 
 MINI_IN, MINI_OUT = 0.40, 1.60  # gpt-4.1-mini, USD per million tokens, from the default price table
@@ -76,34 +76,19 @@ def test_twenty_concurrent_model_calls_never_spend_past_the_cap(db, openai_api):
         # 375,000 prompt tokens at $0.40 per million: $0.15, the reservation exactly.
         openai_api.script_text("ok", usage={"prompt_tokens": 375_000, "completion_tokens": 0})
     model = ChatOpenAI(model="gpt-4.1-mini", base_url=openai_api.base_url, api_key="test-key", max_retries=0)
-    barrier = threading.Barrier(20)
-    outcomes: list[str] = []
-    lock = threading.Lock()
-
-    def call() -> None:
-        barrier.wait()
-        try:
-            with db.connection() as conn:
-                reservation = budget.reserve(conn, run_id=None, step="s", tier="draft", model="gpt-4.1-mini",
-                                             estimate_usd=0.15, today=today, caps=caps)
-        except budget.CapReached:
-            with lock:
-                outcomes.append("refused")
-            return
+    def call() -> str:
+        with db.connection() as conn:
+            reservation = budget.reserve(conn, run_id=None, step="s", tier="draft", model="gpt-4.1-mini",
+                                         estimate_usd=0.15, today=today, caps=caps)
         recorder = UsageRecorder()
         with_recorder(model, recorder).invoke("hello")
         with db.connection() as conn, conn.transaction():
             budget.settle(conn, reservation, model="gpt-4.1-mini", input_tokens=recorder.input_tokens,
                           output_tokens=recorder.output_tokens, cost_usd=recorder.cost(prices), caps=caps)
-        with lock:
-            outcomes.append("called")
+        return "called"
 
-    threads = [threading.Thread(target=call) for _ in range(20)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert outcomes.count("called") == 6 and outcomes.count("refused") == 14
+    outcomes = at_once([call] * 20, expect=(budget.CapReached,))
+    assert outcomes.count("called") == 6 and sum(isinstance(o, budget.CapReached) for o in outcomes) == 14
     assert len(openai_api.requests) == 6
     with db.connection() as conn:
         spent = conn.execute("SELECT spent_usd::float8 AS s, reserved_usd::float8 AS r FROM budget_periods"

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +21,7 @@ from agents.router import (
 from bench.synthetic_kinds import ACTIONS, OBJECTS, grown, kind_name
 from bot.cli import main as opsos
 from memory.embedder import Embedder, get_embedder
+from tests.concurrency import at_once
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "routing.jsonl"
 
@@ -69,13 +69,8 @@ def test_embeddings_are_unit_length_float32_of_384_dimensions(embedder: Embedder
 
 
 def test_model_is_loaded_once_per_process_even_from_many_threads(embedder: Embedder) -> None:
-    seen: list[Embedder] = []
-    threads = [threading.Thread(target=lambda: seen.append(get_embedder())) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert all(e is embedder for e in seen)
+    seen = at_once([get_embedder] * 8)
+    assert len(seen) == 8 and all(e is embedder for e in seen)
     assert get_embedder() is embedder
     assert embedder_module.load_count == 1
 

@@ -7,7 +7,6 @@ in the daily digest to the operator's Telegram chat.
 """
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -29,7 +28,17 @@ from bot.slack import SlackSender, build_app
 from bot.telegram import TelegramSender, build_application
 from orchestrator import Decision, MessageKind, Operations, Requester, migrations, outbox, scheduler, words
 from orchestrator.delivery import Outcome, Sender, deliver_all
-from tests.bot.chat_helpers import OPERATORS, SLACK_OPERATOR, TELEGRAM_OPERATOR, eventually
+from tests.bot.chat_helpers import (
+    OPERATORS,
+    SLACK_OPERATOR,
+    TELEGRAM_OPERATOR,
+    eventually,
+    slack_buttons,
+    slack_text,
+    telegram_approval,
+    telegram_buttons,
+    telegram_message,
+)
 from tests.conftest import _database_url
 from tests.orchestrator.helpers import WINBACK, count, operations, pending_approval, run_state, seed
 from tests.standins import SignedRequest, SlackSigner, SlackStandIn, TelegramStandIn
@@ -103,11 +112,11 @@ async def ask(world: World, signer: SlackSigner, services, work, *, deliver_dige
     outcomes = await world.deliver() if deliver_digest else {"slack": await _slack_only(world)}
     assert outcomes["slack"].delivered
     request = _slack_request(world)
-    assert _slack_buttons(request) == [f"approve:{approval_id}", f"reject:{approval_id}", f"why:{approval_id}"]
+    assert slack_buttons(request) == [f"approve:{approval_id}", f"reject:{approval_id}", f"why:{approval_id}"]
     digest_id = 0
     if deliver_digest:
-        digest = next(m for m in world.telegram_api.sent(ME) if m.get("reply_markup"))
-        assert _telegram_buttons(digest) == [f"approve:{approval_id}", f"reject:{approval_id}"]
+        digest = telegram_approval(world.telegram_api)
+        assert telegram_buttons(digest) == [f"approve:{approval_id}", f"reject:{approval_id}"]
         digest_id = digest["message_id"]
     return Scene(approval_id=approval_id, request_ts=request["ts"], request_blocks=request["blocks"],
                  digest_id=digest_id)
@@ -122,20 +131,8 @@ def _slack_request(world: World) -> dict[str, Any]:
     return next(m for m in world.slack_api.messages("C0OPS") if "Approval needed for run #1" in m["text"])
 
 
-def _slack_buttons(message: dict[str, Any]) -> list[str]:
-    return [e["value"] for b in message.get("blocks") or [] if b["type"] == "actions" for e in b["elements"]]
-
-
-def _blocks_text(message: dict[str, Any]) -> str:
-    return json.dumps(message.get("blocks") or [], ensure_ascii=False)
-
-
-def _telegram_buttons(message: dict[str, Any]) -> list[str]:
-    return [b["callback_data"] for row in (message.get("reply_markup") or {}).get("inline_keyboard", []) for b in row]
-
-
 def _digest(world: World, message_id: int) -> dict[str, Any]:
-    return next(m for m in world.telegram_api.sent(ME) if m["message_id"] == message_id)
+    return telegram_message(world.telegram_api, message_id)
 
 
 def _edits(db, where: str = "true") -> int:
@@ -154,9 +151,9 @@ async def test_a_slack_click_takes_the_buttons_off_the_slack_request_and_the_tel
     await eventually(lambda: _edits(db, "channel = 'slack' AND state = 'delivered'") == 1)
 
     request = _slack_request(world)
-    assert _slack_buttons(request) == [] and "edited" in request
-    assert "Approved by slack:U0OPERATOR via slack at" in _blocks_text(request)
-    assert _telegram_buttons(_digest(world, scene.digest_id)) == [f"approve:{scene.approval_id}",
+    assert slack_buttons(request) == [] and "edited" in request
+    assert "Approved by slack:U0OPERATOR via slack at" in slack_text(request)
+    assert telegram_buttons(_digest(world, scene.digest_id)) == [f"approve:{scene.approval_id}",
                                                                  f"reject:{scene.approval_id}"]
 
     outcomes = await world.deliver()
@@ -182,13 +179,13 @@ async def test_a_telegram_click_on_the_digest_takes_the_buttons_off_the_slack_re
     assert world.telegram_api.last("answerCallbackQuery").params["text"].startswith("Rejected:")
     digest = _digest(world, scene.digest_id)
     assert "reply_markup" not in digest and "Rejected by telegram:42 via telegram at" in digest["text"]
-    assert _slack_buttons(_slack_request(world)) != []
+    assert slack_buttons(_slack_request(world)) != []
 
     outcomes = await world.deliver()
     assert len(outcomes["slack"].delivered) == 1 and outcomes["telegram"].delivered == []
     request = _slack_request(world)
-    assert _slack_buttons(request) == [] and request["blocks"][0]["type"] == "header"
-    assert "Rejected by telegram:42 via telegram at" in _blocks_text(request)
+    assert slack_buttons(request) == [] and request["blocks"][0]["type"] == "header"
+    assert "Rejected by telegram:42 via telegram at" in slack_text(request)
     assert run_state(db, 1) == "cancelled"
     assert len(world.telegram_api.calls_to("editMessageText")) == 1
 
@@ -205,8 +202,8 @@ async def test_approve_typed_in_the_console_updates_the_slack_and_the_telegram_c
     outcomes = await world.deliver()
     assert len(outcomes["slack"].delivered) == 1 and len(outcomes["telegram"].delivered) == 1
     request, digest = _slack_request(world), _digest(world, scene.digest_id)
-    assert _slack_buttons(request) == [] and "reply_markup" not in digest
-    assert "Approved by console:operator via console at" in _blocks_text(request)
+    assert slack_buttons(request) == [] and "reply_markup" not in digest
+    assert "Approved by console:operator via console at" in slack_text(request)
     assert "Approved by console:operator via console at" in digest["text"]
 
 
@@ -223,8 +220,8 @@ async def test_an_approval_past_its_time_loses_its_buttons_on_every_copy(world, 
     outcomes = await world.deliver(later=later)
     assert len(outcomes["slack"].delivered) == 1 and len(outcomes["telegram"].delivered) == 1
     request, digest = _slack_request(world), _digest(world, scene.digest_id)
-    assert _slack_buttons(request) == [] and "reply_markup" not in digest
-    assert f"Expired: {_what(db)}" in _blocks_text(request) and "say “resume 1” to ask again" in digest["text"]
+    assert slack_buttons(request) == [] and "reply_markup" not in digest
+    assert f"Expired: {_what(db)}" in slack_text(request) and "say “resume 1” to ask again" in digest["text"]
 
     start = services.now()
     services.clock = lambda: start + later
@@ -253,11 +250,11 @@ async def test_a_failed_edit_is_retried_with_backoff_and_lands(world, slack_sign
                             " WHERE kind = 'edit' AND channel = 'slack'").fetchone()
     assert (edit["state"], edit["attempts"]) == ("pending", 1) and "internal_error" in edit["last_error"]
     assert edit["wait"] > timedelta(seconds=1)
-    assert _slack_buttons(_slack_request(world)) != []
+    assert slack_buttons(_slack_request(world)) != []
 
     assert (await world.deliver())["slack"] == Outcome()  # not yet due
     assert len((await world.deliver(later=timedelta(seconds=5)))["slack"].delivered) == 1
-    assert _slack_buttons(_slack_request(world)) == []
+    assert slack_buttons(_slack_request(world)) == []
     assert [call.status for call in world.slack_api.calls_to("chat.update")] == [500, 200]
 
 
@@ -340,14 +337,14 @@ async def test_a_digest_with_two_approvals_loses_each_ones_buttons_as_each_is_de
     first, second = pending_approval(db, 1), pending_approval(db, 2)
     scheduler.send_digest_now(services, channel="telegram", conversation=str(ME))
     await world.deliver()
-    digest_id = next(m for m in world.telegram_api.sent(ME) if m.get("reply_markup"))["message_id"]
-    assert _telegram_buttons(_digest(world, digest_id)) == [f"approve:{first}", f"reject:{first}",
+    digest_id = telegram_approval(world.telegram_api)["message_id"]
+    assert telegram_buttons(_digest(world, digest_id)) == [f"approve:{first}", f"reject:{first}",
                                                             f"approve:{second}", f"reject:{second}"]
 
     world.ops.handle_text(CONSOLE, f"approve {first}")
     await world.deliver()
     digest = _digest(world, digest_id)
-    assert _telegram_buttons(digest) == [f"approve:{second}", f"reject:{second}"]
+    assert telegram_buttons(digest) == [f"approve:{second}", f"reject:{second}"]
     assert "Approved by console:operator" in digest["text"] and "Rejected" not in digest["text"]
 
     world.ops.handle_text(CONSOLE, f"reject {second}")

@@ -12,7 +12,15 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bot.dashboard import COOKIE, add_dashboard
 from orchestrator.runs import RunEvent
-from tests.orchestrator.helpers import OPERATOR, STRANGER, WINBACK, operations, pending_approval, run_state, seed
+from tests.orchestrator.helpers import (
+    OPERATOR,
+    STRANGER,
+    WINBACK,
+    operations,
+    run_state,
+    seed,
+    to_approval,
+)
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
@@ -156,10 +164,7 @@ def test_dashboard_in_headless_chromium(services, db, work):
     from playwright.sync_api import sync_playwright
 
     seed(services)
-    ops = operations(services)
-    ops.submit(OPERATOR, WINBACK)
-    work()
-    approval = pending_approval(db, 1)
+    ops, approval = to_approval(services, work)
     ops.submit(OPERATOR, WINBACK)
     ops.change_run(OPERATOR, 2, RunEvent.PAUSE)
     with LiveServer(_app(services)) as server, sync_playwright() as playwright:

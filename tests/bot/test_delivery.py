@@ -18,20 +18,43 @@ class Recorder:
         return {"chat_id": item.conversation, "message_id": len(self.sent)}
 
 
-async def test_loop_delivers_a_scheduled_item_to_the_home_channel_when_notified(services, db) -> None:
+async def test_loop_delivers_a_scheduled_item_to_the_home_channel_when_notified(services, db, monkeypatch) -> None:
+    """Proves the LISTEN path: the loop polls only once an hour, so a row posted after its first pass, while it
+    waits on its listening connection, is sent within seconds only because the outbox's NOTIFY woke it."""
     recorder = Recorder()
-    loop = DeliveryLoop(db, services.stores.database_url, clock=services.now, poll_seconds=30,
+    listening: list[Any] = []
+    waiting = asyncio.Event()
+    passes: list[int] = []
+    listen, wait = DeliveryLoop._listen, DeliveryLoop._wait
+
+    async def listen_and_record(self: DeliveryLoop) -> Any:
+        listening.append(await listen(self))
+        return listening[-1]
+
+    async def wait_and_signal(self: DeliveryLoop, listener: Any, stop: asyncio.Event) -> None:
+        # Reached after each delivery pass: the first time, the loop has found nothing and now waits.
+        passes.append(len(recorder.sent))
+        waiting.set()
+        await wait(self, listener, stop)
+
+    monkeypatch.setattr(DeliveryLoop, "_listen", listen_and_record)
+    monkeypatch.setattr(DeliveryLoop, "_wait", wait_and_signal)
+    loop = DeliveryLoop(db, services.stores.database_url, clock=services.now, poll_seconds=3600,
                         registry={"telegram": recorder})
     stop = asyncio.Event()
     task = asyncio.create_task(loop.run(stop))
-    await asyncio.sleep(0.3)  # the loop is now listening, with a poll far away: only the notification wakes it
+    await asyncio.wait_for(waiting.wait(), 10)
+    assert listening and listening[0] is not None, "the loop has no LISTEN connection"
+    assert passes == [0]
     alert = Message(kind=MessageKind.ALERT, title="Budget at 80 % of today's cap")
     with db.connection() as conn, conn.transaction():
         post_scheduled(conn, home="telegram:42", message=alert, dedupe_key="budget:80:2025-01-01")
         assert post_scheduled(conn, home="telegram:42", message=alert, dedupe_key="budget:80:2025-01-01") is None
-    await eventually(lambda: recorder.sent, timeout=5)
+    await eventually(lambda: recorder.sent, timeout=10)
     stop.set()
     await asyncio.wait_for(task, 5)
+    # Two passes, each followed by a wait: the first before the row existed, the second woken by its notification.
+    assert passes == [0, 1]
     assert [(i.channel, i.conversation, i.message.title) for i in recorder.sent] == [
         ("telegram", "42", "Budget at 80 % of today's cap")]
     with db.connection() as conn:

@@ -5,6 +5,7 @@ platforms do; the outbox is the real one in PostgreSQL, and time moves with `del
 """
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections.abc import AsyncIterator
@@ -55,20 +56,33 @@ def row(db, item_id: int) -> dict[str, Any]:
     return found
 
 
-async def test_slack_429_defers_the_row_for_retry_after_and_it_is_delivered_once(db, slack_api, slack_sender) -> None:
+async def test_slack_429_defers_the_row_for_retry_after_and_it_is_delivered_once(db, slack_api, slack_sender,
+                                                                                  monkeypatch) -> None:
     """Slack's 429 with Retry-After: 30 reaches the outbox as one refused call, not a client that sleeps it out;
     the row waits 30 s without counting an attempt (nothing goes at +10 s), then goes exactly once at +31 s."""
     item_id = post(db, "slack", "C0OPS", "Weekly digest")
     slack_api.fail_next("chat.postMessage", kind="ratelimited", retry_after=30)
+    # slack_sdk's retry handlers sleep with asyncio.sleep (the async client) or time.sleep: record every sleep
+    # asked for during the pass, so a handler sleeping out Retry-After shows as a 30 s sleep, not as a slow test.
+    slept: list[float] = []
+    real_sleep = asyncio.sleep
 
-    before, started = datetime.now(UTC), time.monotonic()
+    async def recording_sleep(delay: float, *args: Any, **kwargs: Any) -> Any:
+        slept.append(delay)
+        return await real_sleep(0, *args, **kwargs)
+
+    monkeypatch.setattr(asyncio, "sleep", recording_sleep)
+    monkeypatch.setattr(time, "sleep", slept.append)
+
+    before = datetime.now(UTC)
     outcome = await deliver(db, "slack", slack_sender)
-    took, after = time.monotonic() - started, datetime.now(UTC)
+    after = datetime.now(UTC)
+    monkeypatch.undo()
 
     assert (outcome.deferred, outcome.delivered, outcome.failed) == ([item_id], [], [])
     [refused] = slack_api.calls_to("chat.postMessage")
     assert refused.status == 429 and refused.response == {"ok": False, "error": "ratelimited"}
-    assert took < 5  # slack_sdk did not sleep out Retry-After inside the delivery pass
+    assert not [delay for delay in slept if delay >= 1], "a client slept out Retry-After inside the delivery pass"
     deferred = row(db, item_id)
     assert (deferred["state"], deferred["attempts"]) == ("pending", 0)
     assert "429" in deferred["last_error"] and "retry after 30 s" in deferred["last_error"]

@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from bot.server import FrontEnds, build_web_app
 from bot.slack import SlackSender, build_app
 from orchestrator import Operations
-from tests.bot.chat_helpers import OPERATORS, deliver, eventually, queued_jobs
+from tests.bot.chat_helpers import OPERATORS, deliver, eventually, queued_jobs, slack_approval, slack_copy_decided
 from tests.orchestrator.helpers import WINBACK, count, operations, pending_approval, run_state, seed
 from tests.standins import SignedRequest, SlackSigner, SlackStandIn
 from tests.standins.fixtures import SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET
@@ -46,6 +46,14 @@ class SlackWorld:
     async def deliver(self, later: timedelta = timedelta(0)):
         return await deliver(self.ops.pool, "slack", self.sender, later=later)
 
+    async def ask_for_approval(self, signer: SlackSigner, services, work) -> tuple[str, dict[str, Any]]:
+        """The win-back request as /ops, run to its approval and delivered: the approval and its message."""
+        seed(services)
+        await self.post(signer.slash_command(text=WINBACK))
+        work()
+        await self.deliver()
+        return pending_approval(self.ops.pool, 1), slack_approval(self.api)
+
 
 @pytest.fixture
 async def slack(services, settings, slack_api: SlackStandIn) -> AsyncIterator[SlackWorld]:
@@ -54,10 +62,6 @@ async def slack(services, settings, slack_api: SlackStandIn) -> AsyncIterator[Sl
     app = build_web_app(ops, settings, FrontEnds(slack=bolt), deliver=False)
     async with TestClient(TestServer(app)) as http:
         yield SlackWorld(ops=ops, http=http, sender=SlackSender(bolt.client), api=slack_api)
-
-
-def _approval_message(api: SlackStandIn) -> dict[str, Any]:
-    return next(m for m in api.messages("C0OPS") if any(b["type"] == "actions" for b in m.get("blocks") or []))
 
 
 async def test_slash_command_to_approval_click_to_report_end_to_end(slack, slack_signer: SlackSigner, services, db,
@@ -70,7 +74,7 @@ async def test_slash_command_to_approval_click_to_report_end_to_end(slack, slack
 
     work()
     assert (await slack.deliver()).delivered
-    approval = _approval_message(slack.api)
+    approval = slack_approval(slack.api)
     [actions] = [b for b in approval["blocks"] if b["type"] == "actions"]
     approval_id = pending_approval(db, 1)
     assert [(e["action_id"], e["value"]) for e in actions["elements"]] == [
@@ -80,10 +84,7 @@ async def test_slash_command_to_approval_click_to_report_end_to_end(slack, slack
     click = slack_signer.block_actions(action_id="approve", value=f"approve:{approval_id}",
                                        message_ts=approval["ts"], blocks=approval["blocks"])
     assert (await slack.post(click))[0] == 200
-    await eventually(lambda: slack.api.calls_to("chat.update"))
-    updated = _find(slack.api, approval["ts"])
-    assert not any(b["type"] == "actions" for b in updated["blocks"])
-    assert "Approved by slack:U0OPERATOR via slack at" in json.dumps(updated["blocks"])
+    await slack_copy_decided(slack.api, approval["ts"], "Approved by slack:U0OPERATOR via slack at")
     assert run_state(db, 1) == "running"
 
     work()
@@ -92,18 +93,9 @@ async def test_slash_command_to_approval_click_to_report_end_to_end(slack, slack
     assert slack.api.messages("C0OPS")[-1]["text"].startswith("Run #1 succeeded")
 
 
-def _find(api: SlackStandIn, ts: str) -> dict[str, Any]:
-    return next(m for m in api.messages() if m["ts"] == ts)
-
-
 async def test_second_click_gets_an_ephemeral_already_decided_and_changes_nothing(slack, slack_signer, services, db,
                                                                                  work) -> None:
-    seed(services)
-    await slack.post(slack_signer.slash_command(text=WINBACK))
-    work()
-    await slack.deliver()
-    approval = _approval_message(slack.api)
-    approval_id = pending_approval(db, 1)
+    approval_id, approval = await slack.ask_for_approval(slack_signer, services, work)
     for _ in range(2):
         click = slack_signer.block_actions(action_id="approve", value=f"approve:{approval_id}",
                                            message_ts=approval["ts"])
@@ -116,13 +108,9 @@ async def test_second_click_gets_an_ephemeral_already_decided_and_changes_nothin
 
 
 async def test_why_button_answers_with_an_ephemeral_explanation(slack, slack_signer, services, db, work) -> None:
-    seed(services)
-    await slack.post(slack_signer.slash_command(text=WINBACK))
-    work()
-    await slack.deliver()
-    approval_id = pending_approval(db, 1)
+    approval_id, approval = await slack.ask_for_approval(slack_signer, services, work)
     await slack.post(slack_signer.block_actions(action_id="why", value=f"why:{approval_id}",
-                                                message_ts=_approval_message(slack.api)["ts"]))
+                                                message_ts=approval["ts"]))
     [why] = await eventually(lambda: slack.api.ephemeral("C0OPS"))
     assert why["text"].startswith("Why I ask:")
     assert run_state(db, 1) == "awaiting_approval"
@@ -210,13 +198,9 @@ async def test_slash_command_text_saying_payload_is_still_read(slack, slack_sign
 
 async def test_unauthorised_user_pressing_approve_is_refused_and_audited(slack, slack_signer, services, db,
                                                                          work) -> None:
-    seed(services)
-    await slack.post(slack_signer.slash_command(text=WINBACK))
-    work()
-    await slack.deliver()
-    approval_id = pending_approval(db, 1)
+    approval_id, approval = await slack.ask_for_approval(slack_signer, services, work)
     click = slack_signer.block_actions(action_id="approve", value=f"approve:{approval_id}", user_id="U0STRANGER",
-                                       message_ts=_approval_message(slack.api)["ts"])
+                                       message_ts=approval["ts"])
     await slack.post(click)
     [refusal] = await eventually(lambda: slack.api.ephemeral("C0OPS"))
     assert refusal["user"] == "U0STRANGER" and refusal["text"].startswith("Sorry, only this workspace's operator")
@@ -254,7 +238,7 @@ async def test_failed_delivery_is_retried_with_backoff_and_delivered_later(slack
     assert row["wait"] > timedelta(seconds=1)
     assert not (await slack.deliver()).delivered  # not yet due
     assert (await slack.deliver(later=timedelta(seconds=5))).delivered
-    assert _approval_message(slack.api)
+    assert slack_approval(slack.api)
     assert count(db, "outbox", "state = 'delivered' AND delivery_ref ? 'ts'") == 1
 
 

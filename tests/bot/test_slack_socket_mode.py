@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -14,7 +13,7 @@ from structlog.testing import capture_logs
 from bot.errors import ConfigurationError
 from bot.slack import SlackSender, build_app, start_socket_mode
 from orchestrator import Operations
-from tests.bot.chat_helpers import OPERATORS, deliver, eventually, queued_jobs
+from tests.bot.chat_helpers import OPERATORS, deliver, eventually, queued_jobs, slack_approval, slack_copy_decided
 from tests.orchestrator.helpers import WINBACK, count, operations, pending_approval, run_state, seed
 from tests.standins import SlackSigner
 from tests.standins.fixtures import SLACK_BOT_TOKEN
@@ -92,10 +91,6 @@ async def slack(services, settings, slack_api: SlackSocketStandIn,
         await _close(handler, slack_api)
 
 
-def _approval_message(api: SlackSocketStandIn) -> dict[str, Any]:
-    return next(m for m in api.messages("C0OPS") if any(b["type"] == "actions" for b in m.get("blocks") or []))
-
-
 async def test_connects_with_the_app_token_and_answers_pings(slack) -> None:
     """The client gets its websocket from apps.connections.open with the xapp- token (not the bot token),
     pings the stand-in and pongs the stand-in's ping: what keeps a real Slack connection alive."""
@@ -125,17 +120,14 @@ async def test_approval_click_over_the_socket_decides_the_approval(slack, servic
     await slack.acked(slack.command(WINBACK))
     work()
     assert (await slack.deliver()).delivered
-    approval = _approval_message(slack.api)
+    approval = slack_approval(slack.api)
     approval_id = pending_approval(db, 1)
 
     click = slack.signer.block_actions(action_id="approve", value=f"approve:{approval_id}",
                                        message_ts=approval["ts"], blocks=approval["blocks"]).payload
     [ack] = await slack.acked(slack.api.push("interactive", click))
     assert ack.payload is None
-    await eventually(lambda: slack.api.calls_to("chat.update"))
-    updated = next(m for m in slack.api.messages("C0OPS") if m["ts"] == approval["ts"])
-    assert not any(b["type"] == "actions" for b in updated["blocks"])
-    assert "Approved by slack:U0OPERATOR via slack at" in json.dumps(updated["blocks"])
+    await slack_copy_decided(slack.api, approval["ts"], "Approved by slack:U0OPERATOR via slack at")
     assert run_state(db, 1) == "running"
     assert count(db, "audit_events", "kind = 'approval.approved'") == 1
 

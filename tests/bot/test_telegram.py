@@ -13,7 +13,17 @@ from aiohttp.test_utils import TestClient, TestServer
 from bot.server import FrontEnds, build_web_app
 from bot.telegram import TelegramSender, build_application
 from orchestrator import Message, MessageKind, Operations, outbox
-from tests.bot.chat_helpers import OPERATORS, TELEGRAM_OPERATOR, deliver, eventually, queued_jobs
+from tests.bot.chat_helpers import (
+    OPERATORS,
+    TELEGRAM_OPERATOR,
+    callback_answers,
+    deliver,
+    eventually,
+    queued_jobs,
+    telegram_approval,
+    telegram_buttons,
+    telegram_message,
+)
 from tests.orchestrator.helpers import WINBACK, count, operations, pending_approval, run_state, seed
 from tests.standins import TelegramStandIn
 
@@ -51,6 +61,14 @@ class TelegramWorld:
     def texts(self, chat: int = ME) -> list[str]:
         return [m["text"] for m in self.api.sent(chat)]
 
+    async def ask_for_approval(self, services, work) -> tuple[str, int]:
+        """The win-back request said in chat, run to its approval and delivered: the approval and its message id."""
+        seed(services)
+        await self.say(WINBACK)
+        work()
+        await self.deliver()
+        return pending_approval(self.ops.pool, 1), telegram_approval(self.api)["message_id"]
+
 
 @pytest.fixture
 async def telegram(services, settings, telegram_api: TelegramStandIn) -> AsyncIterator[TelegramWorld]:
@@ -61,10 +79,6 @@ async def telegram(services, settings, telegram_api: TelegramStandIn) -> AsyncIt
         yield TelegramWorld(ops=ops, http=http, sender=TelegramSender(application.bot), api=telegram_api)
 
 
-def _approval(api: TelegramStandIn) -> dict[str, Any]:
-    return next(m for m in api.sent(ME) if m.get("reply_markup"))
-
-
 async def test_ops_message_to_approval_button_to_report_end_to_end(telegram, services, db, work) -> None:
     seed(services)
     assert await telegram.say(f"/ops {WINBACK}") == 200
@@ -73,17 +87,15 @@ async def test_ops_message_to_approval_button_to_report_end_to_end(telegram, ser
 
     work()
     assert (await telegram.deliver()).delivered
-    approval = _approval(telegram.api)
+    approval = telegram_approval(telegram.api)
     approval_id = pending_approval(db, 1)
-    [row] = approval["reply_markup"]["inline_keyboard"]
-    assert [b["callback_data"] for b in row] == [f"approve:{approval_id}", f"reject:{approval_id}",
-                                                 f"why:{approval_id}"]
+    assert telegram_buttons(approval) == [f"approve:{approval_id}", f"reject:{approval_id}", f"why:{approval_id}"]
     assert telegram.api.last("sendMessage").params["parse_mode"] == "HTML"
 
     click = telegram.api.push_callback(ME, ME, approval["message_id"], f"approve:{approval_id}")
     assert await telegram.post(click) == 200
     assert telegram.api.last("answerCallbackQuery").params["callback_query_id"] == click["callback_query"]["id"]
-    edited = next(m for m in telegram.api.sent(ME) if m["message_id"] == approval["message_id"])
+    edited = telegram_message(telegram.api, approval["message_id"])
     assert "reply_markup" not in edited and "edit_date" in edited
     assert "Approved by telegram:42 via telegram at" in edited["text"]
     assert "Approval needed for run #1" in edited["text"]
@@ -151,54 +163,39 @@ async def test_callback_data_naming_no_approval_is_answered_without_a_crash(tele
         assert await telegram.post(click) == 200
         answer = telegram.api.last("answerCallbackQuery")
         assert answer.params["callback_query_id"] == click["callback_query"]["id"] and answer.status == 200
-    answers = [c.params.get("text", "") for c in telegram.api.calls_to("answerCallbackQuery")]
+    answers = callback_answers(telegram.api)
     assert answers[0].startswith("I can't take that request: that approval does not exist")
     assert answers[1].startswith("That button no longer means anything to me")
 
 
 async def test_unauthorised_user_pressing_approve_is_refused_and_audited(telegram, services, db, work) -> None:
-    seed(services)
-    await telegram.say(WINBACK)
-    work()
-    await telegram.deliver()
-    approval_id = pending_approval(db, 1)
-    click = telegram.api.push_callback(999, ME, _approval(telegram.api)["message_id"], f"approve:{approval_id}")
+    approval_id, message_id = await telegram.ask_for_approval(services, work)
+    click = telegram.api.push_callback(999, ME, message_id, f"approve:{approval_id}")
     await telegram.post(click)
     assert telegram.api.last("answerCallbackQuery").params["text"].startswith("Sorry, only this workspace's operator")
     assert count(db, "audit_events", "kind = 'access.refused' AND actor = 'telegram:999'") == 1
-    assert run_state(db, 1) == "awaiting_approval" and _approval(telegram.api)["reply_markup"]
+    assert run_state(db, 1) == "awaiting_approval" and telegram_approval(telegram.api)["reply_markup"]
 
 
 async def test_second_click_is_answered_already_decided(telegram, services, db, work) -> None:
-    seed(services)
-    await telegram.say(WINBACK)
-    work()
-    await telegram.deliver()
-    approval_id = pending_approval(db, 1)
-    message_id = _approval(telegram.api)["message_id"]
+    approval_id, message_id = await telegram.ask_for_approval(services, work)
     await telegram.post(telegram.api.push_callback(ME, ME, message_id, f"reject:{approval_id}"))
     await telegram.post(telegram.api.push_callback(ME, ME, message_id, f"approve:{approval_id}"))
-    answers = [c.params.get("text", "") for c in telegram.api.calls_to("answerCallbackQuery")]
+    answers = callback_answers(telegram.api)
     assert answers[0].startswith("Rejected:")
     assert answers[1].startswith("Nothing changed: this approval was already rejected by telegram:42 at")
     assert count(db, "audit_events", "kind LIKE 'approval.%ed' AND kind <> 'approval.requested'") == 1
 
 
 async def test_why_button_sends_the_explanation(telegram, services, db, work) -> None:
-    seed(services)
-    await telegram.say(WINBACK)
-    work()
-    await telegram.deliver()
-    approval_id = pending_approval(db, 1)
-    await telegram.post(telegram.api.push_callback(ME, ME, _approval(telegram.api)["message_id"],
-                                                   f"why:{approval_id}"))
+    approval_id, message_id = await telegram.ask_for_approval(services, work)
+    await telegram.post(telegram.api.push_callback(ME, ME, message_id, f"why:{approval_id}"))
     await telegram.deliver()
     assert telegram.texts()[-1].startswith("<b>Why I ask:")
     assert telegram.api.last("answerCallbackQuery").status == 200
     explanation = telegram.api.last("sendMessage").response["result"]["message_id"]
     # The explanation carries Approve / Reject too: deciding takes them off it as off the request.
-    await telegram.post(telegram.api.push_callback(ME, ME, _approval(telegram.api)["message_id"],
-                                                   f"approve:{approval_id}"))
+    await telegram.post(telegram.api.push_callback(ME, ME, message_id, f"approve:{approval_id}"))
     await telegram.deliver()
     edited = {call.params["message_id"] for call in telegram.api.calls_to("editMessageText")}
     assert int(explanation) in {int(m) for m in edited}
@@ -230,7 +227,7 @@ async def test_failed_delivery_is_retried_with_backoff_and_delivered_later(teleg
         row = conn.execute("SELECT state, attempts, next_attempt_at - now() AS wait FROM outbox").fetchone()
     assert (row["state"], row["attempts"]) == ("pending", 2) and row["wait"] > timedelta(seconds=3)
     assert (await telegram.deliver(later=timedelta(seconds=10))).delivered
-    assert _approval(telegram.api)["reply_markup"]
+    assert telegram_approval(telegram.api)["reply_markup"]
 
 
 async def test_polling_mode_answers_without_a_webhook(services, settings, telegram_api: TelegramStandIn, db) -> None:

@@ -1,9 +1,8 @@
 """The sandbox payments connector: one success per key even under concurrency, declines on demand, refunds once."""
-import threading
-
 import pytest
 
 from connectors import ActionDeclined, Charge, SandboxPayments
+from tests.concurrency import at_once
 
 
 def test_same_key_charges_once(db):
@@ -16,18 +15,7 @@ def test_same_key_charges_once(db):
 
 def test_concurrent_charges_with_one_key_make_one_success(db):
     payments = SandboxPayments(db)
-    barrier = threading.Barrier(6)
-    receipts = []
-
-    def charge():
-        barrier.wait()
-        receipts.append(payments.execute(action=Charge(customer="c-2", amount_cents=100), key="k-race"))
-
-    threads = [threading.Thread(target=charge) for _ in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    receipts = at_once([lambda: payments.execute(action=Charge(customer="c-2", amount_cents=100), key="k-race")] * 6)
     assert sum(not r.duplicate for r in receipts) == 1
     assert [e["status"] for e in payments.ledger("c-2")] == ["succeeded"]
 

@@ -2,7 +2,7 @@
 from datetime import UTC, datetime
 
 from bot.demo import demo_contacts
-from orchestrator import Operations, Requester, router_classifier
+from orchestrator import Decision, Operations, Requester, router_classifier
 
 OPERATOR = Requester(identity="console:operator", channel="console", conversation="console:test")
 STRANGER = Requester(identity="telegram:999", channel="telegram", conversation="telegram:999")
@@ -17,6 +17,23 @@ def seed(services, *, declining: str | None = "c-eve") -> None:
 
 def operations(services) -> Operations:
     return Operations(services, router_classifier(services.settings.kinds_file))
+
+
+def to_approval(services, work, ops: Operations | None = None) -> tuple[Operations, str]:
+    """Ask for the win-back campaign and run it to its approval: the operations it used and the pending approval."""
+    ops = ops or operations(services)
+    ops.submit(OPERATOR, WINBACK)
+    work()
+    assert run_state(services.stores.pool, 1) == "awaiting_approval"
+    return ops, pending_approval(services.stores.pool, 1)
+
+
+def approve_and_finish(services, work, ops: Operations | None = None) -> Operations:
+    """Ask for the win-back campaign, approve it as the operator and run it to its end."""
+    ops, approval_id = to_approval(services, work, ops)
+    ops.decide(OPERATOR, approval_id, Decision.APPROVED)
+    work()
+    return ops
 
 
 def count(db, table: str, where: str = "true") -> int:

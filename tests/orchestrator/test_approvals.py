@@ -1,10 +1,10 @@
 """Approvals: decided once, by an operator, bound to the exact action, expiring into a visible wait."""
-import threading
 from datetime import timedelta
 
 from orchestrator import Decision, MessageKind, approvals
 from orchestrator.delivery.copies import ended_as
 from orchestrator.outbox import Ending
+from tests.concurrency import at_once
 from tests.orchestrator.helpers import (
     OPERATOR,
     STRANGER,
@@ -14,16 +14,13 @@ from tests.orchestrator.helpers import (
     pending_approval,
     run_state,
     seed,
+    to_approval,
 )
 
 
 def _to_approval(services, work) -> str:
     seed(services)
-    ops = operations(services)
-    ops.submit(OPERATOR, WINBACK)
-    work()
-    assert run_state(services.stores.pool, 1) == "awaiting_approval"
-    return pending_approval(services.stores.pool, 1)
+    return to_approval(services, work)[1]
 
 
 def test_approval_request_reaches_the_outbox_with_three_buttons(services, db, work):
@@ -51,18 +48,8 @@ def test_second_click_on_an_approval_changes_nothing(services, db, work):
 def test_two_clicks_at_the_same_moment_record_one_decision(services, db, work):
     approval_id = _to_approval(services, work)
     ops = operations(services)
-    results = []
-    barrier = threading.Barrier(4)
-
-    def click(decision):
-        barrier.wait()
-        results.append(ops.decide(OPERATOR, approval_id, decision))
-
-    threads = [threading.Thread(target=click, args=(d,)) for d in [Decision.APPROVED, Decision.REJECTED] * 2]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    results = at_once([lambda d=d: ops.decide(OPERATOR, approval_id, d)
+                       for d in [Decision.APPROVED, Decision.REJECTED] * 2])
     assert sum(r.changed for r in results) == 1
     assert count(db, "audit_events", "kind IN ('approval.approved', 'approval.rejected')") == 1
 
@@ -92,10 +79,7 @@ def test_cancelling_a_run_withdraws_its_approval_everywhere(services, db, work):
     """Proves a cancelled run leaves no live buttons: its approval is void, audited, every copy is queued an edit
     saying so, and a late click is told the run ended rather than shown an error."""
     seed(services)
-    ops = operations(services)
-    ops.submit(OPERATOR, WINBACK)
-    work()
-    approval_id = pending_approval(db, 1)
+    ops, approval_id = to_approval(services, work)
     ops.handle_text(OPERATOR, "cancel 1")
     with db.connection() as conn:
         state = conn.execute("SELECT state FROM approvals WHERE id = %s", (approval_id,)).fetchone()["state"]

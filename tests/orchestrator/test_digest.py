@@ -7,7 +7,7 @@ from orchestrator.budget import spend
 from orchestrator.runs import RunEvent
 from orchestrator.views import digest
 from orchestrator.views.charts import budget_burn_png
-from tests.orchestrator.helpers import OPERATOR, WINBACK, operations, pending_approval, run_state, seed
+from tests.orchestrator.helpers import OPERATOR, WINBACK, operations, run_state, seed, to_approval
 
 ZONE = "Europe/Berlin"
 
@@ -24,10 +24,7 @@ def _seed_a_day(services, work, db) -> dict:
     zone = services.settings.zone
     yesterday_noon = spend.day_start(spend.local_day(now, zone) - timedelta(days=1), zone) + timedelta(hours=12)
     seed(services)
-    ops = operations(services)
-    ops.submit(OPERATOR, WINBACK)
-    work()
-    approval = pending_approval(db, 1)
+    ops, approval = to_approval(services, work)
     for _ in range(4):
         ops.submit(OPERATOR, WINBACK)
     ops.change_run(OPERATOR, 4, RunEvent.PAUSE)

@@ -1,23 +1,15 @@
 """The engine on a real RQ worker: the win-back workflow end to end, its payment failure path, its records."""
-from orchestrator import Decision, MessageKind, agent_calls
+from orchestrator import MessageKind, agent_calls
 from tests.orchestrator.helpers import (
     OPERATOR,
     WINBACK,
+    approve_and_finish,
     break_winback_at_the_end,
     count,
     operations,
-    pending_approval,
     run_state,
     seed,
 )
-
-
-def _approve_and_finish(services, work) -> None:
-    ops = operations(services)
-    ops.submit(OPERATOR, WINBACK)
-    work()
-    ops.decide(OPERATOR, pending_approval(services.stores.pool, 1), Decision.APPROVED)
-    work()
 
 
 def _outbox_kinds(db) -> list[str]:
@@ -27,7 +19,7 @@ def _outbox_kinds(db) -> list[str]:
 
 def test_approved_run_emails_everyone_once_and_reports(services, db, work, settings):
     seed(services, declining=None)
-    _approve_and_finish(services, work)
+    approve_and_finish(services, work)
     assert run_state(db, 1) == "succeeded"
     assert len(list(settings.outbox_email_dir.glob("*.eml"))) == 5
     # The edit takes the buttons off the approval request once it is decided.
@@ -40,7 +32,7 @@ def test_approved_run_emails_everyone_once_and_reports(services, db, work, setti
 
 def test_declined_payment_is_retried_reported_and_compensated(services, db, work):
     seed(services, declining="c-eve")
-    _approve_and_finish(services, work)
+    approve_and_finish(services, work)
     ledger = services.payments.ledger("c-eve")
     assert [e["status"] for e in ledger] == ["failed"] * services.payment_retry.attempts
     assert services.crm.get("c-eve").access == "paused"
@@ -55,7 +47,7 @@ def test_every_transition_wrote_its_audit_event_and_the_chain_holds(services, db
     from orchestrator import audit
 
     seed(services)
-    _approve_and_finish(services, work)
+    approve_and_finish(services, work)
     with db.connection() as conn:
         kinds = [e.kind for e in audit.events(conn, run_id=1)]
         assert audit.verify(conn).ok
@@ -66,7 +58,7 @@ def test_every_transition_wrote_its_audit_event_and_the_chain_holds(services, db
 
 def test_agent_call_is_stored_with_tier_model_prompt_hash_and_usage(services, db, work):
     seed(services)
-    _approve_and_finish(services, work)
+    approve_and_finish(services, work)
     with db.connection() as conn:
         calls = agent_calls.for_run(conn, 1)
     assert len(calls) == 1
@@ -103,7 +95,7 @@ def test_failing_step_compensates_finished_steps_and_tells_the_operator(services
     """A step that breaks after renewals were collected refunds them, newest first, and ends `compensated`."""
     break_winback_at_the_end(monkeypatch)
     seed(services, declining=None)
-    _approve_and_finish(services, work)
+    approve_and_finish(services, work)
     assert run_state(db, 1) == "compensated"
     refunds = [e for e in services.payments.ledger() if e["kind"] == "refund"]
     assert len(refunds) == 5
@@ -155,7 +147,7 @@ def test_step_that_breaks_half_way_has_its_own_charges_refunded(services, db, wo
         return real(self, action=action, key=key)
 
     monkeypatch.setattr(SandboxPayments, "execute", flaky)
-    _approve_and_finish(services, work)
+    approve_and_finish(services, work)
     assert run_state(db, 1) == "compensated"
     ledger = services.payments.ledger()
     assert sum(e["kind"] == "charge" for e in ledger) == 2

@@ -2,7 +2,16 @@
 import pytest
 
 from orchestrator import Decision, MessageKind, audit
-from tests.orchestrator.helpers import OPERATOR, WINBACK, count, operations, pending_approval, run_state, seed
+from tests.orchestrator.helpers import (
+    OPERATOR,
+    WINBACK,
+    approve_and_finish,
+    count,
+    operations,
+    pending_approval,
+    run_state,
+    seed,
+)
 
 
 def test_remembered_fact_is_recalled_with_its_source_and_audited(services, db):
@@ -52,10 +61,7 @@ def test_why_did_we_email_ana_is_answered_from_data(services, db, work):
     seed(services, declining=None)
     ops = operations(services)
     ops.handle_text(OPERATOR, "remember lapsed subscribers: most left over price, not content")
-    ops.submit(OPERATOR, WINBACK)
-    work()
-    ops.decide(OPERATOR, pending_approval(db, 1), Decision.APPROVED)
-    work()
+    approve_and_finish(services, work, ops)
     answer = ops.handle_text(OPERATOR, "why did we email Ana on the 3rd?")
     text = answer.plain_text()
     assert answer.kind is MessageKind.EXPLANATION, text

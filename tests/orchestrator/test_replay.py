@@ -14,11 +14,13 @@ from tests.orchestrator.helpers import (
     OPERATOR,
     STRANGER,
     WINBACK,
+    approve_and_finish,
     break_winback_at_the_end,
     operations,
     pending_approval,
     run_state,
     seed,
+    to_approval,
 )
 
 T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
@@ -32,14 +34,6 @@ def _event(n: int, kind: str, payload: dict | None = None, *, actor: str = "work
 
 def _move(n: int, event: str, from_: str, to: str, **extra) -> AuditEvent:
     return _event(n, f"run.{event}", {"from": from_, "to": to, "reason": "", **extra})
-
-
-def _full_winback(services, work) -> None:
-    ops = operations(services)
-    ops.submit(OPERATOR, WINBACK)
-    work()
-    ops.decide(OPERATOR, pending_approval(services.stores.pool, 1), Decision.APPROVED)
-    work()
 
 
 def _tables(db, run_id: int) -> dict:
@@ -124,7 +118,7 @@ def test_a_chat_reply_keeps_the_latest_events_and_says_how_many_it_left_out():
 def test_the_fold_is_deterministic(services, db, work):
     """Same events, same replay: folding a real run's events twice, or in another order, gives equal results."""
     seed(services)
-    _full_winback(services, work)
+    approve_and_finish(services, work)
     with db.connection() as conn:
         events = audit.events(conn, run_id=1)
     first, second = replay.fold(events, run_id=1), replay.fold(events, run_id=1)
@@ -138,7 +132,7 @@ def test_the_fold_is_deterministic(services, db, work):
 def test_a_full_winback_run_replays_to_exactly_the_tables_state(services, db, work):
     """Submit, work, approve, work to success (a declined card on the way): the log alone rebuilds every row."""
     seed(services, declining="c-eve")
-    _full_winback(services, work)
+    approve_and_finish(services, work)
     assert run_state(db, 1) == "succeeded"
     report = replay.snapshot(db, 1)
     assert report.disagreements == [] and report.replay.flags == []
@@ -188,9 +182,7 @@ def test_a_paused_then_resumed_run_replays_right(services, db, work):
 def test_a_cancelled_run_replays_right(services, db, work):
     """Cancelled at its approval: the run cancelled and finished, its step still waiting, the approval withdrawn."""
     seed(services)
-    ops = operations(services)
-    ops.submit(OPERATOR, WINBACK)
-    work()
+    ops, _ = to_approval(services, work)
     ops.handle_text(OPERATOR, "cancel 1")
     report = replay.snapshot(db, 1)
     assert report.agrees, (report.disagreements, report.replay.flags)
@@ -203,7 +195,7 @@ def test_a_run_whose_step_broke_replays_its_compensation(services, db, work, mon
     """A step that breaks: the replay finds it failed (its step.failed event) and the earlier steps undone."""
     break_winback_at_the_end(monkeypatch)
     seed(services, declining=None)
-    _full_winback(services, work)
+    approve_and_finish(services, work)
     assert run_state(db, 1) == "compensated"
     report = replay.snapshot(db, 1)
     assert report.agrees, (report.disagreements, report.replay.flags)
@@ -217,7 +209,7 @@ def test_a_run_whose_step_broke_replays_its_compensation(services, db, work, mon
 def test_a_run_row_changed_behind_the_logs_back_is_reported(services, db, work):
     """UPDATE runs directly (only audit_events is append-only): the report names the run and both states."""
     seed(services)
-    _full_winback(services, work)
+    approve_and_finish(services, work)
     with db.connection() as conn:
         conn.execute("UPDATE runs SET state = 'running' WHERE id = 1")
     report = replay.snapshot(db, 1)
@@ -231,7 +223,7 @@ def test_a_run_row_changed_behind_the_logs_back_is_reported(services, db, work):
 def test_an_approval_row_rewritten_to_another_decider_is_reported(services, db, work):
     """Who approved is in the log: an approvals row changed to another name, or a nonsense state, is caught."""
     seed(services)
-    _full_winback(services, work)
+    approve_and_finish(services, work)
     with db.connection() as conn:
         conn.execute("UPDATE approvals SET decided_by = 'slack:UMALLORY', state = 'whatever' WHERE run_id = 1")
     report = replay.snapshot(db, 1)
@@ -243,7 +235,7 @@ def test_an_approval_row_rewritten_to_another_decider_is_reported(services, db, 
 def test_an_altered_audit_event_breaks_the_replays_chain(services, db, work, database_url):
     """History edited with the triggers off: the chain check names the event, and the replay no longer agrees."""
     seed(services)
-    _full_winback(services, work)
+    approve_and_finish(services, work)
     with db.connection() as conn:
         target = next(e.id for e in audit.events(conn, run_id=1) if e.kind == "approval.approved")
     _as_superuser_without_triggers(
@@ -266,8 +258,7 @@ async def test_the_dashboards_run_page_shows_the_verdict(services, db, work):
     from orchestrator.views import overview
 
     seed(services)
-    ops = operations(services)
-    _full_winback(services, work)
+    ops = approve_and_finish(services, work)
     with db.connection() as conn:
         assert overview.run_page(conn, 1).verdict.agrees
     app = web.Application()
@@ -289,8 +280,7 @@ async def test_the_dashboards_run_page_shows_the_verdict(services, db, work):
 def test_replay_in_chat_answers_with_the_verdict_and_the_timeline(services, db, work):
     """`replay 1` is a command (listed in help); a stranger is refused; `replay 99` and prose are not replays."""
     seed(services)
-    ops = operations(services)
-    _full_winback(services, work)
+    ops = approve_and_finish(services, work)
     reply = ops.handle_text(OPERATOR, "replay 1")
     assert reply.kind is MessageKind.REPORT and reply.run_id == 1
     assert reply.title == "Replay of run #1: replay agrees with the tables"
@@ -309,7 +299,7 @@ def test_opsos_replay_prints_the_timeline_and_the_verdict(services, db, work, da
     from bot.cli import main
 
     seed(services)
-    _full_winback(services, work)
+    approve_and_finish(services, work)
     monkeypatch.setenv("DATABASE_URL", database_url)
     monkeypatch.setenv("REDIS_URL", redis_url)
     capsys.readouterr()  # the worker's log lines so far

@@ -1,5 +1,4 @@
 """The scheduler: slots in the operator's time zone, once per slot across schedulers, a missed digest sent late once."""
-import threading
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -7,20 +6,22 @@ import pytest
 
 from orchestrator import scheduler
 from orchestrator.scheduler import Schedule
+from tests.concurrency import at_once
 from tests.orchestrator.helpers import OPERATOR, WINBACK, count, operations
 
 BERLIN = ZoneInfo("Europe/Berlin")
 DIGEST = Schedule("digest", daily_at=time(7, 30))
-
-
-def _digest_slot_today(now_local: datetime) -> datetime:
-    return datetime.combine(now_local.date(), time(7, 30), tzinfo=BERLIN).astimezone(UTC)
+# Fixed moments, never the wall clock: 07:30 in Berlin on a March Tuesday (06:30 UTC), and a midday
+# whose next half hour stays on the same Berlin day (the budget checks count in the operator's day).
+SLOT = datetime(2026, 3, 10, 7, 30, tzinfo=BERLIN).astimezone(UTC)
+MIDDAY = datetime(2026, 3, 10, 12, 0, tzinfo=BERLIN).astimezone(UTC)
 
 
 @pytest.fixture
 def berlin(services):
     services.settings.timezone = "Europe/Berlin"
     services.settings.home_channel = "telegram:42"
+    _at(services, MIDDAY)
     return services
 
 
@@ -42,8 +43,7 @@ def test_interval_slots_are_aligned_and_stable():
 
 
 def test_two_schedulers_send_one_digest_per_slot(berlin, db, redis, work):
-    slot = _digest_slot_today(datetime.now(BERLIN))
-    _at(berlin, slot + timedelta(minutes=1))
+    _at(berlin, SLOT + timedelta(minutes=1))
     first, second = (scheduler.cron(redis, berlin.settings, name=n) for n in ("one", "two"))
     # Both tickers enqueue every schedule; the slot rows in PostgreSQL let only one run each.
     every = len(scheduler.schedules(berlin.settings))
@@ -60,29 +60,16 @@ def test_two_schedulers_send_one_digest_per_slot(berlin, db, redis, work):
 
 
 def test_threads_racing_for_one_slot_run_it_once(berlin, db):
-    slot = _digest_slot_today(datetime.now(BERLIN))
-    barrier = threading.Barrier(4)
-    results = []
-
-    def race() -> None:
-        barrier.wait()
-        results.append(scheduler.run_slot(berlin, DIGEST, now=slot + timedelta(seconds=30)))
-
-    threads = [threading.Thread(target=race) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    results = at_once([lambda: scheduler.run_slot(berlin, DIGEST, now=SLOT + timedelta(seconds=30))] * 4)
     assert sum(r is not None for r in results) == 1
     assert count(db, "outbox", "dedupe_key LIKE 'digest:%'") == 1
     assert count(db, "audit_events", "kind = 'digest.sent'") == 1
 
 
 def test_a_missed_digest_is_sent_late_at_start_up_once(berlin, db):
-    slot = _digest_slot_today(datetime.now(BERLIN))
     # Yesterday's went out on time, so opsos was running before; today's it missed.
-    assert scheduler.run_slot(berlin, DIGEST, now=slot - timedelta(days=1, minutes=-1)) is not None
-    down_until = slot + timedelta(hours=5, minutes=12)
+    assert scheduler.run_slot(berlin, DIGEST, now=SLOT - timedelta(days=1, minutes=-1)) is not None
+    down_until = SLOT + timedelta(hours=5, minutes=12)
     ran = scheduler.run_due(berlin, now=down_until)
     assert [r.job for r in ran if r.late] == ["digest"]
     # A second start-up (or a second scheduler) finds the slot done.
@@ -92,27 +79,26 @@ def test_a_missed_digest_is_sent_late_at_start_up_once(berlin, db):
     assert len(rows) == 2 and "late" not in rows[0]["message"]["title"]
     assert "(late: due 07:30, sent 5h12 later" in rows[1]["message"]["title"]
     # The next morning's digest is on time again.
-    next_day = scheduler.run_slot(berlin, DIGEST, now=slot + timedelta(days=1, minutes=2))
+    next_day = scheduler.run_slot(berlin, DIGEST, now=SLOT + timedelta(days=1, minutes=2))
     assert next_day is not None and not next_day.late
     assert count(db, "outbox", "dedupe_key LIKE 'digest:%'") == 3
 
 
 def test_a_new_install_started_after_the_digest_time_sends_no_late_digest(berlin, db):
     """Proves a first start owes nothing from before it: no 'late' digest of a day opsos never ran."""
-    slot = _digest_slot_today(datetime.now(BERLIN))
-    assert scheduler.run_slot(berlin, DIGEST, now=slot + timedelta(hours=3)) is None
+    assert scheduler.run_slot(berlin, DIGEST, now=SLOT + timedelta(hours=3)) is None
     with db.connection() as conn:
         [claimed] = conn.execute("SELECT result FROM schedule_slots WHERE job = 'digest'").fetchall()
     assert claimed["result"]["skipped"].startswith("first start")
     assert count(db, "outbox", "dedupe_key LIKE 'digest:%'") == 0
     # The next morning's digest goes out as usual.
-    next_day = scheduler.run_slot(berlin, DIGEST, now=slot + timedelta(days=1, minutes=2))
+    next_day = scheduler.run_slot(berlin, DIGEST, now=SLOT + timedelta(days=1, minutes=2))
     assert next_day is not None and not next_day.late
     assert count(db, "outbox", "dedupe_key LIKE 'digest:%'") == 1
 
 
 def test_a_slot_that_crashes_is_done_by_the_next_tick(berlin, db, monkeypatch):
-    now = _digest_slot_today(datetime.now(BERLIN)) + timedelta(minutes=1)
+    now = SLOT + timedelta(minutes=1)
 
     def crash(*_args, **_kwargs):
         raise RuntimeError("worker died mid-digest")
@@ -129,7 +115,7 @@ def test_a_slot_that_crashes_is_done_by_the_next_tick(berlin, db, monkeypatch):
 def test_sla_alert_is_sent_once_per_intent_and_again_when_missed(berlin, db):
     ops = operations(berlin)
     ops.submit(OPERATOR, WINBACK)
-    now = datetime.now(UTC)
+    now = MIDDAY
     with db.connection() as conn, conn.transaction():
         conn.execute("UPDATE intents SET deadline = %s WHERE id = 1", (now + timedelta(hours=2),))
     sla = scheduler.schedules(berlin.settings)["sla"]
@@ -147,7 +133,7 @@ def test_budget_alerts_fire_once_per_threshold(berlin, db):
 
     ops = operations(berlin)
     ops.submit(OPERATOR, WINBACK)
-    now = datetime.now(UTC)
+    now = MIDDAY
 
     def spent(usd: float, tag: str) -> None:
         # Spend as a model call leaves it in the ledger: a small reservation, settled at the real cost.
@@ -161,8 +147,7 @@ def test_budget_alerts_fire_once_per_threshold(berlin, db):
 
     budget = scheduler.schedules(berlin.settings)["budget"]
     spent(2.6, "a")  # 52 % of the $5 day
-    assert scheduler.run_slot(berlin, budget, now=now).result["alerts"] == [
-        f"budget:today:{now.astimezone(BERLIN).date().isoformat()}:50"]
+    assert scheduler.run_slot(berlin, budget, now=now).result["alerts"] == ["budget:today:2026-03-10:50"]
     assert scheduler.run_slot(berlin, budget, now=now + timedelta(minutes=15)).result["alerts"] == []
     spent(2.5, "b")  # 102 %
     assert scheduler.run_slot(berlin, budget, now=now + timedelta(minutes=30)).result["alerts"][0].endswith(":100")
@@ -174,7 +159,7 @@ def test_budget_check_counts_a_raise_the_operator_approved(berlin, db):
     from orchestrator import budget as ledger
 
     operations(berlin).submit(OPERATOR, WINBACK)
-    now = datetime.now(UTC)
+    now = MIDDAY
     caps = ledger.Caps.from_settings(berlin.settings)
     today = ledger.local_today(now, berlin.settings)
     with db.connection() as conn:
@@ -184,4 +169,23 @@ def test_budget_check_counts_a_raise_the_operator_approved(berlin, db):
             ledger.settle(conn, held, model="m", input_tokens=1, output_tokens=1, cost_usd=5.1, caps=caps)
         conn.execute("UPDATE budget_periods SET raised_usd = 5 WHERE scope = 'all' AND period = 'day'")
     alerts = scheduler.run_slot(berlin, scheduler.schedules(berlin.settings)["budget"], now=now).result["alerts"]
-    assert alerts == [f"budget:today:{now.astimezone(BERLIN).date().isoformat()}:50"]
+    assert alerts == ["budget:today:2026-03-10:50"]
+
+
+def test_budget_check_late_in_the_evening_counts_the_operators_day_then_the_next(berlin, db):
+    """Spend at 23:40 in Berlin (22:40 UTC) is that Berlin day's: the 23:50 check alerts on 2026-03-10, and the
+    check ten minutes after midnight starts 2026-03-11 at nothing spent, so it alerts nothing."""
+    from orchestrator import budget as ledger
+
+    evening = datetime(2026, 3, 10, 23, 40, tzinfo=BERLIN).astimezone(UTC)
+    operations(berlin).submit(OPERATOR, WINBACK)
+    caps = ledger.Caps.from_settings(berlin.settings)
+    with db.connection() as conn:
+        held = ledger.reserve(conn, run_id=1, step="s", tier="draft", model="m", estimate_usd=0.01,
+                              today=ledger.local_today(evening, berlin.settings), caps=caps)
+        with conn.transaction():
+            ledger.settle(conn, held, model="m", input_tokens=1, output_tokens=1, cost_usd=2.6, caps=caps)
+    check = scheduler.schedules(berlin.settings)["budget"]
+    assert scheduler.run_slot(berlin, check, now=evening + timedelta(minutes=10)).result["alerts"] == [
+        "budget:today:2026-03-10:50"]
+    assert scheduler.run_slot(berlin, check, now=evening + timedelta(minutes=30)).result["alerts"] == []

@@ -97,6 +97,21 @@ def lower_headers(headers: Mapping[str, str]) -> dict[str, str]:
     return {key.lower(): value for key, value in headers.items()}
 
 
+def record(calls: list[Call], request: web.Request, method: str, *, params: dict[str, Any] | None = None,
+           files: dict[str, bytes] | None = None, response: Any = None) -> Call:
+    """Append to `calls` what a stand-in received: method, path, parsed params, lower-cased headers, files."""
+    call = Call(method=method, http_method=request.method, path=request.path, params=params or {},
+                headers=lower_headers(request.headers), files=files or {}, response=response)
+    calls.append(call)
+    return call
+
+
+def answer(call: Call, status: int, headers: dict[str, str], payload: Any) -> web.Response:
+    """Answer a recorded call with JSON, and record the answer on it."""
+    call.status, call.response = status, payload
+    return web.json_response(payload, status=status, headers=headers)
+
+
 async def _cancel_leftovers() -> None:
     # A long-poll still waiting when the server stops would otherwise die with "Task was destroyed".
     leftovers = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
@@ -161,6 +176,11 @@ class StandIn:
     def fail_next(self, method: str, times: int = 1, *, kind: FailureKind = "error", retry_after: int = 1) -> None:
         """Answer the next `times` calls of `method` with a server error, or a 429 with Retry-After."""
         self.failures.add(method, times, kind, retry_after)
+
+    def record(self, request: web.Request, method: str, *, params: dict[str, Any] | None = None,
+               files: dict[str, bytes] | None = None, response: Any = None) -> Call:
+        """Keep a received request as a Call, before it is answered (`answer` fills in what was answered)."""
+        return record(self.calls, request, method, params=params, files=files, response=response)
 
     def calls_to(self, method: str) -> list[Call]:
         return [call for call in self.calls if call.method == method]

@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, Field, model_validator
 
-from tests.standins._server import Call, FailureKind, StandIn, lower_headers
+from tests.standins._server import Call, FailureKind, StandIn, answer
 
 
 class Usage(BaseModel):
@@ -106,25 +106,15 @@ class OpenAIStandIn(StandIn):
 
     async def _completions(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
-        call = Call(
-            method="chat.completions",
-            http_method="POST",
-            path=request.path,
-            params=body,
-            headers=lower_headers(request.headers),
-        )
-        self.calls.append(call)
+        call = self.record(request, "chat.completions", params=body)
         refusal = self._refusal(call)
         if refusal is not None:
-            status, headers, payload = refusal
-            call.status, call.response = status, payload
-            return web.json_response(payload, status=status, headers=headers)
+            return answer(call, *refusal)
         with self._lock:
             reply = self._replies.popleft() if self._replies else None
         if reply is None:
             payload = _error("openai stand-in: no scripted reply left for this request", "invalid_request_error", None)
-            call.status, call.response = 400, payload
-            return web.json_response(payload, status=400)
+            return answer(call, 400, {}, payload)
         completion = self._completion(body, reply)
         call.response = completion
         if body.get("stream"):

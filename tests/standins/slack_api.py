@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.standins._server import Call, StandIn, decode_json_fields, lower_headers, parse_body
+from tests.standins._server import Call, StandIn, answer, decode_json_fields, parse_body
 
 # Slack takes these as JSON text inside form bodies.
 _JSON_FIELDS = {"blocks", "attachments", "files", "metadata", "view", "unfurls"}
@@ -111,18 +111,8 @@ class SlackStandIn(StandIn):
         method = request.match_info["method"]
         body = await parse_body(request)
         params = decode_json_fields(body.params, _JSON_FIELDS)
-        call = Call(
-            method=method,
-            http_method=request.method,
-            path=request.path,
-            params=params,
-            headers=lower_headers(request.headers),
-            files=body.files,
-        )
-        self.calls.append(call)
-        status, headers, payload = self._answer(method, call)
-        call.status, call.response = status, payload
-        return web.json_response(payload, status=status, headers=headers)
+        call = self.record(request, method, params=params, files=body.files)
+        return answer(call, *self._answer(method, call))
 
     def _answer(self, method: str, call: Call) -> tuple[int, dict[str, str], dict[str, Any]]:
         auth_error = self._auth_error(call)
@@ -153,16 +143,7 @@ class SlackStandIn(StandIn):
     async def _upload(self, request: web.Request) -> web.Response:
         file_id = request.match_info["file_id"]
         data = await request.read()
-        self.calls.append(
-            Call(
-                method="upload",
-                http_method="POST",
-                path=request.path,
-                headers=lower_headers(request.headers),
-                files={"file": data},
-                response="OK - " + str(len(data)),
-            )
-        )
+        self.record(request, "upload", files={"file": data}, response=f"OK - {len(data)}")
         if file_id not in self.uploads:
             return web.Response(status=404, text="file not found")
         self.uploads[file_id]["data"] = data
@@ -170,16 +151,7 @@ class SlackStandIn(StandIn):
 
     async def _response_url(self, request: web.Request) -> web.Response:
         body = await parse_body(request)
-        self.calls.append(
-            Call(
-                method="response_url",
-                http_method="POST",
-                path=request.path,
-                params=body.params,
-                headers=lower_headers(request.headers),
-                response={"ok": True},
-            )
-        )
+        self.record(request, "response_url", params=body.params, response={"ok": True})
         return web.json_response({"ok": True})
 
     # -- methods ------------------------------------------------------------------------------------

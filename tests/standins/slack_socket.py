@@ -14,7 +14,7 @@ from typing import Any, Literal
 from aiohttp import WSCloseCode, WSMsgType, web
 from pydantic import BaseModel
 
-from tests.standins._server import Call, lower_headers, parse_body
+from tests.standins._server import Call, answer, parse_body
 from tests.standins.slack_api import SlackStandIn
 
 EnvelopeType = Literal["slash_commands", "interactive", "events_api"]
@@ -166,17 +166,8 @@ class SlackSocketStandIn(SlackStandIn):
 
     async def _connections_open(self, request: web.Request) -> web.Response:
         body = await parse_body(request)
-        call = Call(
-            method="apps.connections.open",
-            http_method=request.method,
-            path=request.path,
-            params=body.params,
-            headers=lower_headers(request.headers),
-        )
-        self.calls.append(call)
-        status, headers, answer = self._issue_ticket(call)
-        call.status, call.response = status, answer
-        return web.json_response(answer, status=status, headers=headers)
+        call = self.record(request, "apps.connections.open", params=body.params)
+        return answer(call, *self._issue_ticket(call))
 
     def _issue_ticket(self, call: Call) -> tuple[int, dict[str, str], dict[str, Any]]:
         header = call.headers.get("authorization", "")

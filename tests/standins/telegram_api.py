@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.standins._server import Call, StandIn, lower_headers, parse_body
+from tests.standins._server import Call, StandIn, answer, parse_body
 
 MAX_TEXT = 4096
 MAX_CAPTION = 1024
@@ -180,18 +180,8 @@ class TelegramStandIn(StandIn):
         method = _CANONICAL.get(requested.lower(), requested)
         body = await parse_body(request)
         params = {k: v if k in _STRING_FIELDS else _json_or_str(v) for k, v in body.params.items()}
-        call = Call(
-            method=method,
-            http_method=request.method,
-            path=request.path,
-            params=params,
-            headers=lower_headers(request.headers),
-            files=body.files,
-        )
-        self.calls.append(call)
-        status, headers, payload = await self._answer(request.match_info["token"], method, call)
-        call.status, call.response = status, payload
-        return web.json_response(payload, status=status, headers=headers)
+        call = self.record(request, method, params=params, files=body.files)
+        return answer(call, *await self._answer(request.match_info["token"], method, call))
 
     async def _answer(self, token: str, method: str, call: Call) -> tuple[int, dict[str, str], dict[str, Any]]:
         try:
