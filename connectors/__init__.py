@@ -1,5 +1,6 @@
-"""Connectors: idempotent, compensable actions on outside systems (email, payments, CRM)."""
-from connectors.crm import AccessChange, Contact, SandboxCrm
+"""Connectors: idempotent, compensable actions on outside systems (email, payments, CRM, books)."""
+from connectors.books import Categorisation, Categorised, SandboxBooks
+from connectors.crm import AccessChange, AccessChanged, Contact, Provision, Provisioned, SandboxCrm
 from connectors.email import (
     EmailBackend,
     EmailConnector,
@@ -9,18 +10,32 @@ from connectors.email import (
     SmtpEmailBackend,
     message_id_for,
 )
-from connectors.errors import ActionDeclined, CircuitOpen, ConnectorError, ConnectorUnavailable
-from connectors.payments import Charge, PaymentReceipt, SandboxPayments
+from connectors.errors import (
+    ActionDeclined,
+    CircuitOpen,
+    ConnectorError,
+    ConnectorUnavailable,
+    UnknownAction,
+    UnknownRecord,
+)
+from connectors.payments import Charge, PaymentReceipt, Refund, RefundReceipt, SandboxPayments
+from connectors.protocol import Connector
+from connectors.registry import ActionRegistry, Route
 from connectors.resilience import CircuitBreaker, RetryPolicy, with_retries
 from connectors.schema import MIGRATIONS
 
 __all__ = [
     "MIGRATIONS",
     "AccessChange",
+    "AccessChanged",
     "ActionDeclined",
+    "ActionRegistry",
+    "Categorisation",
+    "Categorised",
     "Charge",
     "CircuitBreaker",
     "CircuitOpen",
+    "Connector",
     "ConnectorError",
     "ConnectorUnavailable",
     "Contact",
@@ -29,11 +44,19 @@ __all__ = [
     "FileEmailBackend",
     "OutgoingEmail",
     "PaymentReceipt",
+    "Provision",
+    "Provisioned",
+    "Refund",
+    "RefundReceipt",
     "RetryPolicy",
+    "Route",
+    "SandboxBooks",
     "SandboxCrm",
     "SandboxPayments",
     "SentEmail",
     "SmtpEmailBackend",
+    "UnknownAction",
+    "UnknownRecord",
     "message_id_for",
     "with_retries",
 ]

@@ -15,7 +15,7 @@ from psycopg_pool import ConnectionPool
 from pydantic import BaseModel, EmailStr
 
 from connectors import idempotency
-from connectors.errors import ConnectorUnavailable
+from connectors.errors import ActionDeclined, ConnectorUnavailable
 from connectors.resilience import CircuitBreaker, RetryPolicy, with_retries
 
 log = structlog.get_logger(__name__)
@@ -89,11 +89,12 @@ class SmtpEmailBackend:
                     smtp.login(self.username, self.password or "")
                 smtp.send_message(message)
         # SMTPResponseException is an OSError too: it must be told apart first, since a 5xx answer is
-        # final (retrying would only be refused again) while 4xx and network errors are worth a retry.
+        # final (the email connector does not retry declines) while 4xx and network errors are worth a retry.
         except smtplib.SMTPResponseException as error:
+            said = f"SMTP {error.smtp_code}: {error.smtp_error!r}"
             if 400 <= error.smtp_code < 500:
-                raise ConnectorUnavailable(f"SMTP {error.smtp_code}: {error.smtp_error!r}") from error
-            raise
+                raise ConnectorUnavailable(said) from error
+            raise ActionDeclined(said, reason=f"smtp_{error.smtp_code}") from error
         except OSError as error:
             raise ConnectorUnavailable(f"SMTP {self.host}:{self.port}: {error}") from error
         return f"smtp://{self.host}:{self.port}"

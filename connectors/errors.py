@@ -24,3 +24,20 @@ class ActionDeclined(ConnectorError):
     def __init__(self, message: str, *, reason: str) -> None:
         super().__init__(message)
         self.reason = reason
+
+
+class UnknownRecord(ConnectorError):
+    """The action names a record the outside system does not have (a contact, a charge, a transaction)."""
+
+    def __init__(self, message: str, *, record: str) -> None:
+        super().__init__(message)
+        self.record = record
+
+
+class UnknownAction(ConnectorError):
+    """No connector carries this action type, or the action is not the model its connector takes."""
+
+    def __init__(self, message: str, *, action_type: str, known: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.action_type = action_type
+        self.known = known

@@ -15,7 +15,7 @@ ON CONFLICT (key) DO UPDATE
     WHERE connector_actions.state = 'pending'
 RETURNING state
 """
-READ = "SELECT state, result FROM connector_actions WHERE key = %s"
+READ = "SELECT action, state, result FROM connector_actions WHERE key = %s"
 FINISH = """
 UPDATE connector_actions SET state = %(state)s, result = %(result)s, updated_at = now() WHERE key = %(key)s
 """
@@ -23,6 +23,7 @@ UPDATE connector_actions SET state = %(state)s, result = %(result)s, updated_at 
 
 class ActionRecord(BaseModel):
     key: str
+    action: str
     state: str
     result: dict[str, Any] | None = None
 
@@ -39,10 +40,9 @@ def claim(conn: Connection, *, key: str, connector: str, action: str, request: d
     ).fetchone()
     if row is not None:
         return None
-    existing = conn.execute(READ, (key,)).fetchone()
-    assert existing is not None, "a conflicting key has a row"
-    state, result = (existing["state"], existing["result"]) if isinstance(existing, dict) else existing
-    return ActionRecord(key=key, state=state, result=result)
+    record = lookup(conn, key)
+    assert record is not None, "a conflicting key has a row"
+    return record
 
 
 def finish(conn: Connection, *, key: str, result: dict[str, Any], state: str = "done") -> None:
@@ -53,5 +53,5 @@ def lookup(conn: Connection, key: str) -> ActionRecord | None:
     row = conn.execute(READ, (key,)).fetchone()
     if row is None:
         return None
-    state, result = (row["state"], row["result"]) if isinstance(row, dict) else row
-    return ActionRecord(key=key, state=state, result=result)
+    action, state, result = (row["action"], row["state"], row["result"]) if isinstance(row, dict) else row
+    return ActionRecord(key=key, action=action, state=state, result=result)

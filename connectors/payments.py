@@ -9,10 +9,14 @@ from __future__ import annotations
 from psycopg_pool import ConnectionPool
 from pydantic import BaseModel, Field
 
-from connectors.errors import ActionDeclined
+from connectors import idempotency
+from connectors.errors import ActionDeclined, UnknownRecord
 
 SUCCEEDED = """
 SELECT id, amount_cents, currency FROM payments_ledger WHERE key = %s AND kind = %s AND status = 'succeeded'
+"""
+CHARGED = """
+SELECT customer, amount_cents, currency FROM payments_ledger WHERE key = %s AND kind = 'charge' AND status = 'succeeded'
 """
 TAKE_FAULT = """
 UPDATE payments_sandbox_faults SET failures_left = failures_left - 1
@@ -36,9 +40,25 @@ class Charge(BaseModel):
     description: str = ""
 
 
+class Refund(BaseModel):
+    """Refund one earlier charge, named by its key, in full."""
+
+    charge_key: str
+    reason: str = ""
+
+
 class PaymentReceipt(BaseModel):
     key: str
     ledger_id: int
+    customer: str
+    amount_cents: int
+    currency: str
+    duplicate: bool
+
+
+class RefundReceipt(BaseModel):
+    key: str
+    charge_key: str
     customer: str
     amount_cents: int
     currency: str
@@ -53,8 +73,11 @@ class SandboxPayments:
     def __init__(self, pool: ConnectionPool) -> None:
         self.pool = pool
 
-    def execute(self, *, action: Charge, key: str) -> PaymentReceipt:
-        """Charge once per key. Raises ActionDeclined (with the reason) when the sandbox declines."""
+    def execute(self, *, action: Charge | Refund, key: str) -> PaymentReceipt | RefundReceipt:
+        """Charge once per key, or refund a charge once. Raises ActionDeclined (with the reason) when the
+        sandbox declines a charge, UnknownRecord when a refund names no succeeded charge."""
+        if isinstance(action, Refund):
+            return self._refund(action, key)
         with self.pool.connection() as conn, conn.transaction():
             # The key's advisory lock makes a concurrent charge with the same key wait for this one
             # and then find its success, instead of both passing the check below.
@@ -77,14 +100,35 @@ class SandboxPayments:
             amount_cents=action.amount_cents, currency=action.currency, duplicate=False,
         )
 
-    def compensate(self, *, key: str) -> str:
-        """Refund the charge made under `key`, once."""
+    def _refund(self, action: Refund, key: str) -> RefundReceipt:
         with self.pool.connection() as conn, conn.transaction():
+            # A charge is refunded once whichever key asks: the ledger's refund row carries the charge's
+            # key, under the charge key's lock, as `compensate` writes it; `key` only remembers this request.
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (action.charge_key,))
+            done = idempotency.claim(conn, key=key, connector=self.name, action="refund", request=action.model_dump())
+            if done is not None and done.state == "done" and done.result is not None:
+                return RefundReceipt.model_validate({**done.result, "duplicate": True})
+            charge = conn.execute(CHARGED, (action.charge_key,)).fetchone()
+            if charge is None:
+                raise UnknownRecord(f"no succeeded charge under {action.charge_key}", record=action.charge_key)
+            duplicate = conn.execute(SUCCEEDED, (action.charge_key, "refund")).fetchone() is not None
+            if not duplicate:
+                conn.execute(RECORD, (action.charge_key, charge["customer"], "refund", charge["amount_cents"],
+                                      charge["currency"], "succeeded", action.reason))
+            receipt = RefundReceipt(key=key, charge_key=action.charge_key, customer=charge["customer"],
+                                    amount_cents=charge["amount_cents"], currency=charge["currency"],
+                                    duplicate=duplicate)
+            idempotency.finish(conn, key=key, result=receipt.model_dump(exclude={"duplicate"}))
+        return receipt
+
+    def compensate(self, *, key: str) -> str:
+        """Refund the charge made under `key`, once. A refund itself cannot be taken back."""
+        with self.pool.connection() as conn, conn.transaction():
+            refund = idempotency.lookup(conn, key)
+            if refund is not None and refund.action == "refund":
+                return "a refund cannot be taken back"
             conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (key,))
-            charge = conn.execute(
-                "SELECT customer, amount_cents, currency FROM payments_ledger"
-                " WHERE key = %s AND kind = 'charge' AND status = 'succeeded'", (key,)
-            ).fetchone()
+            charge = conn.execute(CHARGED, (key,)).fetchone()
             if charge is None:
                 return "nothing was charged"
             if conn.execute(SUCCEEDED, (key, "refund")).fetchone() is not None:

@@ -1,4 +1,4 @@
-"""The connectors' tables: idempotency records, and the sandbox backends' own state (payments ledger, CRM)."""
+"""The connectors' tables: idempotency records, and the sandbox backends' own state (payments, CRM, books)."""
 
 MIGRATIONS: list[str] = [
     # 1: idempotency records for every outside action, the sandbox payments ledger and the sandbox CRM.
@@ -41,6 +41,23 @@ MIGRATIONS: list[str] = [
         monthly_cents   int NOT NULL,
         last_paid_at    timestamptz,
         notes           text NOT NULL DEFAULT ''
+    );
+    """,
+    # 2: the sandbox books, now the books connector's. Until this version the orchestrator kept them as
+    # `book_transactions` (its migration 3); its migration 6 moves their rows here and drops that table.
+    """
+    CREATE TABLE books_transactions (
+        id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        source          text NOT NULL,
+        ref             text NOT NULL,
+        at              timestamptz NOT NULL,
+        amount_cents    int NOT NULL,
+        currency        text NOT NULL DEFAULT 'usd',
+        counterparty    text NOT NULL DEFAULT '',
+        memo            text NOT NULL DEFAULT '',
+        category        text,
+        categorised_by  text,
+        UNIQUE (source, ref)
     );
     """,
 ]

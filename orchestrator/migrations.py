@@ -233,6 +233,19 @@ ORCHESTRATOR_MIGRATIONS: list[str] = [
     CREATE INDEX outbox_edits_by_approval ON outbox (approval_id) WHERE edit_of IS NOT NULL;
     CREATE INDEX approvals_pending_expiry ON approvals (expires_at) WHERE state = 'pending';
     """,
+    # 6: the sandbox books move to the books connector (its migration 2 made `books_transactions`; the
+    # connectors' migrations run first, in the same transaction). Ids are kept, so steps and audit events
+    # that name a transaction still name the same one, and the identity goes on after the largest.
+    """
+    INSERT INTO books_transactions
+        (id, source, ref, at, amount_cents, currency, counterparty, memo, category, categorised_by)
+    OVERRIDING SYSTEM VALUE
+    SELECT id, source, ref, at, amount_cents, currency, counterparty, memo, category, categorised_by
+    FROM book_transactions;
+    SELECT setval(pg_get_serial_sequence('books_transactions', 'id'), coalesce(max(id), 0) + 1, false)
+    FROM books_transactions;
+    DROP TABLE book_transactions;
+    """,
     # 7: an edit row keeps how its approval ended (`ending`), not composed words: delivery words it when it
     # goes out. Older edit rows keep their composed message and no ending.
     """

@@ -7,10 +7,19 @@ from datetime import UTC, datetime
 
 from agents import ModelTiers, build_tiers
 from connectors import (
+    AccessChange,
+    ActionRegistry,
+    Categorisation,
+    Charge,
     EmailBackend,
     EmailConnector,
     FileEmailBackend,
+    OutgoingEmail,
+    Provision,
+    Refund,
     RetryPolicy,
+    Route,
+    SandboxBooks,
     SandboxCrm,
     SandboxPayments,
     SmtpEmailBackend,
@@ -32,6 +41,9 @@ class Services:
     email: EmailConnector
     payments: SandboxPayments
     crm: SandboxCrm
+    books: SandboxBooks
+    # Which connector carries each proposed action type (see `action_registry`).
+    connectors: ActionRegistry
     models: ModelTiers
     context: ContextCache
     policy: Policy
@@ -64,14 +76,36 @@ def email_backend(settings: Settings) -> EmailBackend:
     return FileEmailBackend(settings.outbox_email_dir)
 
 
+def action_registry(*, email: EmailConnector, payments: SandboxPayments, crm: SandboxCrm,
+                    books: SandboxBooks) -> ActionRegistry:
+    """Every action type an agent may propose that an outside system carries, with its connector and model.
+
+    `post_content` is not here: a post is handed to the operator through the outbox (they publish
+    it), so nothing outside is touched, and connectors know nothing of chat.
+    """
+    return ActionRegistry({
+        "send_email": Route(email, OutgoingEmail, reversible=False),
+        "charge": Route(payments, Charge, reversible=True),
+        "refund": Route(payments, Refund, reversible=False),
+        "pause_access": Route(crm, AccessChange, reversible=True),
+        "resume_access": Route(crm, AccessChange, reversible=True),
+        "provision_account": Route(crm, Provision, reversible=True),
+        "categorise": Route(books, Categorisation, reversible=True),
+    })
+
+
 def build_services(settings: Settings, stores: Stores | None = None) -> Services:
     stores = stores or open_stores(settings)
+    email = EmailConnector(stores.pool, email_backend(settings))
+    payments, crm, books = SandboxPayments(stores.pool), SandboxCrm(stores.pool), SandboxBooks(stores.pool)
     return Services(
         settings=settings,
         stores=stores,
-        email=EmailConnector(stores.pool, email_backend(settings)),
-        payments=SandboxPayments(stores.pool),
-        crm=SandboxCrm(stores.pool),
+        email=email,
+        payments=payments,
+        crm=crm,
+        books=books,
+        connectors=action_registry(email=email, payments=payments, crm=crm, books=books),
         models=build_tiers(**settings.tier_options()),
         context=ContextCache(stores.redis),
         policy=Policy(operators=frozenset(settings.operators)),

@@ -1,7 +1,9 @@
 """Every sentence opsos says to the operator, in one place and split by topic, so tone and wording stay consistent
 and testable. Words read the records' types; no record module imports words."""
 from orchestrator.words.approvals import (
+    POST_HANDED_OVER,
     action_line,
+    action_outcome,
     already_decided,
     approval_actions,
     approval_decided,
@@ -43,10 +45,12 @@ from orchestrator.words.runs import payment_failed, post_ready, run_actions, run
 __all__ = [
     "ANSWER_EXAMPLES",
     "COMMANDS_HELP",
+    "POST_HANDED_OVER",
     "REPLAY_AGREES",
     "accepted",
     "action_chain",
     "action_line",
+    "action_outcome",
     "already_decided",
     "answer_taken",
     "approval_actions",

@@ -1,6 +1,9 @@
 """How an approval reads: the ask with its buttons, its outcome once decided, why it is asked."""
 from __future__ import annotations
 
+from pydantic import BaseModel
+
+from connectors import AccessChanged, Categorised, PaymentReceipt, Provisioned, RefundReceipt, SentEmail
 from orchestrator import buttons
 from orchestrator.approvals import Approval, ApprovalRequest, ApprovalState
 from orchestrator.intents import Intent
@@ -138,6 +141,27 @@ def action_line(action: dict) -> str:
     if kind == "categorise":
         return f"transaction {action['transaction_id']} → {action['category']}"
     return str(kind)
+
+
+POST_HANDED_OVER = "handed to you to publish"
+
+
+def action_outcome(result: BaseModel) -> str:
+    """What a connector's result means for the operator, in a few words after the action's line."""
+    match result:
+        case SentEmail(to=to, duplicate=duplicate):
+            return f"sent to {to}" + (" (already sent)" if duplicate else "")
+        case PaymentReceipt(amount_cents=cents, duplicate=duplicate):
+            return f"{'already charged' if duplicate else 'charged'} {money(cents / 100)}"
+        case RefundReceipt(amount_cents=cents, duplicate=duplicate):
+            return f"{'already refunded' if duplicate else 'refunded'} {money(cents / 100)}"
+        case AccessChanged(access=access, duplicate=duplicate):
+            return f"access {'already ' if duplicate else ''}{access}"
+        case Provisioned(duplicate=duplicate):
+            return "account already provisioned" if duplicate else "account provisioned"
+        case Categorised(changed=changed, duplicate=duplicate):
+            return "categorised" if changed and not duplicate else "already categorised"
+    raise TypeError(f"no words for a {type(result).__name__}")
 
 
 def proposal_request(*, title: str, actions: list[dict], rationale: str, intent: Intent,

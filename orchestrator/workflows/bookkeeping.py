@@ -1,8 +1,8 @@
 """The bookkeeping workflow: a month's transactions into the books, categorised by the agent, summed by code.
 
-The books are a sandbox table (`book_transactions`): payments come in from the payments ledger,
-bank statement lines are added with `add_bank_lines` (the demo and tests do). A bank connector
-would feed the same table; nothing here talks to an outside system.
+The books are the books connector's sandbox table (`books_transactions`): payments come in from the
+payments ledger, bank statement lines are added with `add_bank_lines` (the demo and tests do). A bank
+connector would feed the same table; categories are set only through the books connector, by key.
 """
 from __future__ import annotations
 
@@ -20,24 +20,24 @@ from orchestrator.workflows.model import Step, Workflow
 from orchestrator.workflows.proposals import Scope, execute, propose, understand
 
 IMPORT_LEDGER = """
-INSERT INTO book_transactions (source, ref, at, amount_cents, currency, counterparty, memo)
+INSERT INTO books_transactions (source, ref, at, amount_cents, currency, counterparty, memo)
 SELECT 'ledger', id::text, at, CASE WHEN kind = 'refund' THEN -amount_cents ELSE amount_cents END, currency,
        customer, kind || ' ' || key
 FROM payments_ledger WHERE status = 'succeeded' AND at >= %(start)s AND at < %(end)s
 ON CONFLICT (source, ref) DO NOTHING
 """
 ADD_BANK_LINE = """
-INSERT INTO book_transactions (source, ref, at, amount_cents, currency, counterparty, memo)
+INSERT INTO books_transactions (source, ref, at, amount_cents, currency, counterparty, memo)
 VALUES ('bank', %(ref)s, %(at)s, %(amount_cents)s, %(currency)s, %(counterparty)s, %(memo)s)
 ON CONFLICT (source, ref) DO NOTHING
 """
 IN_PERIOD = """
-SELECT id, at, amount_cents, currency, counterparty, memo, category FROM book_transactions
+SELECT id, at, amount_cents, currency, counterparty, memo, category FROM books_transactions
 WHERE at >= %(start)s AND at < %(end)s ORDER BY at, id
 """
 TOTALS = """
 SELECT coalesce(category, 'uncategorised') AS category, sum(amount_cents)::bigint AS cents, count(*) AS n
-FROM book_transactions WHERE at >= %(start)s AND at < %(end)s GROUP BY 1 ORDER BY 1
+FROM books_transactions WHERE at >= %(start)s AND at < %(end)s GROUP BY 1 ORDER BY 1
 """
 
 

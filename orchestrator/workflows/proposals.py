@@ -16,17 +16,16 @@ from typing import Any
 from pydantic import BaseModel, Field, TypeAdapter
 
 from agents import AnyAction, KindParams, StructuredAgent, context_block, extraction_agent, missing
-from connectors import AccessChange, Charge, Contact, OutgoingEmail
+from connectors import Contact
 from orchestrator import audit, outbox, words
 from orchestrator.policy import ACTION_EFFECTS, Effect
 from orchestrator.runs import RunEvent
 from orchestrator.transitions import move_run
+from orchestrator.workflows.connector_actions import connector_action
 from orchestrator.workflows.context import StepContext
 from orchestrator.workflows.model import Step
 
 ACTIONS: TypeAdapter[Any] = TypeAdapter(AnyAction)
-
-CATEGORISE = "UPDATE book_transactions SET category = %s, categorised_by = 'agent' WHERE id = %s AND category IS NULL"
 
 
 class Scope(BaseModel):
@@ -181,53 +180,33 @@ def execute(allowed: frozenset[str], *, title: str, what: str) -> Step:
             ctx.record("proposal.screened", {"step": ctx.step, "refused": refused})
         return {"done": done, "refused": refused, "count": len(done)}
 
-    return Step("execute", Effect.READ, run, compensate=undo_access, title=title, summarise=_summarise_execute)
+    return Step("execute", Effect.READ, run, compensate=undo_actions, title=title, summarise=_summarise_execute)
 
 
 def perform(ctx: StepContext, index: int, action: dict[str, Any]) -> dict[str, Any]:
-    """Carry out one screened (and, where policy says, approved) action through its connector, once per key."""
+    """Carry out one screened (and, where policy says, approved) action through its connector, once per key.
+
+    Raises UnknownAction (from the registry) for a type no connector carries; `screen` admits none.
+    """
     services, kind = ctx.services, action["type"]
-    key = ctx.action_key(index, kind, action.get("customer") or action.get("to") or action.get("transaction_id", ""))
-    undo: str | None = None
-    if kind == "send_email":
-        contact = services.crm.get(action["to"])
-        assert contact is not None, "screened against the resolved customer"
-        sent = services.email.execute(action=OutgoingEmail(to=contact.email, subject=action["subject"],
-                                                           body=action["body"], sender=services.settings.email_from),
-                                      key=key)
-        outcome = f"sent to {contact.email}" + (" (already sent)" if sent.duplicate else "")
-    elif kind == "charge":
-        receipt = services.payments.execute(action=Charge(customer=action["customer"],
-                                                          amount_cents=action["amount_cents"],
-                                                          description=action["description"]), key=key)
-        outcome = f"charged {words.money(receipt.amount_cents / 100)}"
-    elif kind == "refund":
-        # The connector refunds a charge once per charge key, whichever run asks.
-        outcome = services.payments.compensate(key=action["charge_key"])
-    elif kind in ("pause_access", "resume_access"):
-        access = "paused" if kind == "pause_access" else "active"
-        services.crm.execute(action=AccessChange(contact_id=action["customer"], access=access), key=key)
-        outcome, undo = f"access {access}", key
-    elif kind == "provision_account":
-        services.crm.upsert([Contact(id=action["customer"], email=action["email"], name=action["name"],
-                                     plan=action["plan"], status="active", access="active", monthly_cents=0)])
-        outcome = "account provisioned"
-    elif kind == "post_content":
+    if kind == "post_content":
+        # Not an outside system: the post is handed to the operator, who publishes it (see `action_registry`).
         ctx.notify(words.post_ready(action["channel"], action["title"], action["body"]), event="content.ready",
                    payload={"title": action["title"], "channel": action["channel"]}, dedupe=f"post:{index}")
-        outcome = "handed to you to publish"
-    elif kind == "categorise":
-        with services.stores.pool.connection() as conn:
-            changed = conn.execute(CATEGORISE, (action["category"], action["transaction_id"])).rowcount
-        outcome = "categorised" if changed else "already categorised"
-    else:  # pragma: no cover - screen() admits only the kinds above
-        raise ValueError(f"no executor for {kind}")
-    return {"action": action, "line": words.action_line(action), "outcome": outcome, "undo": undo}
+        return {"action": action, "line": words.action_line(action), "outcome": words.POST_HANDED_OVER,
+                "undo": None}
+    route = services.connectors.route(kind)
+    key = ctx.action_key(index, kind, action.get("customer") or action.get("to") or action.get("transaction_id", ""))
+    result = services.connectors.execute(kind, action=connector_action(services, route.model, action), key=key)
+    return {"action": action, "line": words.action_line(action), "outcome": words.action_outcome(result),
+            "undo": key if route.reversible else None}
 
 
-def undo_access(ctx: StepContext, result: dict[str, Any]) -> dict[str, Any]:
-    """Compensation: put back access this step changed; emails and refunds cannot be taken back."""
-    return {"undone": [ctx.services.crm.compensate(key=d["undo"]) for d in result.get("done", []) if d.get("undo")]}
+def undo_actions(ctx: StepContext, result: dict[str, Any]) -> dict[str, Any]:
+    """Compensation: take back what this step did that can be taken back (access, accounts, categories);
+    emails and refunds cannot be."""
+    return {"undone": [ctx.services.connectors.compensate(d["action"]["type"], key=d["undo"])
+                       for d in result.get("done", []) if d.get("undo")]}
 
 
 def _summarise_understand(result: dict[str, Any]) -> str:

@@ -4,6 +4,7 @@ import smtplib
 import pytest
 
 from connectors import (
+    ActionDeclined,
     CircuitBreaker,
     ConnectorUnavailable,
     EmailConnector,
@@ -84,7 +85,9 @@ def test_circuit_opens_after_repeated_unavailability_and_refuses_without_trying(
 def test_smtp_permanent_refusal_is_not_retried_and_the_key_stays_open(db, smtp):
     smtp.fail_next(code=550, text="5.1.1 mailbox unavailable")
     connector = EmailConnector(db, SmtpEmailBackend(host=smtp.host, port=smtp.port))
-    with pytest.raises(smtplib.SMTPResponseException):
+    with pytest.raises(ActionDeclined) as declined:
         connector.execute(action=MAIL, key="k-perm")
+    assert declined.value.reason == "smtp_550"
+    assert isinstance(declined.value.__cause__, smtplib.SMTPResponseException)
     assert smtp.messages == []
     assert not connector.execute(action=MAIL, key="k-perm").duplicate

@@ -1,7 +1,7 @@
 """The sandbox payments connector: one success per key even under concurrency, declines on demand, refunds once."""
 import pytest
 
-from connectors import ActionDeclined, Charge, SandboxPayments
+from connectors import ActionDeclined, Charge, ConnectorError, Refund, SandboxPayments, UnknownRecord
 from tests.concurrency import at_once
 
 
@@ -43,3 +43,30 @@ def test_charge_of_zero_is_rejected_at_the_boundary():
 
     with pytest.raises(ValidationError):
         Charge(customer="c-5", amount_cents=0)
+
+
+def test_refund_twice_with_one_key_refunds_once(db):
+    payments = SandboxPayments(db)
+    payments.execute(action=Charge(customer="c-6", amount_cents=1200), key="sub:c-6:1")
+    first = payments.execute(action=Refund(charge_key="sub:c-6:1"), key="run:1:execute:0:refund:c-6")
+    second = payments.execute(action=Refund(charge_key="sub:c-6:1"), key="run:1:execute:0:refund:c-6")
+    assert not first.duplicate and second.duplicate and second.amount_cents == 1200
+    assert [e["kind"] for e in payments.ledger("c-6")] == ["charge", "refund"]
+
+
+def test_a_charge_is_refunded_once_whichever_key_asks(db):
+    payments = SandboxPayments(db)
+    payments.execute(action=Charge(customer="c-7", amount_cents=500), key="sub:c-7:1")
+    assert payments.compensate(key="sub:c-7:1") == "refunded 5.00 USD"
+    again = payments.execute(action=Refund(charge_key="sub:c-7:1"), key="run:2:execute:0:refund:c-7")
+    assert again.duplicate
+    assert [e["kind"] for e in payments.ledger("c-7")] == ["charge", "refund"]
+    assert payments.compensate(key="run:2:execute:0:refund:c-7") == "a refund cannot be taken back"
+
+
+def test_refund_of_an_unknown_charge_is_refused(db):
+    payments = SandboxPayments(db)
+    with pytest.raises(UnknownRecord) as refused:
+        payments.execute(action=Refund(charge_key="never-charged"), key="k")
+    assert isinstance(refused.value, ConnectorError) and refused.value.record == "never-charged"
+    assert payments.ledger() == []

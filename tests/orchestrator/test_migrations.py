@@ -47,3 +47,29 @@ def test_pgvector_is_available_after_migration(db):
         version = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()
         distance = conn.execute("SELECT '[1,0,0]'::vector <=> '[0,1,0]'::vector AS d").fetchone()["d"]
     assert version is not None and distance == 1.0
+
+
+def test_books_made_before_the_move_reach_the_books_connector_with_their_ids(pg_admin_url, monkeypatch):
+    """Orchestrator migration 6 moves `book_transactions` into the connectors' `books_transactions`."""
+    url = _fresh(pg_admin_url)
+    full = dict(migrations.COMPONENTS)
+    before = {**full, "connectors": full["connectors"][:1], "orchestrator": full["orchestrator"][:5]}
+    monkeypatch.setattr(migrations, "COMPONENTS", before)
+    with psycopg.connect(url, row_factory=dict_row) as conn:
+        migrations.migrate(conn)
+        for ref in ("b1", "b2", "b3"):
+            conn.execute("INSERT INTO book_transactions (source, ref, at, amount_cents)"
+                         " VALUES ('bank', %s, now(), -100)", (ref,))
+        conn.execute("DELETE FROM book_transactions WHERE ref = 'b1'")
+        conn.execute("UPDATE book_transactions SET category = 'hosting', categorised_by = 'agent' WHERE ref = 'b2'")
+        conn.commit()
+    monkeypatch.setattr(migrations, "COMPONENTS", full)
+    with psycopg.connect(url, row_factory=dict_row) as conn:
+        assert migrations.migrate(conn) == [("connectors", 2), ("orchestrator", 6), ("orchestrator", 7)]
+        rows = conn.execute("SELECT id, ref, category, categorised_by FROM books_transactions ORDER BY id").fetchall()
+        assert rows == [{"id": 2, "ref": "b2", "category": "hosting", "categorised_by": "agent"},
+                        {"id": 3, "ref": "b3", "category": None, "categorised_by": None}]
+        added = conn.execute("INSERT INTO books_transactions (source, ref, at, amount_cents)"
+                             " VALUES ('bank', 'b4', now(), -100) RETURNING id").fetchone()
+        assert added["id"] == 4
+        assert conn.execute("SELECT to_regclass('book_transactions') AS t").fetchone()["t"] is None
