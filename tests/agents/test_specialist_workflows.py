@@ -223,8 +223,8 @@ def test_provisioning_rerun_after_a_crash_provisions_once(services, db, work, mo
 
 def test_a_failure_after_categorising_puts_the_categories_back(services, db, work, monkeypatch):
     """Compensation goes through the registry too: a later step that breaks undoes the agent's categories."""
-    from orchestrator.workflows.model import Step
     from orchestrator.workflows import WORKFLOWS, bookkeeping
+    from orchestrator.workflows.model import Step
 
     def explode(ctx):
         raise ValueError("the totals did not add up")
