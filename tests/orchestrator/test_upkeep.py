@@ -10,8 +10,8 @@ import pytest
 from agents.summariser import offline_summary
 from memory import Kind, MemoryNotFound
 from orchestrator import audit, scheduler, upkeep
+from tests.orchestrator.budget.helpers import priced
 from tests.orchestrator.helpers import count
-from tests.orchestrator.test_budget import priced
 
 # 04:00 UTC: the day's 03:30 upkeep slot (the test settings' zone is UTC) has started.
 NOW = datetime(2026, 3, 10, 4, 0, tzinfo=UTC)

@@ -4,12 +4,11 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from agents import OfflineTemplateDrafter
-from agents.tiers import OFFLINE_TEMPLATES
 from orchestrator import Decision, budget
 from orchestrator.budget import Caps, Period, Standing
 from orchestrator.views import reports
 from tests.concurrency import at_once
+from tests.orchestrator.budget.helpers import OneKind, prespend, priced
 from tests.orchestrator.helpers import OPERATOR, count, pending_approval, run_state, seed
 
 TODAY = date(2026, 3, 14)
@@ -113,35 +112,6 @@ def test_a_released_reservation_gives_its_budget_back_once(db):
 
 
 # -- through the engine: step-down, ask, wait ----------------------------------------------------------------
-
-class OneKind:
-    def classify(self, text):
-        from orchestrator import Classification
-
-        return Classification(kind="account_pause", workflow="account_pause", confidence=1.0)
-
-
-def priced(services, settings, tmp_path, *, draft: float, route: float = 0.0, **budget_settings) -> None:
-    """Give the draft (and route) tier a price, and the settings the caps under test."""
-    prices = tmp_path / "prices.json"
-    prices.write_text(json.dumps({"pricey-draft": [draft, draft * 4], "pricey-route": [route, route * 4]}))
-    services.settings = settings.model_copy(update={"model_prices_path": prices, **budget_settings})
-    services.models = services.models.__class__(
-        draft=OfflineTemplateDrafter(templates=OFFLINE_TEMPLATES, model_name="pricey-draft"),
-        reason=services.models.reason,
-        route=OfflineTemplateDrafter(templates=OFFLINE_TEMPLATES, model_name="pricey-route"),
-    )
-
-
-def prespend(services, usd: float) -> None:
-    today = budget.local_today(services.now(), services.settings)
-    caps = Caps.from_settings(services.settings)
-    with services.stores.pool.connection() as conn:
-        reservation = budget.reserve(conn, run_id=None, step="earlier", tier="draft", model="m", estimate_usd=0,
-                                     today=today, caps=caps)
-    with services.stores.pool.connection() as conn, conn.transaction():
-        budget.settle(conn, reservation, model="m", input_tokens=0, output_tokens=0, cost_usd=usd, caps=caps)
-
 
 def pause_ben(services, work):
     from orchestrator import Operations

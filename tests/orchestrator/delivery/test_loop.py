@@ -1,11 +1,14 @@
-"""The delivery loop: woken by the outbox notification it sends new rows; scheduled items go to the home channel."""
+"""The delivery loop: woken by the outbox notification it sends new rows, and it outlives its LISTEN connection."""
 from __future__ import annotations
 
 import asyncio
 from typing import Any
 
+import psycopg
+
 from orchestrator import Message, MessageKind, OutboxItem
 from orchestrator.delivery import DeliveryLoop, post_scheduled
+from orchestrator.delivery import loop as loop_module
 from tests.bot.chat_helpers import eventually
 
 
@@ -60,3 +63,42 @@ async def test_loop_delivers_a_scheduled_item_to_the_home_channel_when_notified(
     with db.connection() as conn:
         assert conn.execute("SELECT delivery_ref FROM outbox").fetchone()["delivery_ref"] == {
             "chat_id": "42", "message_id": 1}
+
+
+def _listeners(database_url: str) -> list[int]:
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        return [row[0] for row in conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN %'"
+        ).fetchall()]
+
+
+async def test_a_killed_listener_costs_one_poll_not_a_spinning_loop(services, db, monkeypatch) -> None:
+    """Proves defect 5 of the review is gone: with its LISTEN backend terminated the loop used to go round without
+    sleeping. Now it counts a handful of passes in two seconds, listens again, and a new row still gets through."""
+    passes = []
+    real = loop_module.deliver_all
+
+    async def counted(*args: Any, **kwargs: Any):
+        passes.append(1)
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(loop_module, "deliver_all", counted)
+    recorder = Recorder()
+    url = services.stores.database_url
+    loop = DeliveryLoop(db, url, clock=services.now, poll_seconds=0.5, registry={"telegram": recorder})
+    stop = asyncio.Event()
+    task = asyncio.create_task(loop.run(stop))
+    first = await eventually(lambda: _listeners(url), timeout=10)
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (first[0],))
+    before = len(passes)
+    await asyncio.sleep(2)
+    assert len(passes) - before <= 10, f"{len(passes) - before} delivery passes in 2 s: the loop spins"
+    again = await eventually(lambda: [pid for pid in _listeners(url) if pid != first[0]], timeout=10)
+    assert again
+    with db.connection() as conn, conn.transaction():
+        post_scheduled(conn, home="telegram:42", message=Message(kind=MessageKind.ALERT, title="still heard"))
+    await eventually(lambda: recorder.sent, timeout=10)
+    stop.set()
+    await asyncio.wait_for(task, 5)
+    assert [item.message.title for item in recorder.sent] == ["still heard"]

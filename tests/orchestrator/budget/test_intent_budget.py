@@ -5,8 +5,8 @@ import pytest
 
 from orchestrator import Decision, Operations
 from orchestrator.budget import planning
+from tests.orchestrator.budget.helpers import OneKind, priced
 from tests.orchestrator.helpers import OPERATOR, count, pending_approval, run_state, seed
-from tests.orchestrator.test_budget import OneKind, priced
 
 
 def test_a_call_that_would_overspend_the_intents_budget_asks_before_it_runs(services, settings, db, work, tmp_path):
