@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import psycopg
 import structlog
+from psycopg_pool import PoolTimeout
+from redis.exceptions import RedisError
 
 from connectors import ConnectorUnavailable
 from memory import link, step_node
@@ -24,6 +26,9 @@ from orchestrator.workflows.context import StepContext
 from orchestrator.workflows.model import next_step
 
 log = structlog.get_logger(__name__)
+
+# Our own stores failing under a step: retried later by recovery, never a reason to compensate.
+INFRASTRUCTURE = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout, RedisError)
 
 RUN_LOCK_CLASS = 42
 TRY_LOCK = "SELECT pg_try_advisory_lock(%s, %s::int) AS ok"
@@ -51,24 +56,29 @@ def _advance_locked(services: Services, run_id: int) -> RunState:
             run = runs.get(conn, run_id, for_update=True)
             if run.state is RunState.QUEUED:
                 run = move_run(conn, run_id, RunEvent.START, actor="worker", now=services.now())
-            if run.state is not RunState.RUNNING:
+            if run.state is RunState.COMPENSATING:
+                step = None
+            elif run.state is not RunState.RUNNING:
                 return run.state
-            intent = intents.get(conn, run.intent_id)
-            workflow = WORKFLOWS[run.workflow]
-            records = steps.records(conn, run_id)
-            step = next_step(workflow, records)
-            if step is None:
-                run = move_run(conn, run_id, RunEvent.SUCCEED, actor="worker", now=services.now())
-                outbox.post(conn, channel=intent.channel, conversation=intent.conversation, intent_id=intent.id,
-                            run_id=run_id, message=reports.run_report(conn, run, intent, workflow))
-                log.info("run.succeeded", run_id=run_id)
-                return run.state
-            position = workflow.steps.index(step)
-            record = steps.start(conn, run_id=run_id, name=step.name, position=position)
-            link(conn, step_node(step_key(run_id, step.name)), ("run", run_id), "part_of")
-            audit.append(conn, actor="worker", at=services.now(), kind="step.started", intent_id=intent.id,
-                         run_id=run_id,
-                         payload={"step": step.name, "attempt": record.attempts})
+            else:
+                intent = intents.get(conn, run.intent_id)
+                workflow = WORKFLOWS[run.workflow]
+                records = steps.records(conn, run_id)
+                step = next_step(workflow, records)
+                if step is None:
+                    run = move_run(conn, run_id, RunEvent.SUCCEED, actor="worker", now=services.now())
+                    outbox.post(conn, channel=intent.channel, conversation=intent.conversation, intent_id=intent.id,
+                                run_id=run_id, message=reports.run_report(conn, run, intent, workflow))
+                    log.info("run.succeeded", run_id=run_id)
+                    return run.state
+                position = workflow.steps.index(step)
+                record = steps.start(conn, run_id=run_id, name=step.name, position=position)
+                link(conn, step_node(step_key(run_id, step.name)), ("run", run_id), "part_of")
+                audit.append(conn, actor="worker", at=services.now(), kind="step.started", intent_id=intent.id,
+                             run_id=run_id, payload={"step": step.name, "attempt": record.attempts})
+        if step is None:
+            # A worker died (or met an outage) half-way through undoing: finish the undoing, never run forward.
+            return _unwind(services, run_id)
         results = {name: r.result or {} for name, r in records.items() if r.state is StepState.SUCCEEDED}
         context = StepContext(services=services, run=run, intent=intent, step=step.name, results=results)
         log.info("step.start", run_id=run_id, step=step.name, attempt=record.attempts)
@@ -78,6 +88,12 @@ def _advance_locked(services: Services, run_id: int) -> RunState:
             return _await_approval(services, run_id, step.name, wait)
         except ConnectorUnavailable as error:
             return _hold(services, run_id, step.name, error)
+        except INFRASTRUCTURE as error:
+            # Our own database or Redis went away mid-step (a restart, a failover, a full pool): nothing says the
+            # step is wrong, so nothing is undone. The run stays running; recovery re-enqueues it once no worker
+            # holds it, and its actions' keys make the re-run repeat nothing.
+            log.warning("step.infrastructure_unavailable", run_id=run_id, step=step.name, error=str(error))
+            return RunState.RUNNING
         except Exception as error:
             log.exception("step.failed", run_id=run_id, step=step.name)
             return _fail(services, run_id, step.name, error)
@@ -129,22 +145,43 @@ def _hold(services: Services, run_id: int, step: str, error: ConnectorUnavailabl
 
 
 def _fail(services: Services, run_id: int, step_name: str, error: Exception) -> RunState:
-    """Undo what can be undone, newest first, then record the run as failed or compensated.
+    """Record the step failed and the run compensating (one transaction), then undo what can be undone.
+
+    From the moment this commits the run is `compensating`: a worker killed while undoing leaves it there,
+    and the next one finishes the undoing (`_unwind`) instead of running the failed step forward. A cancel
+    or pause the operator made while the step ran stands: the undoing still runs, the run keeps their word.
+    """
+    detail = f"{type(error).__name__}: {error}"
+    with services.stores.pool.connection() as conn, conn.transaction():
+        steps.finish(conn, run_id=run_id, name=step_name, state=StepState.FAILED, error=detail)
+        run = runs.get(conn, run_id, for_update=True)
+        audit.append(conn, actor="worker", at=services.now(), kind="step.failed", intent_id=run.intent_id,
+                     run_id=run_id, payload={"step": step_name, "error": detail[:500]})
+        if run.state is RunState.RUNNING:
+            move_run(conn, run_id, RunEvent.UNWIND, actor="worker", now=services.now(),
+                     reason=f"{step_name} failed: {error}")
+    return _unwind(services, run_id)
+
+
+def _unwind(services: Services, run_id: int) -> RunState:
+    """Undo what can be undone, newest first, then record the run as compensated or failed.
 
     The failed step is compensated too: it may have acted on some items before it broke, and
-    compensations work from idempotency keys, so undoing what never happened is a no-op. A
-    compensation that itself fails is recorded and the others still run: stopping half-way would
-    leave the run neither live nor finished.
+    compensations work from idempotency keys, so undoing what never happened (or what an earlier,
+    killed attempt already undid) is a no-op. A compensation that itself fails is recorded and the
+    others still run: stopping half-way would leave the run neither live nor finished. An outage of
+    PostgreSQL or Redis is different: it says nothing about the compensation, so the run stays
+    compensating and recovery tries again.
     """
     pool = services.stores.pool
-    with pool.connection() as conn, conn.transaction():
-        steps.finish(conn, run_id=run_id, name=step_name, state=StepState.FAILED,
-                     error=f"{type(error).__name__}: {error}")
+    with pool.connection() as conn:
         run = runs.get(conn, run_id)
         intent = intents.get(conn, run.intent_id)
-        audit.append(conn, actor="worker", at=services.now(), kind="step.failed", intent_id=intent.id, run_id=run_id,
-                     payload={"step": step_name, "error": f"{type(error).__name__}: {error}"[:500]})
         records = steps.records(conn, run_id)
+    failed = next((name for name, record in records.items() if record.state is StepState.FAILED), "")
+    # The UNWIND transition kept why; a run the operator cancelled or paused meanwhile keeps their reason instead.
+    error = (records[failed].error or "").split(": ", 1)[-1] if failed else ""
+    reason = run.reason if run.state is RunState.COMPENSATING else f"{failed} failed: {error}"
     workflow = WORKFLOWS[run.workflow]
     undone: list[str] = []
     results = {name: r.result or {} for name, r in records.items() if r.state is StepState.SUCCEEDED}
@@ -152,32 +189,31 @@ def _fail(services: Services, run_id: int, step_name: str, error: Exception) -> 
         record = records.get(step.name)
         if step.compensate is None or record is None:
             continue
-        if record.state is not StepState.SUCCEEDED and step.name != step_name:
-            continue
+        if record.state not in (StepState.SUCCEEDED, StepState.FAILED):
+            continue  # never ran, or already undone by an earlier attempt of this unwinding
         context = StepContext(services=services, run=run, intent=intent, step=step.name, results=results)
         try:
             outcome = step.compensate(context, record.result or {})
+        except INFRASTRUCTURE:
+            raise
         except Exception as broken:
             log.exception("step.compensation_failed", run_id=run_id, step=step.name)
             with pool.connection() as conn, conn.transaction():
                 audit.append(conn, actor="worker", at=services.now(), kind="step.compensation_failed",
-                             intent_id=intent.id,
-                             run_id=run_id, payload={"step": step.name, "error": str(broken)})
+                             intent_id=intent.id, run_id=run_id, payload={"step": step.name, "error": str(broken)})
             undone.append(f"{step.name}: compensation FAILED ({broken}) — check it by hand")
             continue
         with pool.connection() as conn, conn.transaction():
-            if step.name != step_name:
+            if record.state is StepState.SUCCEEDED:
                 steps.finish(conn, run_id=run_id, name=step.name, state=StepState.COMPENSATED, result=record.result)
             audit.append(conn, actor="worker", at=services.now(), kind="step.compensated", intent_id=intent.id,
-                         run_id=run_id,
-                         payload={"step": step.name, "result": outcome})
+                         run_id=run_id, payload={"step": step.name, "result": outcome})
         undone.append(f"{step.name}: {outcome}")
     with pool.connection() as conn, conn.transaction():
         run = runs.get(conn, run_id, for_update=True)
-        if run.state is RunState.RUNNING:
+        if run.state is RunState.COMPENSATING:
             event = RunEvent.COMPENSATE if undone else RunEvent.FAIL
-            run = move_run(conn, run_id, event, actor="worker", now=services.now(),
-                           reason=f"{step_name} failed: {error}")
+            run = move_run(conn, run_id, event, actor="worker", now=services.now(), reason=reason)
         outbox.post(conn, channel=intent.channel, conversation=intent.conversation, intent_id=intent.id,
-                    run_id=run_id, message=words.run_failed(run, f"{step_name} failed: {error}", undone))
+                    run_id=run_id, message=words.run_failed(run, reason, undone))
     return run.state

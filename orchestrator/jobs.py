@@ -33,14 +33,15 @@ def advance_run(run_id: int) -> str:
 
 
 def recover_runs(services: Services) -> list[int]:
-    """Enqueue every queued or running run that no worker holds: its job was lost with Redis or a killed worker.
+    """Enqueue every queued, running or compensating run that no worker holds: its job was lost with Redis or a
+    killed worker (or its worker met an outage of PostgreSQL or Redis and left it to be taken up again).
 
     The advisory lock tells a run being worked on from an orphan; a run enqueued twice is harmless,
     since the second job finds the run busy or finished.
     """
     with services.stores.pool.connection() as conn:
         candidates = conn.execute(
-            "SELECT id, workflow FROM runs WHERE state IN ('queued', 'running') ORDER BY id"
+            "SELECT id, workflow FROM runs WHERE state IN ('queued', 'running', 'compensating') ORDER BY id"
         ).fetchall()
     orphans: list[int] = []
     with psycopg.connect(services.stores.database_url, autocommit=True) as probe:

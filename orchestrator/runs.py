@@ -2,6 +2,8 @@
 
     queued → running → awaiting_approval → running → succeeded | failed | compensated | cancelled
     paused from any live state; resume returns to the state it was paused from.
+    running → compensating → compensated | failed: a failed step's undoing is a state of its own, so a
+    worker that dies half-way leaves a run that recovery finishes undoing, never one it runs forward.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ class RunState(StrEnum):
     RUNNING = "running"
     AWAITING_APPROVAL = "awaiting_approval"
     PAUSED = "paused"
+    COMPENSATING = "compensating"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     COMPENSATED = "compensated"
@@ -44,6 +47,7 @@ class RunEvent(StrEnum):
     SUCCEED = "succeed"
     FAIL = "fail"
     COMPENSATE = "compensate"
+    UNWIND = "unwind"
     PAUSE = "pause"
     RESUME = "resume"
     CANCEL = "cancel"
@@ -60,6 +64,9 @@ _TRANSITIONS: dict[tuple[RunState, RunEvent], RunState] = {
     (RunState.RUNNING, RunEvent.SUCCEED): RunState.SUCCEEDED,
     (RunState.RUNNING, RunEvent.FAIL): RunState.FAILED,
     (RunState.RUNNING, RunEvent.COMPENSATE): RunState.COMPENSATED,
+    (RunState.RUNNING, RunEvent.UNWIND): RunState.COMPENSATING,
+    (RunState.COMPENSATING, RunEvent.COMPENSATE): RunState.COMPENSATED,
+    (RunState.COMPENSATING, RunEvent.FAIL): RunState.FAILED,
 }
 
 

@@ -94,7 +94,7 @@ class _Fold:
         out.paused_from = out.state if target is RunState.PAUSED else None
         out.state = target
         out.reason = str(payload.get("reason", ""))
-        if run_event in (RunEvent.FAIL, RunEvent.COMPENSATE) or (
+        if run_event in (RunEvent.FAIL, RunEvent.COMPENSATE, RunEvent.UNWIND) or (
                 run_event is RunEvent.PAUSE and event.actor == WORKER):
             # In logs from before `step.failed` existed, this is the only place the step that broke shows.
             self.fail_running()

@@ -27,7 +27,7 @@ SELECT r.id, r.state, r.reason, r.workflow, r.updated_at, i.request,
        (SELECT s.error FROM steps s WHERE s.run_id = r.id AND s.error IS NOT NULL
         ORDER BY s.finished_at DESC NULLS LAST LIMIT 1) AS last_error
 FROM runs r JOIN intents i ON i.id = r.intent_id
-WHERE r.state = 'paused' OR (r.state IN ('queued', 'running') AND r.updated_at < %(stuck_before)s)
+WHERE r.state = 'paused' OR (r.state IN ('queued', 'running', 'compensating') AND r.updated_at < %(stuck_before)s)
 ORDER BY r.id
 """
 # Unfinished intents whose deadline falls before the horizon (overdue ones included).

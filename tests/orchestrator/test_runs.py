@@ -49,3 +49,19 @@ def test_an_out_of_order_event_is_refused_with_both_names(state, event):
     with pytest.raises(InvalidTransition) as error:
         next_state(state, event)
     assert state.value in str(error.value) and event.value in str(error.value)
+
+
+@pytest.mark.parametrize(("state", "event", "target"), [
+    (RunState.RUNNING, RunEvent.UNWIND, RunState.COMPENSATING),
+    (RunState.COMPENSATING, RunEvent.COMPENSATE, RunState.COMPENSATED),
+    (RunState.COMPENSATING, RunEvent.FAIL, RunState.FAILED),
+])
+def test_compensating_is_a_state_of_its_own(state, event, target):
+    assert next_state(state, event) is target
+
+
+@pytest.mark.parametrize("event", [RunEvent.PAUSE, RunEvent.CANCEL, RunEvent.START, RunEvent.SUCCEED])
+def test_an_undoing_under_way_is_neither_paused_cancelled_nor_run_forward(event):
+    """Half an undoing is worse than either end: the operator's pause or cancel waits until it is done."""
+    with pytest.raises(InvalidTransition):
+        next_state(RunState.COMPENSATING, event)

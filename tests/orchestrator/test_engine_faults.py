@@ -1,0 +1,95 @@
+"""The engine under faults of its own stores: an outage is retried, never compensated; an undoing that a crash
+interrupted is finished, never run forward (review defect 3)."""
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from connectors import Charge
+from orchestrator import Classification, Operations, RunState, engine
+from orchestrator.jobs import recover_runs
+from orchestrator.policy import Effect
+from orchestrator.workflows import WORKFLOWS
+from orchestrator.workflows.model import Step, Workflow
+from tests.orchestrator.helpers import OPERATOR, count, run_state
+
+
+class Crash(BaseException):
+    """Stands for the worker dying: not an Exception, so nothing in the engine catches it."""
+
+
+class Flow:
+    def classify(self, text):
+        return Classification(kind="faulty", workflow="faulty", confidence=1.0)
+
+
+@pytest.fixture
+def faulty(services, monkeypatch):
+    """A workflow that charges a customer, then breaks as the test says; its compensation refunds the charge."""
+    behaviour = {"second": "ok", "crash_compensation": 0}
+
+    def charge(ctx):
+        receipt = ctx.services.payments.execute(action=Charge(customer="c-ana", amount_cents=1200, description="x"),
+                                                key=ctx.action_key("c-ana"))
+        return {"key": receipt.key}
+
+    def refund(ctx, result):
+        if behaviour["crash_compensation"]:
+            behaviour["crash_compensation"] -= 1
+            raise Crash
+        return ctx.services.payments.compensate(key=ctx.action_key("c-ana"))
+
+    def second(ctx):
+        if behaviour["second"] == "outage":
+            behaviour["second"] = "ok"
+            raise psycopg.OperationalError("terminating connection due to administrator command")
+        if behaviour["second"] == "broken":
+            raise ValueError("the CRM answered nonsense")
+        return {}
+
+    flow = Workflow("faulty", "faulty", (Step("charge", Effect.CHARGE, charge, compensate=refund),
+                                         Step("second", Effect.READ, second)))
+    monkeypatch.setitem(WORKFLOWS, "faulty", flow)
+    Operations(services, Flow()).submit(OPERATOR, "charge Ana and go on")
+    return behaviour
+
+
+def _ledger(services) -> list[str]:
+    return [entry["kind"] for entry in services.payments.ledger("c-ana")]
+
+
+def test_a_database_outage_mid_step_refunds_nothing_and_the_run_finishes_later(services, db, faulty):
+    """Before, any exception compensated: a brief PostgreSQL restart during renewals refunded real customers."""
+    faulty["second"] = "outage"
+    assert engine.advance(services, 1) is RunState.RUNNING
+    assert run_state(db, 1) == "running" and _ledger(services) == ["charge"]
+    assert count(db, "audit_events", "kind = 'step.compensated'") == 0
+    assert recover_runs(services) == [1]  # no worker holds it: recovery takes it up again
+    assert engine.advance(services, 1) is RunState.SUCCEEDED
+    assert _ledger(services) == ["charge"]  # charged once, across both attempts
+
+
+def test_a_crash_while_compensating_is_finished_by_the_next_worker_not_run_forward(services, db, faulty):
+    """Before, a worker killed mid-compensation left the run `running`; the next re-ran the failed step forward
+    and reported success over the refunds. Now the run is `compensating` until its undoing is done."""
+    faulty["second"], faulty["crash_compensation"] = "broken", 1
+    with pytest.raises(Crash):
+        engine.advance(services, 1)
+    assert run_state(db, 1) == "compensating"
+    assert recover_runs(services) == [1]
+    assert engine.advance(services, 1) is RunState.COMPENSATED
+    assert _ledger(services) == ["charge", "refund"]  # refunded once, the second step never re-run
+    with db.connection() as conn:
+        second = conn.execute("SELECT state, attempts FROM steps WHERE run_id = 1 AND name = 'second'").fetchone()
+        kinds = [r["kind"] for r in conn.execute("SELECT kind FROM audit_events WHERE run_id = 1 ORDER BY id")]
+    assert (second["state"], second["attempts"]) == ("failed", 1)
+    assert kinds.count("run.unwind") == 1 and kinds[-1] == "run.compensate"
+
+
+def test_replay_follows_a_run_through_compensating(services, db, faulty):
+    from orchestrator import replay
+
+    faulty["second"] = "broken"
+    assert engine.advance(services, 1) is RunState.COMPENSATED
+    report = replay.snapshot(db, 1)
+    assert report.agrees and report.replay.state is RunState.COMPENSATED
