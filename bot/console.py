@@ -19,7 +19,7 @@ class ConsoleSession:
     def __init__(self, ops: Operations, *, identity: str, conversation: str = "console:local",
                  write: Callable[[str], None] = print) -> None:
         self.ops = ops
-        self.who = Requester(identity=identity, channel=CHANNEL, conversation=conversation)
+        self.who = Requester(identity=identity, channel=CHANNEL, conversation=conversation, private=True)
         self.write = write
         self.renderer = ConsoleRenderer()
         # The last approval shown, so "approve" alone answers it, as a button under it would.

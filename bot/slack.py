@@ -54,7 +54,9 @@ T = TypeVar("T")
 
 
 def requester(user_id: str, channel_id: str) -> Requester:
-    return Requester(identity=f"{CHANNEL}:{user_id}", channel=CHANNEL, conversation=channel_id)
+    # Slack's direct-message conversations are the ones whose id starts with D.
+    return Requester(identity=f"{CHANNEL}:{user_id}", channel=CHANNEL, conversation=channel_id,
+                     private=channel_id.startswith("D"))
 
 
 def client(settings: Settings) -> AsyncWebClient:

@@ -45,7 +45,9 @@ renderer = TelegramRenderer()
 
 
 def requester(user_id: int, chat_id: int | str) -> Requester:
-    return Requester(identity=f"{CHANNEL}:{user_id}", channel=CHANNEL, conversation=str(chat_id))
+    # A private chat with the bot has the user's own id; groups and channels have others (negative ones).
+    return Requester(identity=f"{CHANNEL}:{user_id}", channel=CHANNEL, conversation=str(chat_id),
+                     private=str(chat_id) == str(user_id))
 
 
 def chat_id(conversation: str) -> int | str:

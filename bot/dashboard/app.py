@@ -64,7 +64,8 @@ class Dashboard:
         return found, form
 
     def requester(self, session: Session) -> Requester:
-        return Requester(identity=session.identity, channel=CHANNEL, conversation=f"{CHANNEL}:{session.identity}")
+        return Requester(identity=session.identity, channel=CHANNEL, conversation=f"{CHANNEL}:{session.identity}",
+                         private=True)
 
     def render(self, template: str, **context: Any) -> str:
         return self.templates.get_template(template).render(**context)

@@ -70,6 +70,8 @@ class Operations:
             case Command.DIGEST:
                 scheduler.send_digest_now(self.services, channel=who.channel, conversation=who.conversation)
                 return words.digest_on_its_way(who.channel)
+            case Command.DASHBOARD if not who.private:
+                return words.signin_in_private_only()
             case Command.DASHBOARD:
                 return signin.link_message(self.services, who.identity)
             case Command.REPLAY:

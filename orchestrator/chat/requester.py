@@ -19,6 +19,9 @@ class Requester(BaseModel):
     identity: str
     channel: str
     conversation: str
+    # Only the operator reads this conversation (a DM, a private chat, the console, the dashboard). Unknown is
+    # not private: what signs in as the operator is never posted where others may read and click it first.
+    private: bool = False
 
 
 def refuse(services: Services, who: Requester, attempted: str, detail: dict[str, Any] | None = None) -> Message:

@@ -103,6 +103,12 @@ def digest_on_its_way(channel: str) -> Message:
     return Message(kind=MessageKind.NOTICE, title=f"Your digest is on its way to {channel}.")
 
 
+def signin_in_private_only() -> Message:
+    return Message(kind=MessageKind.REFUSAL, title="I send the dashboard sign-in link only in a direct message.",
+                   text="It signs in as you, and here others could click it first. Ask me for “dashboard” in a "
+                        "DM (Slack) or our private chat (Telegram).")
+
+
 def dashboard_link(url: str, expires_at: datetime) -> Message:
     return Message(
         kind=MessageKind.NOTICE,

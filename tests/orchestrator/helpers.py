@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 from bot.demo import demo_contacts
 from orchestrator import Decision, Operations, Requester, router_classifier
 
-OPERATOR = Requester(identity="console:operator", channel="console", conversation="console:test")
+OPERATOR = Requester(identity="console:operator", channel="console", conversation="console:test", private=True)
 STRANGER = Requester(identity="telegram:999", channel="telegram", conversation="telegram:999")
 WINBACK = "grow MRR: launch a win-back campaign to lapsed subscribers"
 
