@@ -251,6 +251,10 @@ ORCHESTRATOR_MIGRATIONS: list[str] = [
     """
     ALTER TABLE outbox ADD COLUMN ending jsonb;
     """,
+    # 8: a refused try of a real sign-in link is audited once (`refused_at`); unknown tokens write nothing.
+    """
+    ALTER TABLE dashboard_signins ADD COLUMN refused_at timestamptz;
+    """,
 ]
 
 COMPONENTS: dict[str, list[str]] = {

@@ -8,12 +8,15 @@ import hashlib
 import secrets
 from datetime import datetime, timedelta
 
+import structlog
 from psycopg import Connection
 from pydantic import BaseModel
 
 from orchestrator import audit, words
 from orchestrator.messages import Message
 from orchestrator.services import Services
+
+log = structlog.get_logger(__name__)
 
 INSERT_LINK = """
 INSERT INTO dashboard_signins (token_hash, identity, created_at, expires_at) VALUES (%s, %s, %s, %s)
@@ -22,6 +25,12 @@ INSERT INTO dashboard_signins (token_hash, identity, created_at, expires_at) VAL
 REDEEM = """
 UPDATE dashboard_signins SET used_at = %(now)s
 WHERE token_hash = %(hash)s AND used_at IS NULL AND expires_at > %(now)s RETURNING identity
+"""
+# A refused try of a link that was really issued is recorded once: a replayed or late link is worth an audit
+# event, but a stream of tries must not become a stream of writes to the audit chain.
+FIRST_REFUSAL = """
+UPDATE dashboard_signins SET refused_at = %(now)s
+WHERE token_hash = %(hash)s AND refused_at IS NULL RETURNING identity
 """
 INSERT_SESSION = """
 INSERT INTO dashboard_sessions (id_hash, identity, csrf, created_at, expires_at) VALUES (%s, %s, %s, %s, %s)
@@ -52,8 +61,13 @@ def redeem(conn: Connection, token: str, *, now: datetime, ttl: timedelta) -> tu
     """Exchange an unused, unexpired token for (session id, session); None for a used, expired or unknown one."""
     row = conn.execute(REDEEM, {"hash": _hash(token), "now": now}).fetchone()
     if row is None:
-        audit.append(conn, at=now, actor="dashboard", kind="dashboard.signin_refused",
-                     payload={"token": _hash(token)[:12]})
+        # An unknown token writes nothing: anyone on the internet can POST one, and each audit event is
+        # permanent and taken under the chain's lock (review defect 4). It is logged, without the token.
+        issued = conn.execute(FIRST_REFUSAL, {"hash": _hash(token), "now": now}).fetchone()
+        if issued is not None:
+            audit.append(conn, at=now, actor="dashboard", kind="dashboard.signin_refused",
+                         payload={"token": _hash(token)[:12], "identity": issued["identity"]})
+        log.info("dashboard.signin_refused", known=issued is not None)
         return None
     session_id, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
     session = Session(identity=row["identity"], csrf=csrf, expires_at=now + ttl)
