@@ -92,9 +92,23 @@ def call_agent(site: CallSite, agent: StructuredAgent, inputs: dict[str, Any], *
     recorder = UsageRecorder()
     try:
         result = agent.invoke(with_recorder(models[plan.tier], recorder), inputs)
-    except Exception:
+    except Exception as error:
         with pool.connection() as conn, conn.transaction():
-            ledger.release(conn, reservation, caps=caps)
+            if recorder.responses:
+                # The provider answered and said what it cost (a retry that gave up, say): that is spent.
+                ledger.settle(conn, reservation, model=recorder.model(reservation.model),
+                              input_tokens=recorder.input_tokens, output_tokens=recorder.output_tokens,
+                              cost_usd=recorder.cost(prices), caps=caps)
+            elif isinstance(error, ValueError):
+                # It answered, but with something that did not parse (pydantic's and LangChain's parse errors are
+                # ValueErrors), and a client that parses as it reads drops the usage with it. It was billed; what
+                # for is unknown, so the estimate held for it counts as spent: a cap reached a little early, never
+                # spend that no cap sees.
+                ledger.settle(conn, reservation, model=reservation.model, input_tokens=0, output_tokens=0,
+                              cost_usd=reservation.estimate_usd, caps=caps)
+            else:
+                # No answer (the connection, a timeout, a refusal before any work): nothing was billed.
+                ledger.release(conn, reservation, caps=caps)
         raise
     # The callback saw every response of the call (a retried one too); the result only the last.
     input_tokens = recorder.input_tokens if recorder.responses else result.input_tokens
