@@ -66,16 +66,19 @@ def email_backend(settings: Settings) -> EmailBackend:
 
 def build_services(settings: Settings, stores: Stores | None = None) -> Services:
     stores = stores or open_stores(settings)
-    return Services(
+    services = Services(
         settings=settings,
         stores=stores,
         email=EmailConnector(stores.pool, email_backend(settings)),
         payments=SandboxPayments(stores.pool),
         crm=SandboxCrm(stores.pool),
         models=build_tiers(**settings.tier_options()),
-        context=ContextCache(stores.redis),
+        context=ContextCache(stores.redis, ttl_seconds=settings.context_ttl_seconds),
         policy=Policy(operators=frozenset(settings.operators)),
         payment_retry=RetryPolicy(
             attempts=settings.payment_retry_attempts, base_seconds=settings.payment_retry_base_seconds
         ),
     )
+    # The snapshot's TTL runs on the services' clock, so a test that moves time moves it too.
+    services.context.clock = lambda: services.now().timestamp()
+    return services
