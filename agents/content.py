@@ -3,10 +3,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from langchain_core.prompts import ChatPromptTemplate
 from pydantic import BaseModel, Field
 
-from agents.base import StructuredAgent
+from agents.base import StructuredAgent, request_prompt
 
 
 class CampaignDraft(BaseModel):
@@ -25,9 +24,7 @@ SYSTEM = (
     "Cite the ids of the context items you used."
 )
 
-PROMPT = ChatPromptTemplate.from_messages(
-    [("system", SYSTEM), ("human", "Goal: {goal}\n\nContext:\n{context}")]
-)
+PROMPT = request_prompt(SYSTEM)
 
 campaign_agent: StructuredAgent[CampaignDraft] = StructuredAgent("content.campaign", PROMPT, CampaignDraft)
 

@@ -16,7 +16,7 @@ from memory.longterm import (
     estimate_tokens,
 )
 from memory.schema import MIGRATIONS
-from memory.snapshot import Snapshot, build_snapshot
+from memory.snapshot import Snapshot, SnapshotMemory, SnapshotPolicies, build_snapshot, citation, cited_memories
 
 __all__ = [
     "MIGRATIONS",
@@ -37,8 +37,12 @@ __all__ = [
     "Recalled",
     "Reclaimed",
     "Snapshot",
+    "SnapshotMemory",
+    "SnapshotPolicies",
     "build_snapshot",
     "chain",
+    "citation",
+    "cited_memories",
     "estimate_tokens",
     "get_embedder",
     "link",

@@ -113,6 +113,21 @@ def by_dedupe_key(conn: Connection, dedupe_key: str) -> Intent | None:
     return Intent.model_validate(row) if row else None
 
 
+# The conversation before a request: what the same operator channel and conversation said earlier.
+EARLIER_IN = """
+SELECT * FROM intents
+WHERE channel = %(channel)s AND conversation = %(conversation)s AND created_at < %(before)s
+ORDER BY id DESC LIMIT %(limit)s
+"""
+
+
+def earlier_in(conn: Connection, *, channel: str, conversation: str, before: datetime, limit: int) -> list[Intent]:
+    """The conversation's intents made before `before` (an intent's own `created_at`), newest first."""
+    rows = conn.execute(EARLIER_IN, {"channel": channel, "conversation": conversation, "before": before,
+                                     "limit": limit}).fetchall()
+    return [Intent.model_validate(row) for row in rows]
+
+
 # -- questions: a parameter opsos asked for in chat, answered by the operator's next plain message ----------
 
 class Question(BaseModel):

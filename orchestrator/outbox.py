@@ -143,6 +143,22 @@ def post(
     return row["id"]
 
 
+# What opsos said in a conversation before a request; an edit row only marks how an approval ended.
+EARLIER_IN = """
+SELECT * FROM outbox
+WHERE channel = %(channel)s AND conversation = %(conversation)s AND created_at < %(before)s AND kind <> 'edit'
+ORDER BY id DESC LIMIT %(limit)s
+"""
+
+
+def earlier_in(conn: Connection, *, channel: str, conversation: str, before: datetime,
+               limit: int) -> list[OutboxItem]:
+    """The conversation's messages queued before `before` (an intent's `created_at`), newest first."""
+    rows = conn.execute(EARLIER_IN, {"channel": channel, "conversation": conversation, "before": before,
+                                     "limit": limit}).fetchall()
+    return [OutboxItem.model_validate(row) for row in rows]
+
+
 def claim(
     conn: Connection, *, channel: str, now: datetime, conversation: str | None = None, limit: int = 50,
     approval_id: str | None = None,

@@ -98,7 +98,7 @@ def build_services(settings: Settings, stores: Stores | None = None) -> Services
     stores = stores or open_stores(settings)
     email = EmailConnector(stores.pool, email_backend(settings))
     payments, crm, books = SandboxPayments(stores.pool), SandboxCrm(stores.pool), SandboxBooks(stores.pool)
-    return Services(
+    services = Services(
         settings=settings,
         stores=stores,
         email=email,
@@ -107,9 +107,12 @@ def build_services(settings: Settings, stores: Stores | None = None) -> Services
         books=books,
         connectors=action_registry(email=email, payments=payments, crm=crm, books=books),
         models=build_tiers(**settings.tier_options()),
-        context=ContextCache(stores.redis),
+        context=ContextCache(stores.redis, ttl_seconds=settings.context_ttl_seconds),
         policy=Policy(operators=frozenset(settings.operators)),
         payment_retry=RetryPolicy(
             attempts=settings.payment_retry_attempts, base_seconds=settings.payment_retry_base_seconds
         ),
     )
+    # The snapshot's TTL runs on the services' clock, so a test that moves time moves it too.
+    services.context.clock = lambda: services.now().timestamp()
+    return services

@@ -46,6 +46,11 @@ class Settings(BaseSettings):
     # A plain reply this soon after opsos asked for a missing parameter is taken as the answer;
     # later, the question has gone stale and the reply is read as a request of its own.
     answer_window_minutes: int = Field(default=60, gt=0)
+    # An agent's context snapshot (intent, conversation, memories, policies): kept in Redis this long, built
+    # from at most this many earlier messages of the conversation, and cut to about this many tokens.
+    context_ttl_seconds: int = Field(default=3600, gt=0)
+    context_messages: int = Field(default=20, ge=0)
+    context_token_budget: int = Field(default=2000, gt=0)
 
     email_backend: Literal["file", "smtp"] = "file"
     email_dir: Path | None = None

@@ -15,9 +15,11 @@ def gather(ctx: StepContext) -> tuple[dict[str, Any], Scope]:
         "topic": params["topic"],
         "channel": params.get("channel") or "blog",
         "business": ctx.intent.params.get("business", "our business"),
-        "request": ctx.intent.request,
-        "memories": ctx.recall(params["topic"]),
     }, Scope()
+
+
+def question(ctx: StepContext) -> str:
+    return str(ctx.results["understand"]["params"]["topic"])
 
 
 CONTENT_POST = Workflow(
@@ -26,7 +28,7 @@ CONTENT_POST = Workflow(
     describe="draft a blog post, social post or newsletter issue on a topic",
     steps=(
         understand("content_post", ContentParams, "post"),
-        propose(post_agent, gather, title="Draft the post (content agent)"),
+        propose(post_agent, gather, title="Draft the post (content agent)", question=question),
         execute(frozenset({"post_content"}), title="Hand the post over", what="Publish the post"),
     ),
 )

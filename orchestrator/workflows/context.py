@@ -1,15 +1,17 @@
 """The context a step runs in: its run and intent, the results of earlier steps, and what a step may do.
 
 A step asks through its context: an approval bound to an action's digest, a model call within the
-budget (`budget.calls`), a message to the operator with its audit event, memories for its agent.
+budget (`budget.calls`), a message to the operator with its audit event, and the context snapshot its
+agent reads (`snapshot`, the one way an agent gets context).
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from agents import StructuredAgent
-from memory import link, step_node
+from agents import StructuredAgent, context_block
+from memory import cited_memories, link, step_node
 from orchestrator import approvals, audit, outbox
 from orchestrator.approvals import ApprovalRequest, AwaitingApproval
 from orchestrator.budget.calls import call_agent
@@ -19,6 +21,7 @@ from orchestrator.messages import Message
 from orchestrator.policy import Effect
 from orchestrator.runs import Run
 from orchestrator.services import Services
+from orchestrator.workflows.snapshot import Gathered, StepSnapshot, step_snapshot
 
 
 @dataclass
@@ -59,15 +62,20 @@ class StepContext:
                              run_id=self.run.id,
                              payload=payload)
 
-    def recall(self, question: str, *, k: int = 5, token_budget: int = 400) -> list[dict[str, Any]]:
-        """Long-term memories for an agent's snapshot, each with the id it must cite (`memory:<id>`)."""
-        found = self.services.memory.recall(question, k=k, token_budget=token_budget)
-        return [{"id": f"memory:{m.id}", "subject": m.subject, "text": m.text} for m in found]
+    def snapshot(self, *, question: str | None = None,
+                 gather: Callable[[], Gathered] | None = None) -> StepSnapshot:
+        """The context snapshot for this step's agent, cached under the step's key (see `workflows.snapshot`).
+
+        `question` recalls the memories and policy rules (default: the request); `gather` supplies the
+        step's facts and scope, and runs only when the snapshot is built.
+        """
+        return step_snapshot(self.services, self.intent, key=self.key, question=question or self.intent.request,
+                             gather=gather or Gathered)
 
     def cite(self, cited: list[str]) -> None:
         """Count this step's references to the memories among `cited` (an agent also cites CRM records)."""
-        ids = [int(ref.split(":", 1)[1]) for ref in cited if ref.startswith("memory:")]
-        self.services.memory.cite(ids, run_id=self.run.id, step=self.step, step_key=self.key)
+        self.services.memory.cite(cited_memories(cited), run_id=self.run.id, step=self.step,
+                                  step_key=self.key)
 
     def link_action(self, key: str) -> None:
         """Enter an outside action in the metadata index under this step, so "why?" can find its chain."""
@@ -79,8 +87,11 @@ class StepContext:
                          run_id=self.run.id,
                          payload=payload)
 
-    def agent(self, agent: StructuredAgent, inputs: dict[str, Any], *, tier: str = "draft",
+    def agent(self, agent: StructuredAgent, context: StepSnapshot, *, tier: str = "draft",
               may_step_down: bool | None = None) -> dict[str, Any]:
-        """Run an agent on a tier within the budget, or reuse the stored result of the same prompt (see
-        `budget.calls.call_agent`). Raises AwaitingApproval when the operator must decide first."""
+        """Run an agent on this step's snapshot (`snapshot`), on a tier within the budget, or reuse the stored
+        result of the same prompt (see `budget.calls.call_agent`). The snapshot is the agent's only context:
+        the request goes in as the goal, the rest as the rendered context block. Raises AwaitingApproval when
+        the operator must decide first."""
+        inputs = {"goal": self.intent.request, "context": context_block(context.snapshot)}
         return call_agent(self, agent, inputs, tier=tier, may_step_down=may_step_down)

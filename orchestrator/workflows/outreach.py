@@ -16,9 +16,12 @@ def gather(ctx: StepContext) -> tuple[dict[str, Any], Scope]:
         "recipient": {k: contact[k] for k in ("id", "name", "email", "plan", "status", "notes")},
         "purpose": understood["params"].get("purpose"),
         "business": ctx.intent.params.get("business", "our business"),
-        # What we know of this person: the customer's name leads the question, the request's purpose follows.
-        "memories": ctx.recall(f"{contact['name']}: {ctx.intent.request}"),
     }, Scope(customers=[contact["id"]])
+
+
+def question(ctx: StepContext) -> str:
+    # What we know of this person: the customer's name leads the question, the request's purpose follows.
+    return f"{ctx.results['understand']['customer']['name']}: {ctx.intent.request}"
 
 
 OUTREACH_EMAIL = Workflow(
@@ -27,7 +30,7 @@ OUTREACH_EMAIL = Workflow(
     describe="write a personal email to one contact and send it once you approve",
     steps=(
         understand("outreach_email", OutreachParams, "email", resolve_customer("recipient")),
-        propose(outreach_agent, gather, title="Draft the email (outreach agent)"),
+        propose(outreach_agent, gather, title="Draft the email (outreach agent)", question=question),
         execute(frozenset({"send_email"}), title="Send the email", what="Send a personal email"),
     ),
 )

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, TypeAdapter
 
-from agents import AnyAction, KindParams, StructuredAgent, context_block, extraction_agent, missing
+from agents import AnyAction, KindParams, StructuredAgent, extraction_agent, missing
 from connectors import Contact
 from orchestrator import audit, outbox, words
 from orchestrator.policy import ACTION_EFFECTS, Effect
@@ -24,6 +24,7 @@ from orchestrator.transitions import move_run
 from orchestrator.workflows.connector_actions import connector_action
 from orchestrator.workflows.context import StepContext
 from orchestrator.workflows.model import Step
+from orchestrator.workflows.snapshot import Gathered
 
 ACTIONS: TypeAdapter[Any] = TypeAdapter(AnyAction)
 
@@ -72,8 +73,9 @@ def understand(kind: str, schema: type[KindParams], title: str, resolve: Resolve
     agent = extraction_agent(kind, schema)
 
     def run(ctx: StepContext) -> dict[str, Any]:
-        context = {"request": ctx.intent.request, "today": ctx.services.now().date().isoformat()}
-        params = schema.model_validate(ctx.agent(agent, {"context": context_block(context)}))
+        # The request is in the snapshot's intent; the conversation before it helps a model read it.
+        snapshot = ctx.snapshot(gather=lambda: Gathered(facts={"today": ctx.services.now().date().isoformat()}))
+        params = schema.model_validate(ctx.agent(agent, snapshot))
         gaps = missing(params, ctx.intent.request)
         if gaps:
             return stop_and_ask(ctx, title, gaps)
@@ -131,20 +133,23 @@ def resolve_customer(field: str) -> Resolver:
 # -- propose: the specialist's proposal over a snapshot the orchestrator built ---------------------------
 
 Gather = Callable[[StepContext], tuple[dict[str, Any], Scope]]
+Question = Callable[[StepContext], str]
 
 
-def propose(agent: StructuredAgent, gather: Gather, *, title: str, tier: str = "draft") -> Step:
+def propose(agent: StructuredAgent, gather: Gather, *, title: str, tier: str = "draft",
+            question: Question | None = None) -> Step:
+    """The specialist's step: `gather` resolves the facts and scope, `question` (default: the request) recalls
+    the memories; both go into the step's snapshot, cached per step, so a re-run after a crash sends the same
+    prompt, reuses the stored call and screens against the same scope."""
     def run(ctx: StepContext) -> dict[str, Any]:
-        def build() -> dict[str, Any]:
-            context, scope = gather(ctx)
-            return {"context": context, "scope": scope.model_dump(mode="json")}
+        def gathered() -> Gathered:
+            facts, scope = gather(ctx)
+            return Gathered(facts=facts, scope=scope.model_dump(mode="json"))
 
-        # Cached per run, so a re-run after a crash sends the same prompt and reuses the stored call.
-        snapshot = ctx.services.context.get_or_build(f"run:{ctx.run.id}:{ctx.step}", build)
-        proposal = ctx.agent(agent, {"goal": ctx.intent.request, "context": context_block(snapshot["context"])},
-                             tier=tier)
+        snapshot = ctx.snapshot(question=question(ctx) if question else None, gather=gathered)
+        proposal = ctx.agent(agent, snapshot, tier=tier)
         ctx.cite(proposal.get("cited", []))
-        return {"proposal": proposal, "scope": snapshot["scope"]}
+        return {"proposal": proposal, "scope": snapshot.scope}
 
     return Step("propose", Effect.DRAFT, run, title=title, summarise=_summarise_proposal)
 

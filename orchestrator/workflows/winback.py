@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agents import CampaignDraft, campaign_agent, context_block
+from agents import CampaignDraft, campaign_agent
 from connectors import AccessChange, ActionDeclined, Charge, Contact, OutgoingEmail, with_retries
 from orchestrator import words
 from orchestrator.approvals import ApprovalRequest
@@ -18,6 +18,7 @@ from orchestrator.messages import Fact
 from orchestrator.policy import Effect
 from orchestrator.workflows.context import StepContext
 from orchestrator.workflows.model import Step, Workflow
+from orchestrator.workflows.snapshot import Gathered
 
 DISCOUNT_PERCENT = 30
 DISCOUNT_MONTHS = 3
@@ -35,11 +36,10 @@ def select_audience(ctx: StepContext) -> dict[str, Any]:
 def draft_campaign(ctx: StepContext) -> dict[str, Any]:
     contacts = _contacts(ctx)
 
-    def build() -> dict[str, Any]:
-        # The snapshot holds what the agent may use, with ids it must cite; rebuilt from PostgreSQL on a miss.
-        return {
+    def gather() -> Gathered:
+        # What the agent may use beyond the intent and conversation, with ids it must cite.
+        return Gathered(facts={
             "business": ctx.intent.params.get("business", "the newsletter"),
-            "goal": ctx.intent.request,
             "discount_percent": DISCOUNT_PERCENT,
             "discount_months": DISCOUNT_MONTHS,
             "audience": {
@@ -48,11 +48,9 @@ def draft_campaign(ctx: StepContext) -> dict[str, Any]:
                 "ids": [c.id for c in contacts],
                 "plans": sorted({c.plan for c in contacts}),
             },
-            "memories": ctx.recall(ctx.intent.request),
-        }
+        })
 
-    snapshot = ctx.services.context.get_or_build(f"run:{ctx.run.id}:draft", build)
-    draft = ctx.agent(campaign_agent, {"goal": ctx.intent.request, "context": context_block(snapshot)})
+    draft = ctx.agent(campaign_agent, ctx.snapshot(gather=gather))
     ctx.cite(draft.get("cited", []))
     return draft
 

@@ -1,11 +1,14 @@
 """Short-term context: snapshots cached in Redis with a TTL, rebuilt from PostgreSQL on a miss."""
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+
 from memory.context import ContextCache
-from memory.longterm import LongTermMemory
-from memory.snapshot import build_snapshot
+from memory.longterm import LongTermMemory, Recalled
+from memory.snapshot import build_snapshot, citation, cited_memories
 
 
 class Clock:
@@ -66,3 +69,35 @@ def test_snapshot_keeps_the_intent_and_fits_messages_and_memories_in_the_budget(
     assert snap.messages[-1]["text"] == messages[-1]["text"]  # newest kept, order preserved
     assert [m.id for m in snap.memories] == [m.id for m in memories[: len(snap.memories)]]
     assert snap.dropped_messages > 0 and snap.dropped_memories > 0
+
+
+def recalled(memory_id: int, text: str, kind: str = "fact") -> Recalled:
+    return Recalled(id=memory_id, ref=None, refs=[], text=text, kind=kind, subject="operator", score=1.0,
+                    similarity=None, vector_rank=None, text_rank=None, source=None, provenance={},
+                    created_at=datetime(2026, 3, 1, tzinfo=UTC), version=1, current=True)
+
+
+def test_policies_and_facts_are_always_kept_and_a_rule_is_not_sent_twice() -> None:
+    """The operator's rules and the step's facts are never cut; a memory recalled as a rule is not also a memory."""
+    rule = recalled(1, "Never refund more than $50 without asking.", kind="policy")
+    snap = build_snapshot(intent={"id": 1}, facts={"customer": {"id": "c-ana"}}, messages=[],
+                          memories=[rule, recalled(2, "Ana likes email.")], rules=[rule],
+                          needs_approval=["send_email", "refund"], token_budget=10)
+    assert snap.facts == {"customer": {"id": "c-ana"}}
+    assert snap.policies.needs_approval == ["refund", "send_email"]
+    assert [r.id for r in snap.policies.rules] == [1] and 1 not in [m.id for m in snap.memories]
+
+
+def test_a_fact_named_like_a_section_is_refused() -> None:
+    with pytest.raises(ValueError, match="memories"):
+        build_snapshot(intent={"id": 1}, facts={"memories": []}, messages=[], memories=[])
+
+
+@pytest.mark.parametrize(("cited", "ids"), [
+    (["memory:3", "crm:c-ana", "memory:12"], [3, 12]),
+    (["txn:4"], []),
+    (["memory:latest", "memory:", "memory:7"], [7]),  # a malformed citation is no memory, not a failure
+])
+def test_cited_memories_reads_only_memory_citations(cited: list[str], ids: list[int]) -> None:
+    assert cited_memories(cited) == ids
+    assert cited_memories([citation(i) for i in ids]) == ids  # what an agent is shown is what it cites

@@ -189,14 +189,15 @@ def test_at_the_cap_the_run_waits_alerts_and_resumes_when_the_operator_raises_it
 
 def test_a_reason_tier_call_waits_for_an_approval_then_runs_once(services, db, work, monkeypatch):
     """Every reason-tier call goes through an approval unless policy exempts the intent kind."""
-    from agents import context_block, post_agent
+    from agents import post_agent
     from orchestrator import Classification, Operations
     from orchestrator.policy import Effect
     from orchestrator.workflows import WORKFLOWS
     from orchestrator.workflows.model import Step, Workflow
+    from orchestrator.workflows.snapshot import Gathered
 
     def think(ctx):
-        return ctx.agent(post_agent, {"goal": "g", "context": context_block({"topic": "pricing"})}, tier="reason")
+        return ctx.agent(post_agent, ctx.snapshot(gather=lambda: Gathered(facts={"topic": "pricing"})), tier="reason")
 
     monkeypatch.setitem(WORKFLOWS, "reasoned", Workflow("reasoned", "reasoned", (Step("think", Effect.REASON, think),)))
 
