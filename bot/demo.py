@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from bot.console import ConsoleSession, OutboxListener
@@ -42,8 +42,7 @@ def run_demo(base: Settings, write: Callable[[str], None] = print) -> int:
     worker = start_worker(services.stores, settings)
     listener = OutboxListener(services.stores.database_url)
     try:
-        now = datetime.now(UTC)
-        services.crm.upsert(demo_contacts(now))
+        services.crm.upsert(demo_contacts(services.now()))
         services.payments.fail_next_charges(DECLINING, reason="card_declined")
         write(f"   seeded the sandbox CRM: 5 lapsed subscribers, {DECLINING}'s card will be declined")
         write(f"   drafting tier: {settings.draft_model} (deterministic templates, no key); worker pid {worker.pid}")

@@ -147,18 +147,17 @@ def _stats(memory: Any) -> int:
 
 
 def _reclaim(memory: Any, stores: Any, args: argparse.Namespace) -> int:
-    from datetime import UTC
-
     from orchestrator import Settings, build_services, upkeep
 
-    now = datetime.now(UTC)
+    # Through the orchestrator, so each removal is written to the audit log with it, on the services' clock.
+    # (services.memory shares the process-wide embedder with `memory`: nothing is loaded twice)
+    services = build_services(Settings(), stores)
+    now = services.now()
     if args.dry_run:
         found = memory.reclaimable(now, limit=10_000)
         head = f"would remove {len(found)}" if found else "would remove nothing"
     else:
-        # Through the orchestrator, so each removal is written to the audit log with it.
-        # (services.memory shares the process-wide embedder with `memory`: nothing is loaded twice)
-        found = upkeep.reclaim_memories(build_services(Settings(), stores), now)
+        found = upkeep.reclaim_memories(services, now)
         head = f"removed {len(found)}" if found else "removed nothing"
     print(head + (":" if found else ""))
     for r in found:

@@ -245,3 +245,15 @@ async def test_failed_delivery_is_retried_with_backoff_and_delivered_later(slack
 async def test_healthz_reports_the_stores(slack) -> None:
     response = await slack.http.get("/healthz")
     assert response.status == 200 and (await response.json()) == {"ok": True}
+
+
+async def test_healthz_names_the_failing_store_but_never_its_error_text(slack, monkeypatch) -> None:
+    """/healthz answers anyone: it used to return the exception's text (socket paths, hosts, users)."""
+    from redis import Redis
+
+    dead = Redis.from_url("unix:///nonexistent/opsos-test.sock", socket_connect_timeout=0.2, retry_on_timeout=False)
+    monkeypatch.setattr(slack.ops.services.stores, "redis", dead)
+    response = await slack.http.get("/healthz")
+    body = await response.json()
+    assert response.status == 503 and body == {"ok": False, "failing": "redis"}
+    assert "nonexistent" not in await response.text()
