@@ -5,7 +5,7 @@ import psycopg
 import structlog
 
 from orchestrator import engine
-from orchestrator.queue import enqueue_advance
+from orchestrator.queue import enqueue_advance, waiting_runs
 from orchestrator.services import Services, build_services
 from orchestrator.settings import Settings
 from orchestrator.workflows import WORKFLOWS
@@ -36,16 +36,21 @@ def recover_runs(services: Services) -> list[int]:
     """Enqueue every queued, running or compensating run that no worker holds: its job was lost with Redis or a
     killed worker (or its worker met an outage of PostgreSQL or Redis and left it to be taken up again).
 
-    The advisory lock tells a run being worked on from an orphan; a run enqueued twice is harmless,
-    since the second job finds the run busy or finished.
+    The advisory lock tells a run being worked on from an orphan. A run whose job still waits in a queue (the
+    workers are busy) is no orphan: enqueueing it again every minute would pile up jobs that each find it
+    done. A run enqueued twice anyway (two recoveries at once) is harmless: the second job finds it busy or
+    finished.
     """
     with services.stores.pool.connection() as conn:
         candidates = conn.execute(
             "SELECT id, workflow FROM runs WHERE state IN ('queued', 'running', 'compensating') ORDER BY id"
         ).fetchall()
+    waiting = waiting_runs(services.stores.redis)
     orphans: list[int] = []
     with psycopg.connect(services.stores.database_url, autocommit=True) as probe:
         for row in candidates:
+            if row["id"] in waiting:
+                continue
             if engine.try_lock_run(probe, row["id"]):
                 probe.execute("SELECT pg_advisory_unlock(%s, %s::int)", (engine.RUN_LOCK_CLASS, row["id"]))
                 orphans.append(row["id"])

@@ -9,10 +9,21 @@ from rq import Queue
 log = structlog.get_logger(__name__)
 
 QUEUE_NAMES = ("interactive", "default", "slow")
+ADVANCE = "orchestrator.jobs.advance_run"
 
 
 def queue(redis: Redis, name: str = "default") -> Queue:
     return Queue(name, connection=redis)
+
+
+def waiting_runs(redis: Redis) -> set[int]:
+    """Runs that already have a job waiting in a queue (not yet taken by a worker); empty if Redis is away."""
+    try:
+        return {int(job.args[0]) for name in QUEUE_NAMES for job in queue(redis, name).jobs
+                if job is not None and job.func_name == ADVANCE and job.args}
+    except RedisError as error:
+        log.warning("queue.unreadable", error=str(error))
+        return set()
 
 
 def enqueue_advance(redis: Redis, run_id: int, *, queue_name: str = "default") -> bool:
@@ -20,7 +31,7 @@ def enqueue_advance(redis: Redis, run_id: int, *, queue_name: str = "default") -
     and the recovery sweep enqueues it again, so the caller reports success either way."""
     try:
         queue(redis, queue_name).enqueue(
-            "orchestrator.jobs.advance_run", run_id, job_timeout=3600, result_ttl=3600, failure_ttl=86400,
+            ADVANCE, run_id, job_timeout=3600, result_ttl=3600, failure_ttl=86400,
             description=f"advance run {run_id}",
         )
     except RedisError as error:

@@ -31,3 +31,11 @@ def test_a_run_starts_on_its_workflows_queue_and_recovery_keeps_it_there(service
     redis.flushdb()  # the job is lost with Redis; the run is safe in PostgreSQL
     assert recover_runs(services) == [1]
     assert queue(redis, expected).count == 1
+
+
+def test_recovery_does_not_pile_up_jobs_for_a_run_whose_job_still_waits(services, redis):
+    """Before, every recovery pass (each minute) enqueued one more job per queued run while the workers were busy."""
+    Operations(services, Fixed("winback")).submit(OPERATOR, "win them back")
+    for _ in range(3):
+        assert recover_runs(services) == []
+    assert queue(redis, "default").count == 1
