@@ -17,6 +17,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from aiohttp import web
 
+    from bot.access_log import AccessLogger
     from bot.dashboard import add_dashboard
     from bot.errors import ConfigurationError
     from bot.server import build_web_app, front_ends
@@ -36,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
                   "serving the dashboard, /metrics and /healthz only")
         app = build_web_app(ops, settings, apps, extensions=[lambda web_app: add_dashboard(web_app, ops)])
         try:
-            web.run_app(app, host=args.host, port=args.port, print=None)
+            web.run_app(app, host=args.host, port=args.port, print=None, access_log_class=AccessLogger)
         except ConfigurationError as error:  # found at start-up, e.g. Slack refusing the app token
             print(f"opsos serve: {error}")
             return 2
