@@ -1,14 +1,19 @@
 """The console front end: renders messages as text and turns typed lines into orchestrator calls."""
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
 
 import psycopg
+import structlog
+from psycopg_pool import PoolTimeout
 
 from bot.render.console import ConsoleRenderer
 from orchestrator import Message, MessageKind, Operations, Requester, expire_copies, outbox, prepare
+
+log = structlog.get_logger(__name__)
 
 CHANNEL = "console"
 
@@ -113,21 +118,36 @@ class OutboxListener:
 class OutboxPrinter(threading.Thread):
     """Background delivery for the interactive chat: prints outbox messages while the operator types."""
 
+    RETRY_SECONDS = 2.0
+
     def __init__(self, session: ConsoleSession) -> None:
         super().__init__(daemon=True, name="console-outbox")
         self.session = session
         self.stopped = threading.Event()
 
     def run(self) -> None:
-        listener = OutboxListener(self.session.ops.services.stores.database_url)
+        listener: OutboxListener | None = None
         try:
             while not self.stopped.is_set():
-                # With no platform configured no delivery loop runs, so the console lapses expired approvals.
-                expire_copies(self.session.ops.pool, now=self.session.ops.services.now())
-                self.session.deliver_pending()
-                listener.wait(0.5)
+                try:
+                    if listener is None:
+                        listener = OutboxListener(self.session.ops.services.stores.database_url)
+                    # With no platform configured no delivery loop runs, so the console lapses expired approvals.
+                    expire_copies(self.session.ops.pool, now=self.session.ops.services.now())
+                    self.session.deliver_pending()
+                    listener.wait(0.5)
+                except (psycopg.Error, PoolTimeout) as error:
+                    # The database restarting must not silently end the printing: the rows wait in the outbox,
+                    # so say so once per outage, listen again and carry on.
+                    log.warning("console.outbox_unreachable", error=str(error))
+                    if listener is not None:
+                        with contextlib.suppress(psycopg.Error):
+                            listener.close()
+                        listener = None
+                    self.stopped.wait(self.RETRY_SECONDS)
         finally:
-            listener.close()
+            if listener is not None:
+                listener.close()
 
     def stop(self) -> None:
         self.stopped.set()
