@@ -62,14 +62,21 @@ def _parse_lines(path: Path, source: str, errors: list[str]) -> Iterator[Any]:
 
     from memory.longterm import MemoryIn, Provenance
 
-    with path.open(encoding="utf-8") as fh:
-        for number, line in enumerate(fh, start=1):
-            if not line.strip():
+    with path.open("rb") as fh:
+        for number, data in enumerate(fh, start=1):
+            if not data.strip():
                 continue
             try:
+                try:
+                    line = data.decode("utf-8")
+                except UnicodeDecodeError as bad:
+                    raise ValueError(f"not UTF-8 (byte 0x{data[bad.start]:02x} at column {bad.start + 1})") from bad
                 raw = json.loads(line)
                 if not isinstance(raw, dict):
                     raise ValueError("not a JSON object")
+                # PostgreSQL's text cannot hold NUL: one such line would fail its whole batch at the insert.
+                if any("\x00" in str(value) for value in raw.values()):
+                    raise ValueError("a NUL character (\\u0000) in the line")
                 at = raw.get("at")
                 ref = raw.get("ref")
                 yield MemoryIn(
@@ -94,7 +101,8 @@ def _import(memory: Any, args: argparse.Namespace) -> int:
     if not path.is_file():
         print(f"no such file: {path}", file=sys.stderr)
         return 2
-    total = sum(1 for line in path.open(encoding="utf-8") if line.strip())
+    with path.open("rb") as fh:
+        total = sum(1 for line in fh if line.strip())
     errors: list[str] = []
     with tqdm(total=total, unit="memory", disable=args.no_progress, file=sys.stderr) as bar:
         records = memory.remember_many(

@@ -52,3 +52,22 @@ def test_import_reports_the_bad_line_by_number_and_still_imports_the_good_ones(
     assert main(["memory", "stats"]) == 0
     stats = capsys.readouterr().out
     assert "memories: 3 (3 current" in stats and "customer_interaction: 2" in stats
+
+
+def test_a_line_that_is_not_utf8_or_holds_a_nul_is_reported_and_the_rest_goes_in(
+    servers: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before, one Latin-1 byte ended the whole import with a traceback, and a NUL failed its whole batch."""
+    good = json.dumps(LINES[0]).encode() + b"\n"
+    latin1 = b'{"text": "Fran\xe7ois asked for a refund", "subject": "customer:francois"}\n'
+    nul = json.dumps({"text": "bad\u0000text", "subject": "customer:ana"}).encode() + b"\n"
+    path = tmp_path / "mixed.jsonl"
+    path.write_bytes(good + latin1 + nul + json.dumps(LINES[1]).encode() + b"\n")
+
+    code = main(["memory", "import", str(path), "--no-progress"])
+    out, err = capsys.readouterr()
+
+    assert code == 1
+    assert "imported 2 of 4 lines" in out and "2 bad" in out
+    assert "line 2: not UTF-8 (byte 0xe7" in err
+    assert "line 3: a NUL character" in err
