@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field, TypeAdapter
 
 from agents import AnyAction, KindParams, StructuredAgent, extraction_agent, missing
 from connectors import Contact
-from orchestrator import audit, outbox, words
+from orchestrator import audit, outbox, runs, words
 from orchestrator.policy import ACTION_EFFECTS, Effect
 from orchestrator.runs import RunEvent
 from orchestrator.transitions import move_run
@@ -100,6 +100,9 @@ def stop_and_ask(ctx: StepContext, title: str, gaps: list[str], *, detail: str =
     ask = words.params_missing(ctx.intent, title, gaps, detail=detail,
                                reply_within=ctx.services.settings.answer_window)
     with ctx.services.stores.pool.connection() as conn, conn.transaction():
+        # The run's row lock first, then the audit chain's: the order every other writer (a pause, a click)
+        # takes them in. The other way round, a `pause 3` typed now could deadlock with this transaction.
+        runs.get(conn, ctx.run.id, for_update=True)
         outbox.post(conn, channel=ctx.intent.channel, conversation=ctx.intent.conversation, message=ask,
                     intent_id=ctx.intent.id, run_id=ctx.run.id, dedupe_key=f"{ctx.key}:ask")
         audit.append(conn, at=ctx.services.now(), actor="opsos", kind="params.missing", intent_id=ctx.intent.id,
