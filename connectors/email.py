@@ -1,6 +1,7 @@
 """The email connector: sends a message once per idempotency key, over SMTP or into a folder of .eml files."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import smtplib
@@ -82,12 +83,19 @@ class SmtpEmailBackend:
 
     def deliver(self, *, message: EmailMessage, key: str) -> str:
         try:
-            with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
+            smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+            try:
                 if self.starttls:
                     smtp.starttls(context=ssl.create_default_context())
                 if self.username:
                     smtp.login(self.username, self.password or "")
                 smtp.send_message(message)
+            finally:
+                # Once DATA is accepted the message is the server's: whatever QUIT answers (a 421, a dropped
+                # connection) must not turn a sent email into a failure that a retry would send again.
+                with contextlib.suppress(smtplib.SMTPException, OSError):
+                    smtp.quit()
+                smtp.close()
         # SMTPResponseException is an OSError too: it must be told apart first, since a 5xx answer is
         # final (the email connector does not retry declines) while 4xx and network errors are worth a retry.
         except smtplib.SMTPResponseException as error:
@@ -101,7 +109,12 @@ class SmtpEmailBackend:
 
 
 class EmailConnector:
-    """Sends email exactly once per key: the key is claimed in PostgreSQL before delivery and closed after."""
+    """Sends email once per key: the key is claimed in PostgreSQL before delivery and closed after.
+
+    One window remains, as with any SMTP client: a crash after the server accepted DATA and before the key is
+    closed sends the message again on the re-run (at least once, not exactly once). The copy carries the same
+    Message-ID (derived from the key), so a receiving system that dedupes on it shows one.
+    """
 
     name = "email"
 

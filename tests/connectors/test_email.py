@@ -45,6 +45,16 @@ def test_smtp_backend_sends_a_key_once(db, smtp):
     assert [m.message_id for m in smtp.messages] == [message_id_for("k-1"), message_id_for("k-2")]
 
 
+def test_an_odd_answer_to_quit_after_the_message_was_accepted_is_still_a_sent_email(db, smtp):
+    """Review defect 7: a non-221 QUIT after DATA was accepted was taken for a failure, so a retry sent it again."""
+    smtp.quit_reply = "421 standin.local closing the connection"
+    connector = EmailConnector(db, SmtpEmailBackend(host=smtp.host, port=smtp.port))
+    sent = connector.execute(action=MAIL, key="k-quit")
+    again = connector.execute(action=MAIL, key="k-quit")
+    assert not sent.duplicate and again.duplicate
+    assert [m.message_id for m in smtp.messages] == [message_id_for("k-quit")]
+
+
 def test_transient_smtp_refusal_is_retried_then_sent(db, smtp):
     smtp.fail_next()
     connector = EmailConnector(db, SmtpEmailBackend(host=smtp.host, port=smtp.port),

@@ -48,6 +48,8 @@ class SmtpStandIn:
         self._releases: list[asyncio.Event] = []
         self._failures: list[tuple[Stage, int, str]] = []
         self._controller: Controller | None = None
+        # What QUIT answers; a server may say anything once the message is accepted (e.g. `421 closing`).
+        self.quit_reply: str | None = None
 
     @property
     def url(self) -> str:
@@ -161,6 +163,11 @@ class _Handler:
             return refusal
         envelope.rcpt_tos.append(address)
         return "250 OK"
+
+    async def handle_QUIT(self, server: SMTP, session: Session, envelope: Envelope) -> str | object:
+        from aiosmtpd.smtp import MISSING
+
+        return self.stand_in.quit_reply or MISSING
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         refusal = self.stand_in._failure("DATA")
