@@ -27,7 +27,7 @@ from orchestrator.delivery import (
 from orchestrator.errors import NotFound, OpsError
 from orchestrator.messages import Action, Attachment, Fact, Message, MessageKind, Section, Style
 from orchestrator.outbox import OutboxItem
-from orchestrator.queue import QUEUE_NAMES, queue
+from orchestrator.queue import QUEUE_NAMES, rq_queue
 from orchestrator.runs import RunEvent, RunState
 from orchestrator.services import Services, build_services
 from orchestrator.settings import Settings
@@ -76,10 +76,10 @@ __all__ = [
     "outbox",
     "parse",
     "prepare",
-    "queue",
     "register",
     "replay",
     "router_classifier",
+    "rq_queue",
     "scheduler",
     "signin",
     "size_shared_buffers",

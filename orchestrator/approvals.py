@@ -267,7 +267,7 @@ LAPSED_ONE = "SELECT 1 FROM outbox WHERE edit_of IS NOT NULL AND approval_id = %
 
 def lapse(conn: Connection, *, now: datetime) -> list[Approval]:
     """The pending approvals past their time whose copies still show buttons, as their copies must show them:
-    expired. The caller queues those edits in this transaction (`transitions.lapse_approvals`).
+    expired. The caller queues those edits in this transaction (`delivery.copies.expire_copies`).
 
     The record stays pending, as before: it turns `expired`, with its audit event, when someone acts on it,
     and until then the digest, status and dashboard say "expired: resume the run to ask again". Two processes

@@ -15,8 +15,9 @@ from orchestrator.approvals import Decision
 # An approval's id (see `approvals._new_id`): short and opaque, resolved by the control plane.
 APPROVAL_ID = r"a[0-9a-f]{10}"
 # A "Did you mean …?" choice: the kept request's token and the index of the kind offered.
-CHOICE = r"[0-9a-f]{10}:\d"
-RUN_ID = r"\d+"
+CHOICE = r"[0-9a-f]{10}:[0-9]"
+# ASCII digits only: `\d` would also take "٣", which no run number is.
+RUN_ID = r"[0-9]{1,12}"
 
 
 class Verb(StrEnum):
@@ -28,7 +29,6 @@ class Verb(StrEnum):
     CHOOSE = "choose"
 
 
-APPROVAL_VERBS = frozenset({Verb.APPROVE, Verb.REJECT, Verb.WHY})
 _ARGUMENT = {Verb.APPROVE: APPROVAL_ID, Verb.REJECT: APPROVAL_ID, Verb.WHY: APPROVAL_ID,
              Verb.RESUME: RUN_ID, Verb.CANCEL: RUN_ID, Verb.CHOOSE: CHOICE}
 _VALUE = re.compile(r"^(" + "|".join(verb.value for verb in Verb) + r"):(.+)$")

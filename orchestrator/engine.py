@@ -148,8 +148,10 @@ def _fail(services: Services, run_id: int, step_name: str, error: Exception) -> 
     """Record the step failed and the run compensating (one transaction), then undo what can be undone.
 
     From the moment this commits the run is `compensating`: a worker killed while undoing leaves it there,
-    and the next one finishes the undoing (`_unwind`) instead of running the failed step forward. A cancel
-    or pause the operator made while the step ran stands: the undoing still runs, the run keeps their word.
+    and the next one finishes the undoing (`_unwind`) instead of running the failed step forward. The
+    operator's word while the step ran stands: a cancelled run is undone and stays cancelled; a paused one
+    is left as it is, undone nothing, since resuming it runs the failed step again (its keys repeat nothing)
+    and undoing first would have that re-run report success over the refunds.
     """
     detail = f"{type(error).__name__}: {error}"
     with services.stores.pool.connection() as conn, conn.transaction():
@@ -160,6 +162,12 @@ def _fail(services: Services, run_id: int, step_name: str, error: Exception) -> 
         if run.state is RunState.RUNNING:
             move_run(conn, run_id, RunEvent.UNWIND, actor="worker", now=services.now(),
                      reason=f"{step_name} failed: {error}")
+    if run.state is RunState.PAUSED:
+        with services.stores.pool.connection() as conn, conn.transaction():
+            intent = intents.get(conn, run.intent_id)
+            outbox.post(conn, channel=intent.channel, conversation=intent.conversation, intent_id=intent.id,
+                        run_id=run_id, message=words.run_failed(run, f"{step_name} failed: {error}", []))
+        return run.state
     return _unwind(services, run_id)
 
 
@@ -183,7 +191,9 @@ def _unwind(services: Services, run_id: int) -> RunState:
     error = (records[failed].error or "").split(": ", 1)[-1] if failed else ""
     reason = run.reason if run.state is RunState.COMPENSATING else f"{failed} failed: {error}"
     workflow = WORKFLOWS[run.workflow]
-    undone: list[str] = []
+    # Steps an earlier, interrupted attempt already undid count as undone: the run was compensated all the same.
+    undone = [f"{name}: undone before a restart" for name, r in reversed(records.items())
+              if r.state is StepState.COMPENSATED]
     results = {name: r.result or {} for name, r in records.items() if r.state is StepState.SUCCEEDED}
     for step in reversed(workflow.steps):
         record = records.get(step.name)

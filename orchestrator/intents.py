@@ -97,7 +97,8 @@ def create(
     intent = Intent.model_validate(row)
     audit.append(conn, actor=requested_by, kind="intent.created", intent_id=intent.id, at=now,
                  payload={"request": request, "kind": kind, "channel": channel,
-                          "budget_usd": constraints.budget_usd, "deadline": constraints.deadline})
+                          "budget_usd": constraints.budget_usd, "deadline": constraints.deadline,
+                          "risk": constraints.risk})
     return intent
 
 

@@ -68,7 +68,10 @@ class Policy(BaseModel):
             return True
         return effect in self.approval_required
 
-    def reason_needs_approval(self, kind: str) -> bool:
+    def reason_needs_approval(self, kind: str, *, risk: Risk = Risk.NORMAL) -> bool:
+        """A reason-tier call waits for the operator unless policy exempts the kind; never on a careful intent."""
+        if risk is Risk.HIGH:
+            return True
         return self.needs_approval(Effect.REASON) and kind not in self.reason_exempt_kinds
 
     def may_step_down(self, tier: str) -> bool:

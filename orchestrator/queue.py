@@ -26,6 +26,10 @@ def waiting_runs(redis: Redis) -> set[int]:
         return set()
 
 
+# The name other layers import it by: `orchestrator.queue` itself stays the module, not hidden by this function.
+rq_queue = queue
+
+
 def enqueue_advance(redis: Redis, run_id: int, *, queue_name: str = "default") -> bool:
     """Ask a worker to move the run on. False if Redis refused: the run's state is safe in PostgreSQL
     and the recovery sweep enqueues it again, so the caller reports success either way."""

@@ -139,7 +139,8 @@ def run_due(services: Services, *, now: datetime | None = None) -> list[SlotRun]
 
 
 def _post_home(services: Services, conn: Connection, message: Message, *, dedupe_key: str) -> int | None:
-    # The home channel (`OPSOS_HOME_CHANNEL`, e.g. slack:C123) is read the way delivery reads it.
+    # Where `delivery.operator_address` says: the home channel (`OPSOS_HOME_CHANNEL`, e.g. slack:C123), else the
+    # conversation last asked from, else the console; the one rule every unasked message follows.
     return delivery.post_scheduled(conn, home=services.settings.home_channel, message=message, dedupe_key=dedupe_key)
 
 

@@ -14,7 +14,7 @@ def run(args: argparse.Namespace) -> int:
     from rq import SimpleWorker
 
     from bot.senders import start_delivery
-    from orchestrator import QUEUE_NAMES, Settings, build_services, jobs, queue
+    from orchestrator import QUEUE_NAMES, Settings, build_services, jobs, rq_queue
 
     services = build_services(Settings())
     jobs.install(services)
@@ -22,7 +22,7 @@ def run(args: argparse.Namespace) -> int:
     redis = services.stores.redis
     # SimpleWorker runs each job in this process: the connection pool and the loaded models are
     # reused across jobs instead of being re-created in a forked child for every job.
-    worker = SimpleWorker([queue(redis, name) for name in QUEUE_NAMES], connection=redis)
+    worker = SimpleWorker([rq_queue(redis, name) for name in QUEUE_NAMES], connection=redis)
     # Slack and Telegram messages leave from here too when their tokens are set (leases keep senders apart).
     delivery = None if args.burst else start_delivery(services)
     try:

@@ -73,7 +73,7 @@ def call_agent(site: CallSite, agent: StructuredAgent, inputs: dict[str, Any], *
         if plan.choice in (Choice.ASK, Choice.WAIT):
             _budget_raise(site, plan, prompt_hash)
             continue
-        if plan.tier == "reason" and policy.reason_needs_approval(site.intent.kind):
+        if plan.tier == "reason" and policy.reason_needs_approval(site.intent.kind, risk=site.intent.risk):
             site.require_approval(
                 effect=Effect.REASON, action={"agent": agent.name, "tier": "reason", "prompt_hash": prompt_hash},
                 ask=words.reason_request(step=site.step, agent=agent.name, model=model_name(models["reason"]),

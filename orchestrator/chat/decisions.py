@@ -32,7 +32,7 @@ def decide(services: Services, who: Requester, approval_id: str, decision: Decis
     """Record a decision once, move the run on; a second click or a stale approval changes nothing.
 
     However it is made (a button, typed, the dashboard), the decision queues in its transaction an edit
-    of every message carrying this approval's buttons, on every channel (see `approvals.decide`).
+    of every message carrying this approval's buttons, on every channel (see `transitions.decide_approval`).
     """
     if not services.policy.is_operator(who.identity):
         return Decided(reply=refuse(services, who, f"{decision.value} approval", {"approval": approval_id}))
@@ -85,7 +85,7 @@ def explain(services: Services, approval_id: str) -> Message:
 def approval_messages(services: Services, approval_id: str) -> list[outbox.OutboxItem]:
     """Every message carrying this approval's buttons (its requests, digests), with where each was delivered.
 
-    Their edits are queued when the approval leaves pending (see `approvals.decide`); a front end reads
+    Their edits are queued when the approval leaves pending (see `transitions.decide_approval`); a front end reads
     this to tell a copy opsos will edit from a clicked message it has no record of.
     """
     with services.stores.pool.connection() as conn:

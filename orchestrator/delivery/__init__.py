@@ -3,7 +3,7 @@ from orchestrator.delivery.address import DEFAULT_HOME, home_address, operator_a
 from orchestrator.delivery.copies import Ready, as_it_reads, expire_copies, prepare, queue_edits
 from orchestrator.delivery.loop import DeliveryLoop
 from orchestrator.delivery.send import BATCH, LEASE, Outcome, deliver_all, deliver_due
-from orchestrator.delivery.senders import CopyGone, RetryLater, Sender, register, senders, unregister
+from orchestrator.delivery.senders import CopyGone, RetryLater, Sender, register, registered, unregister
 
 __all__ = [
     "BATCH",
@@ -25,6 +25,6 @@ __all__ = [
     "prepare",
     "queue_edits",
     "register",
-    "senders",
+    "registered",
     "unregister",
 ]

@@ -20,9 +20,8 @@ import structlog
 from psycopg_pool import ConnectionPool
 
 from orchestrator import outbox
-from orchestrator.delivery import senders as registry_
 from orchestrator.delivery.copies import Ready, expire_copies, prepare
-from orchestrator.delivery.senders import CopyGone, RetryLater, Sender
+from orchestrator.delivery.senders import CopyGone, RetryLater, Sender, registered
 from orchestrator.outbox import OutboxItem
 
 log = structlog.get_logger(__name__)
@@ -168,6 +167,6 @@ async def deliver_all(
     # Here, because every process that delivers to a platform runs this pass every few seconds, so a copy
     # loses its buttons within a poll of its approval expiring, with no scheduler slot of its own.
     await asyncio.to_thread(expire_copies, pool, now=now)
-    chosen = registry_.senders() if registry is None else registry
+    chosen = registered() if registry is None else registry
     return {channel: await deliver_due(pool, channel=channel, sender=sender, now=now, clock=clock)
             for channel, sender in list(chosen.items())}

@@ -58,5 +58,5 @@ def unregister(channel: str) -> None:
     _senders.pop(channel, None)
 
 
-def senders() -> dict[str, Sender]:
+def registered() -> dict[str, Sender]:
     return dict(_senders)

@@ -8,9 +8,12 @@ from orchestrator.words.common import money
 
 def budget_alert(cap_name: str, threshold: int, spent: float, cap: float) -> Message:
     reached = "reached" if threshold >= 100 else "passed"
-    text = ("Model calls now wait until the cap resets or is raised." if threshold >= 100
+    own = cap_name.startswith("intent #")
+    text = ("Model calls now wait until the cap resets or is raised." if threshold >= 100 and not own
+            else "Its model calls now wait until you raise its budget." if threshold >= 100
             else "Calls go on; this is an early warning.")
-    title = f"Model spend {cap_name} has {reached} {threshold}% of its cap: {money(spent)} of {money(cap)}."
+    title = (f"Model spend {'on ' if own else ''}{cap_name} has {reached} {threshold}% of its "
+             f"{'budget' if own else 'cap'}: {money(spent)} of {money(cap)}.")
     return Message(kind=MessageKind.ALERT, title=title, text=text)
 
 
@@ -19,9 +22,12 @@ def budget_request(*, step: str, tier: str, cap: str, spent: float, limit: float
     """The ask when a model call does not fit its budget: approving raises the named cap by `raise_usd`."""
     what = (f"Budget: the {cap} cap is reached; raise it by {money(raise_usd)} so “{step}” can go on?" if waiting
             else f"Budget: “{step}” needs about {money(raise_usd)} more on the {cap} cap: approve?")
+    # An intent's own budget lasts as long as the intent: it never resets, so only a raise lets the run go on.
+    lasts = ("raises this request's own budget" if cap.startswith("intent #")
+             else "raises the cap for this period only")
     why = (f"The {tier}-tier call of “{step}” does not fit: {money(spent)} of {money(limit)} is spent or held. "
-           "Approving raises the cap for this period only; rejecting cancels the run. Until then the run waits "
-           "for budget and nothing is charged.")
+           f"Approving {lasts}; rejecting cancels the run. Until then the run waits for budget and nothing is "
+           "charged.")
     return ApprovalRequest(what=what, why=why, estimated_cost_usd=raise_usd, facts=[
         Fact(label="Cap", value=f"{cap}: {money(spent)} of {money(limit)}"),
         Fact(label="Raise", value=f"+{money(raise_usd)}"),
@@ -34,4 +40,5 @@ def stepped_down(step: str, from_tier: str, to_tier: str) -> str:
 
 
 def waiting_for_budget(approval_id: str) -> str:
-    return f"waiting for budget — “approve {approval_id}” raises the cap, or wait for it to reset"
+    return (f"waiting for budget — “approve {approval_id}” raises the cap (a day's or month's cap also resets; "
+            "a request's own budget does not)")

@@ -118,6 +118,8 @@ def _discounted(contact: Contact) -> int:
 
 def collect_renewals(ctx: StepContext) -> dict[str, Any]:
     contacts = _contacts(ctx)
+    if not contacts:
+        return {"collected": [], "paused": [], "collected_cents": 0}
     # Renewals are pre-authorised by the subscription, so policy lets them run; a careful (high-risk) intent
     # asks first, bound to exactly these charges.
     charges = [{"customer": contact.id, "amount_cents": _discounted(contact)} for contact in contacts]

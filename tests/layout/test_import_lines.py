@@ -136,3 +136,20 @@ def test_a_long_module_says_why_it_is_long(name: str) -> None:
     docstring = ast.get_docstring(ast.parse(path.read_text())) or ""
     assert lines <= LONG_MODULE_LINES or LONG_BECAUSE in docstring, (
         f"{path.relative_to(ROOT)} has {lines} lines; split it, or say at its top '{LONG_BECAUSE} …'")
+
+
+def test_no_package_hides_a_submodule_behind_a_name_it_exports() -> None:
+    """`budget.plan` the function once hid `budget/plan.py`: `from orchestrator.budget import plan` then gave the
+    function, and only a code path that used the module found out. No exported name may shadow a submodule."""
+    import importlib
+    import pkgutil
+
+    hidden = []
+    for layer in LAYERS:
+        package = importlib.import_module(layer)
+        for info in pkgutil.walk_packages(package.__path__, f"{layer}."):
+            module = importlib.import_module(info.name)
+            parent, _, leaf = info.name.rpartition(".")
+            if getattr(importlib.import_module(parent), leaf, module) is not module:
+                hidden.append(info.name)
+    assert hidden == []

@@ -60,3 +60,9 @@ def test_a_careful_win_back_asks_before_charging_the_renewals(services, db, work
     work()
     assert run_state(db, 1) == "succeeded"
     assert count(db, "payments_ledger", "kind = 'charge'") == 5
+
+
+def test_a_careful_intent_asks_before_the_reason_tier_even_for_an_exempt_kind() -> None:
+    policy = Policy(operators=frozenset({"console:operator"}), reason_exempt_kinds=frozenset({"faq"}))
+    assert policy.reason_needs_approval("faq") is False
+    assert policy.reason_needs_approval("faq", risk=Risk.HIGH) is True

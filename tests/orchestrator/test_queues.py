@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator import Classification, Operations, queue
+from orchestrator import Classification, Operations
 from orchestrator.jobs import recover_runs
+from orchestrator.queue import queue
 from orchestrator.workflows import WORKFLOWS
 from tests.orchestrator.helpers import OPERATOR
 

@@ -56,3 +56,16 @@ def test_each_cap_has_a_name_the_operator_reads(scope, period, name) -> None:
     from datetime import date
 
     assert planning.cap_name(planning.Period(scope, period, date(2026, 3, 14))) == name
+
+
+def test_an_intents_budget_is_worded_as_one_that_never_resets() -> None:
+    from orchestrator import words
+
+    ask = words.budget_request(step="draft", tier="draft", cap="intent #3", spent=0.3, limit=0.3, raise_usd=0.2,
+                               waiting=True)
+    assert "raises this request's own budget" in ask.why and "this period only" not in ask.why
+    alert = words.budget_alert("intent #3", 100, 0.3, 0.3)
+    assert alert.title == "Model spend on intent #3 has reached 100% of its budget: $0.30 of $0.30."
+    assert "until you raise its budget" in alert.text
+    day = words.budget_alert("today", 100, 1.0, 1.0)
+    assert day.title == "Model spend today has reached 100% of its cap: $1.00 of $1.00."
