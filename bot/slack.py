@@ -223,11 +223,12 @@ class SlackSender:
         ref: dict[str, Any] = {"channel": response["channel"], "ts": response["ts"]}
         if item.message.attachments:
             # The digest's chart goes up as a file under the message it belongs to. A failed upload is
-            # logged, not raised: raising would mark the row failed and post the text a second time.
+            # logged, not raised: raising would mark the row failed and post the text a second time. Any
+            # failure, not only Slack's answers: a dropped connection or a timeout re-posted the digest too.
             try:
                 files = await send_chart_slack(self.client, channel=response["channel"], message=item.message)
                 ref["files"] = [f.get("id") for f in files if f]
-            except SlackApiError as error:
+            except Exception as error:
                 log.warning("slack.attachment_failed", item=item.id, error=str(error))
         return ref
 

@@ -218,11 +218,12 @@ class TelegramSender:
         ref: dict[str, Any] = {"chat_id": sent[-1].chat_id, "message_id": sent[-1].message_id,
                                "message_ids": [message.message_id for message in sent]}
         if item.message.attachments:
-            # Logged, not raised: raising would mark the row failed and send the text a second time.
+            # Logged, not raised: raising would mark the row failed and send the text a second time. Any
+            # failure, a dropped connection as much as Telegram's refusal.
             try:
                 ref["photo_ids"] = await send_chart_telegram(self.bot, chat_id=chat_id(item.conversation),
                                                              message=item.message)
-            except TelegramError as error:
+            except Exception as error:
                 log.warning("telegram.attachment_failed", item=item.id, error=str(error))
         return ref
 

@@ -75,3 +75,36 @@ async def test_telegram_sender_delivers_the_digest_with_its_chart(db, telegram_a
         ref = await TelegramSender(bot).send(item=item)
     assert telegram_api.last("sendMessage").params["text"].startswith("<b>Daily digest")
     assert telegram_api.last("sendPhoto").files["photo"] == png and len(ref["photo_ids"]) == 1
+
+
+async def test_a_dropped_connection_during_the_chart_upload_does_not_post_the_digest_twice(db, slack_api,
+                                                                                          monkeypatch):
+    """Review defect 6: only SlackApiError was caught, so a network error marked the row failed and the retry
+    posted the digest's text a second time. The text is out: the row is delivered, the chart's loss is logged."""
+    import aiohttp
+
+    from bot import slack
+
+    async def drops(*args, **kwargs):
+        raise aiohttp.ClientConnectionError("Connection reset by peer")
+
+    monkeypatch.setattr(slack, "send_chart_slack", drops)
+    item, _ = _queued_digest(db, "slack", "C0OPS")
+    ref = await slack.SlackSender(AsyncWebClient(token=SLACK_BOT_TOKEN, base_url=slack_api.api_url)).send(item=item)
+    assert len(slack_api.messages("C0OPS")) == 1 and "files" not in ref
+
+
+async def test_a_dropped_connection_during_the_photo_does_not_send_the_digest_twice(db, telegram_api, monkeypatch):
+    import httpx
+
+    from bot import telegram
+
+    async def drops(*args, **kwargs):
+        raise httpx.ConnectError("Connection reset by peer")
+
+    monkeypatch.setattr(telegram, "send_chart_telegram", drops)
+    item, _ = _queued_digest(db, "telegram", "42")
+    bot = Bot(telegram_api.token, base_url=telegram_api.base_url, request=HTTPXRequest())
+    async with bot:
+        ref = await telegram.TelegramSender(bot).send(item=item)
+    assert [call.method for call in telegram_api.calls].count("sendMessage") == 1 and "photo_ids" not in ref
