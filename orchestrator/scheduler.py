@@ -38,6 +38,9 @@ from orchestrator.views import digest
 
 log = structlog.get_logger(__name__)
 
+# Past any model call's life (an RQ job times out after an hour): a run-less hold this old was abandoned.
+STALE_RESERVATION = timedelta(hours=2)
+
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
 CLAIM = """
@@ -180,13 +183,14 @@ def check_budget(services: Services, conn: Connection, *, slot: datetime, now: d
     settings = services.settings
     caps = budget.Caps.from_settings(settings)
     today = budget.local_today(now, settings)
+    released = budget.release_stale(conn, before=now - STALE_RESERVATION, caps=caps)
     found = {standing.period: standing
              for standings in budget.standings(conn, tiers=list(TIER_ORDER), today=today, caps=caps).values()
              for standing in standings}
     channel, conversation = delivery.operator_address(conn, settings.home_channel)
     alerts = budget.post_alerts(conn, [found[period] for period in sorted(found)], channel=channel,
                                 conversation=conversation, now=now)
-    return {"alerts": alerts}
+    return {"alerts": alerts, "released": released}
 
 
 def recover(services: Services, conn: Connection, *, slot: datetime, now: datetime, late: bool) -> dict[str, Any]:

@@ -7,7 +7,7 @@ The rows of `budget_periods` hold spend, reservations and approved raises per sc
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from psycopg import Connection
@@ -182,6 +182,28 @@ def release_abandoned(conn: Connection, *, run_id: int, step: str, caps: Caps) -
         periods = periods_for(row["tier"], row["day"], intent=intent_period(row["intent_id"], row["created_at"]))
         release(conn, Reservation(id=row["id"], tier=row["tier"], model=row["model"], estimate_usd=row["estimate"],
                                   periods=tuple(periods)), caps=caps)
+    return len(rows)
+
+
+# Reservations no run owns (the nightly summariser's): nothing re-runs their step to give them back, so a call
+# killed in flight would hold its estimate against every cap for ever.
+STALE_RUNLESS = """
+SELECT id, tier, model, estimate_usd::float8 AS estimate, day FROM budget_calls
+WHERE run_id IS NULL AND state = 'reserved' AND reserved_at < %s ORDER BY id
+FOR UPDATE SKIP LOCKED
+"""
+
+
+def release_stale(conn: Connection, *, before: datetime, caps: Caps) -> int:
+    """Give back run-less reservations made before `before`, in the caller's transaction; returns how many.
+
+    `before` must lie further back than any model call can last (an RQ job's timeout), so no call still in
+    flight loses its hold. SKIP LOCKED: a reservation being settled right now is left to its settle.
+    """
+    rows = conn.execute(STALE_RUNLESS, (before,)).fetchall()
+    for row in rows:
+        release(conn, Reservation(id=row["id"], tier=row["tier"], model=row["model"], estimate_usd=row["estimate"],
+                                  periods=tuple(periods_for(row["tier"], row["day"]))), caps=caps)
     return len(rows)
 
 

@@ -235,3 +235,25 @@ def test_reservation_of_a_killed_attempt_is_given_back_when_the_step_runs_again(
         state = conn.execute("SELECT state FROM budget_calls WHERE id = %s", (ghost.id,)).fetchone()["state"]
         held = conn.execute("SELECT coalesce(sum(reserved_usd), 0)::float8 AS r FROM budget_periods").fetchone()["r"]
     assert state == "released" and held == 0.0
+
+
+def test_a_runless_reservation_left_by_a_killed_call_is_given_back_by_the_budget_check(db):
+    """Review defect 10's third leak: the summariser's reservations have no run, so no re-run released them; a
+    killed call's hold stayed against every cap for ever. Only holds older than any call can last are given back."""
+    from datetime import timedelta
+
+    with db.connection() as conn:
+        old = budget.reserve(conn, run_id=None, step="summarise", tier="draft", model="m", estimate_usd=0.4,
+                             today=TODAY, caps=CAPS)
+        fresh = budget.reserve(conn, run_id=None, step="summarise", tier="draft", model="m", estimate_usd=0.3,
+                               today=TODAY, caps=CAPS)
+        conn.execute("UPDATE budget_calls SET reserved_at = now() - interval '3 hours' WHERE id = %s", (old.id,))
+        conn.commit()
+    with db.connection() as conn, conn.transaction():
+        now = conn.execute("SELECT now() AS n").fetchone()["n"]
+        assert budget.release_stale(conn, before=now - timedelta(hours=2), caps=CAPS) == 1
+        states = {r["id"]: r["state"] for r in conn.execute("SELECT id, state FROM budget_calls")}
+        reserved = conn.execute("SELECT reserved_usd::float8 AS r FROM budget_periods WHERE scope = 'all' "
+                                "AND period = 'day'").fetchone()["r"]
+    assert states == {old.id: "released", fresh.id: "reserved"}
+    assert reserved == pytest.approx(0.3)
