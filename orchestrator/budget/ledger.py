@@ -177,12 +177,7 @@ def release_abandoned(conn: Connection, *, run_id: int, step: str, caps: Caps) -
     Safe only because one worker at a time runs a run's steps (the engine's advisory lock): an open
     reservation of this run and step cannot belong to a call still in flight.
     """
-    rows = conn.execute(OPEN_CALLS, (run_id, step)).fetchall()
-    for row in rows:
-        periods = periods_for(row["tier"], row["day"], intent=intent_period(row["intent_id"], row["created_at"]))
-        release(conn, Reservation(id=row["id"], tier=row["tier"], model=row["model"], estimate_usd=row["estimate"],
-                                  periods=tuple(periods)), caps=caps)
-    return len(rows)
+    return _release_rows(conn, conn.execute(OPEN_CALLS, (run_id, step)).fetchall(), caps=caps)
 
 
 # Reservations no run owns (the nightly summariser's): nothing re-runs their step to give them back, so a call
@@ -200,10 +195,15 @@ def release_stale(conn: Connection, *, before: datetime, caps: Caps) -> int:
     `before` must lie further back than any model call can last (an RQ job's timeout), so no call still in
     flight loses its hold. SKIP LOCKED: a reservation being settled right now is left to its settle.
     """
-    rows = conn.execute(STALE_RUNLESS, (before,)).fetchall()
+    return _release_rows(conn, conn.execute(STALE_RUNLESS, (before,)).fetchall(), caps=caps)
+
+
+def _release_rows(conn: Connection, rows: list[dict[str, Any]], *, caps: Caps) -> int:
+    """Release open `budget_calls` rows against the same periods their reservation held (an intent's too)."""
     for row in rows:
+        intent = intent_period(row["intent_id"], row["created_at"]) if row.get("intent_id") else None
         release(conn, Reservation(id=row["id"], tier=row["tier"], model=row["model"], estimate_usd=row["estimate"],
-                                  periods=tuple(periods_for(row["tier"], row["day"]))), caps=caps)
+                                  periods=tuple(periods_for(row["tier"], row["day"], intent=intent))), caps=caps)
     return len(rows)
 
 
