@@ -5,7 +5,20 @@ Where things are: a chat message lands in `chat.operations.Operations.handle_tex
 decided in `chat.decisions`; a connector action is made idempotent by its key (`keys`) in
 `connectors/idempotency.py`; a model call's budget is reserved in `budget.calls.call_agent`.
 """
-from orchestrator import audit, buttons, delivery, jobs, outbox, replay, scheduler, upkeep, views, words
+from orchestrator import (
+    anchors,
+    audit,
+    buttons,
+    database_roles,
+    delivery,
+    jobs,
+    outbox,
+    replay,
+    scheduler,
+    upkeep,
+    views,
+    words,
+)
 from orchestrator.approvals import Approval, ApprovalState, Decision
 from orchestrator.chat import signin
 from orchestrator.chat.commands import Command, parse
@@ -65,9 +78,11 @@ __all__ = [
     "Settings",
     "Stores",
     "Style",
+    "anchors",
     "audit",
     "build_services",
     "buttons",
+    "database_roles",
     "deliver_due",
     "delivery",
     "expire_copies",

@@ -1,7 +1,8 @@
 """The audit log: append-only, each event hash-chained to the one before, refused UPDATE/DELETE by PostgreSQL.
 
 `hash = sha256(prev_hash + canonical event)`, where the canonical event is sorted-key JSON of the
-row's own fields, so verification needs nothing but the table.
+row's own fields, so verification needs nothing but the table. The hash is unkeyed: whoever can write
+the table can recompute it, which is why `anchors` signs the head outside the database.
 """
 from __future__ import annotations
 
@@ -44,6 +45,9 @@ class ChainReport(BaseModel):
     checked: int
     first_broken_id: int | None = None
     problem: str = ""
+    # The last event that verified and its hash: the head when `ok` (what an anchor signs).
+    head_id: int | None = None
+    head_hash: str | None = None
 
 
 def canonical(
@@ -96,23 +100,27 @@ def append(
     return AuditEvent(**fields, payload=body, prev_hash=prev_hash, hash=digest)
 
 
-def verify(conn: Connection, *, batch: int = 5000) -> ChainReport:
-    """Recompute the chain from the first event; name the first event whose link or content does not match."""
-    prev_hash = GENESIS
+def verify(conn: Connection, *, after: int = 0, after_hash: str = GENESIS, batch: int = 5000) -> ChainReport:
+    """Recompute the chain after event `after` (whose hash is `after_hash`; from the first event by default) to the
+    head; name the first event whose link or content does not match. `checked` counts the events re-hashed."""
+    prev_hash = after_hash
     checked = 0
-    last_id = 0
+    last_id = after
+
+    def report(broken: int | None = None, problem: str = "") -> ChainReport:
+        return ChainReport(ok=broken is None, checked=checked, first_broken_id=broken, problem=problem,
+                           head_id=last_id or None, head_hash=prev_hash if last_id else None)
+
     while True:
         rows = conn.execute(
             "SELECT * FROM audit_events WHERE id > %s ORDER BY id LIMIT %s", (last_id, batch)
         ).fetchall()
         if not rows:
-            return ChainReport(ok=True, checked=checked)
+            return report()
         for row in rows:
             if row["prev_hash"] != prev_hash:
-                return ChainReport(
-                    ok=False, checked=checked, first_broken_id=row["id"],
-                    problem="its prev_hash is not the hash of the event before it (an event was removed or reordered)",
-                )
+                return report(row["id"], "its prev_hash is not the hash of the event before it"
+                                         " (an event was removed or reordered)")
             expected = chain_hash(
                 prev_hash,
                 canonical(
@@ -121,10 +129,7 @@ def verify(conn: Connection, *, batch: int = 5000) -> ChainReport:
                 ),
             )
             if row["hash"] != expected:
-                return ChainReport(
-                    ok=False, checked=checked, first_broken_id=row["id"],
-                    problem="its content does not match its hash (the event was altered)",
-                )
+                return report(row["id"], "its content does not match its hash (the event was altered)")
             prev_hash = row["hash"]
             checked += 1
             last_id = row["id"]

@@ -271,6 +271,9 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
     PRIMARY KEY (component, version)
 )
 """
+# Looked up before CREATE ... IF NOT EXISTS, which PostgreSQL refuses a role without CREATE on the schema even when
+# the table is there: the app role of a managed database (`database_roles`) starts with nothing to migrate.
+TRACKING_EXISTS = "SELECT 1 FROM pg_tables WHERE schemaname = current_schema() AND tablename = 'schema_migrations'"
 # One number for the whole schema, so two processes starting together cannot both migrate.
 MIGRATION_LOCK = "SELECT pg_advisory_xact_lock(7242001)"
 
@@ -280,7 +283,8 @@ def migrate(conn: psycopg.Connection) -> list[tuple[str, int]]:
     applied_now: list[tuple[str, int]] = []
     with conn.transaction():
         conn.execute(MIGRATION_LOCK)
-        conn.execute(CREATE_TRACKING)
+        if conn.execute(TRACKING_EXISTS).fetchone() is None:
+            conn.execute(CREATE_TRACKING)
         rows = conn.execute("SELECT component, version FROM schema_migrations").fetchall()
         done = {(r["component"], r["version"]) if isinstance(r, dict) else (r[0], r[1]) for r in rows}
         for component, migrations in COMPONENTS.items():

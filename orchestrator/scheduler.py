@@ -1,4 +1,5 @@
-"""Recurring jobs: the daily digest, SLA and budget checks, orphaned-run recovery and memory upkeep, once per slot.
+"""Recurring jobs: the daily digest, SLA and budget checks, orphaned-run recovery, memory upkeep and the audit
+anchor, once per slot.
 
 Who ticks: RQ's own `rq.cron.CronScheduler` (`opsos scheduler`) enqueues `tick(<schedule>)` every
 `OPSOS_SCHEDULE_TICK_SECONDS` on the `default` queue, and any worker runs it. What runs when is
@@ -30,7 +31,7 @@ from psycopg.types.json import Jsonb
 from redis import Redis
 
 from agents import TIER_ORDER
-from orchestrator import audit, budget, delivery, intents, jobs, outbox, upkeep, words
+from orchestrator import anchors, audit, budget, delivery, intents, jobs, outbox, upkeep, words
 from orchestrator.messages import Message
 from orchestrator.services import Services
 from orchestrator.settings import Settings
@@ -94,6 +95,7 @@ def schedules(settings: Settings) -> dict[str, Schedule]:
         Schedule("budget", every=timedelta(minutes=settings.budget_check_minutes)),
         Schedule("recover", every=timedelta(seconds=settings.recover_every_seconds)),
         Schedule("memory_upkeep", daily_at=Settings.time_of_day(settings.upkeep_at), marks_late=False),
+        Schedule("audit_anchor", every=timedelta(minutes=settings.audit_anchor_minutes)),
     ]
     return {s.name: s for s in found}
 
@@ -150,13 +152,36 @@ def _post_home(services: Services, conn: Connection, message: Message, *, dedupe
 def send_digest(services: Services, conn: Connection, *, slot: datetime, now: datetime, late: bool) -> dict[str, Any]:
     settings = services.settings
     day = slot.astimezone(settings.zone).date() - timedelta(days=1)
-    message = digest.build(conn, settings=settings, now=now, day=day,
+    anchored = _anchor(services, conn, now=now)
+    message = digest.build(conn, settings=settings, now=now, day=day, anchoring=anchored,
                            late_by=now - slot if late else None, due_at=slot if late else None)
     # The dedupe key repeats the slot's once-only promise at the outbox, where delivery reads.
     item = _post_home(services, conn, message, dedupe_key=f"digest:{slot.isoformat()}")
     audit.append(conn, actor="scheduler", at=now, kind="digest.sent" if item else "digest.duplicate",
                  payload={"slot": slot, "day": day, "late": late, "outbox": item})
     return {"outbox": item, "day": day.isoformat()}
+
+
+def _anchor(services: Services, conn: Connection, *, now: datetime) -> anchors.Anchoring:
+    # Events committed by others are what it anchors; it appends no event of its own, or every anchor would move
+    # the head and the next slot would always find something new to sign.
+    done = anchors.anchor(conn, anchors.book(services.settings), now=now)
+    report = done.report
+    if not report.trusted:
+        log.error("audit.check_failed", first_broken_id=report.first_broken_id,
+                  rewritten_up_to=report.rewritten_up_to, refused=[r.line for r in report.refused])
+        # Once per distinct finding: the dedupe key names what was found, so each new one is told once.
+        found = f"{report.first_broken_id}:{report.rewritten_up_to}:{','.join(str(r.line) for r in report.refused)}"
+        _post_home(services, conn, words.audit_alarm(report), dedupe_key=f"audit-check:{found}")
+    return done
+
+
+def anchor_audit(services: Services, conn: Connection, *, slot: datetime, now: datetime,
+                 late: bool) -> dict[str, Any]:
+    """Re-hash the events since the newest anchor and sign the head outside the database (`anchors`)."""
+    done = _anchor(services, conn, now=now)
+    return {"anchored": done.anchor.event_id if done.written and done.anchor else None,
+            "checked": done.report.checked, "ok": done.report.ok, "refused": len(done.report.refused)}
 
 
 def check_sla(services: Services, conn: Connection, *, slot: datetime, now: datetime, late: bool) -> dict[str, Any]:
@@ -211,7 +236,7 @@ def memory_upkeep(services: Services, conn: Connection, *, slot: datetime, now: 
 
 SlotAction = Callable[..., dict[str, Any]]
 ACTIONS: dict[str, SlotAction] = {"digest": send_digest, "sla": check_sla, "budget": check_budget,
-                                  "recover": recover, "memory_upkeep": memory_upkeep}
+                                  "recover": recover, "memory_upkeep": memory_upkeep, "audit_anchor": anchor_audit}
 
 
 # -- the RQ side ------------------------------------------------------------------------------------

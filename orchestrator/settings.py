@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import platformdirs
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -113,6 +113,13 @@ class Settings(BaseSettings):
     dashboard_url: str = "http://127.0.0.1:8080"
     signin_ttl_minutes: int = 15
     session_ttl_hours: int = 12
+    # The audit log's anchors (see `orchestrator/anchors.py`): the chain's head signed with a key the database
+    # never holds. OPSOS_AUDIT_KEY, or else a key made once in `audit_key_path` (default <data_dir>/audit.key,
+    # mode 0600). Every process that verifies or anchors must see the same key and the same anchor file.
+    audit_key: SecretStr | None = None
+    audit_key_path: Path | None = None
+    audit_anchors_path: Path | None = None
+    audit_anchor_minutes: int = Field(default=5, gt=0)
     # Prometheus scrapes /metrics with `Authorization: Bearer <token>`; unset, only a dashboard session may read it.
     metrics_token: str | None = None
 
@@ -193,3 +200,19 @@ class Settings(BaseSettings):
     @property
     def outbox_email_dir(self) -> Path:
         return self.email_dir or self.data_dir / "outbox-email"
+
+    @property
+    def audit_key_file(self) -> Path:
+        return self.audit_key_path or self.data_dir / "audit.key"
+
+    @property
+    def audit_anchor_file(self) -> Path:
+        return self.audit_anchors_path or self.data_dir / "audit-anchors.jsonl"
+
+    @field_validator("audit_key")
+    @classmethod
+    def _check_audit_key(cls, value: SecretStr | None) -> SecretStr | None:
+        # A short key is one an attacker who rewrote the chain could guess, and sign their own anchor with.
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("OPSOS_AUDIT_KEY must be at least 32 characters (e.g. `openssl rand -hex 32`)")
+        return value

@@ -1,4 +1,4 @@
-"""`opsos audit verify`: check the audit log's hash chain and name the first broken link."""
+"""`opsos audit verify [--full]`: check the audit log against its anchors and name the first broken link."""
 from __future__ import annotations
 
 import argparse
@@ -7,22 +7,25 @@ import argparse
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("audit", help="inspect the audit log")
     actions = parser.add_subparsers(dest="audit_command", required=True)
-    verify = actions.add_parser("verify", help="check the hash chain of every audit event")
+    verify = actions.add_parser("verify", help="check the audit log against its anchors (the events since the "
+                                               "newest anchor; --full: every event and every anchor)")
+    verify.add_argument("--full", action="store_true", help="re-hash every event from the first one")
     verify.set_defaults(run=run_verify, default_log_level="warning")
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    from orchestrator import Settings, audit, open_stores
+    """Exit 0 when the chain and its anchors hold, 1 when the chain is broken or an anchor line is refused."""
+    from orchestrator import Settings, anchors, open_stores, words
 
-    stores = open_stores(Settings())
+    settings = Settings()
+    stores = open_stores(settings)
     try:
         with stores.pool.connection() as conn:
-            report = audit.verify(conn)
+            report = anchors.verify(conn, anchors.book(settings), full=args.full)
     finally:
         stores.close()
-    if report.ok:
-        print(f"audit chain intact: {report.checked} events verified")
-        return 0
-    print(f"audit chain BROKEN at event {report.first_broken_id}: {report.problem} "
-          f"({report.checked} events before it verified)")
-    return 1
+    print(words.chain_verdict(report))
+    if report.anchor is not None:
+        # The same line the digests carried: compare it with the ones kept in the chat history.
+        print(words.anchor_line(report.anchor))
+    return 0 if report.trusted else 1

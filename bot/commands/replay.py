@@ -13,11 +13,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Exit 0 when the replay agrees with the tables, 1 when it does not or there is no such run (like `audit`)."""
-    from orchestrator import NotFound, Settings, open_stores, replay, words
+    from orchestrator import NotFound, Settings, anchors, open_stores, replay, words
 
-    stores = open_stores(Settings())
+    settings = Settings()
+    stores = open_stores(settings)
     try:
-        report = replay.snapshot(stores.pool, args.run_id)
+        report = replay.snapshot(stores.pool, args.run_id, anchors=anchors.book(settings))
     except NotFound as missing:
         print(f"opsos replay: {missing}")
         return 1

@@ -17,7 +17,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from bot.dashboard.metrics import registry
-from orchestrator import Decision, NotFound, Operations, Requester, RunEvent, Session, signin, views
+from orchestrator import Decision, NotFound, Operations, Requester, RunEvent, Session, anchors, signin, views
 
 COOKIE = "opsos_session"
 CHANNEL = "dashboard"
@@ -130,7 +130,8 @@ class Dashboard:
     def _run(self, run_id: int) -> views.overview.RunPage | None:
         with self.ops.pool.connection() as conn:
             try:
-                return views.overview.run_page(conn, run_id)
+                return views.overview.run_page(conn, run_id,
+                                               anchors=anchors.book(self.ops.services.settings))
             except NotFound:
                 return None
 

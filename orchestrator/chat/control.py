@@ -1,7 +1,7 @@
 """Run control in chat: status, pause / resume / cancel, and `replay N`; the operator's word over a run."""
 from __future__ import annotations
 
-from orchestrator import intents, replay, runs, words
+from orchestrator import anchors, intents, replay, runs, words
 from orchestrator.chat.requester import Requester, refuse
 from orchestrator.errors import InvalidTransition, NotFound
 from orchestrator.messages import Message
@@ -56,7 +56,7 @@ def change_run(services: Services, who: Requester, run_id: int, event: RunEvent)
 def replay_reply(services: Services, run_id: int) -> Message:
     """`replay 3` in chat: the verdict and the latest events, or a refusal when there is no such run."""
     try:
-        report = replay.snapshot(services.stores.pool, run_id)
+        report = replay.snapshot(services.stores.pool, run_id, anchors=anchors.book(services.settings))
     except NotFound:
         return words.invalid_request(f"there is no run #{run_id}")
     return words.replay_verdict(report, timeline_limit=CHAT_TIMELINE)

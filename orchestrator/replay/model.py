@@ -5,8 +5,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field, computed_field
 
+from orchestrator.anchors import AnchorReport
 from orchestrator.approvals import ApprovalState
-from orchestrator.audit import ChainReport
 from orchestrator.runs import RunState
 from orchestrator.steps import StepState
 
@@ -102,7 +102,7 @@ class Disagreement(BaseModel):
 class ReplayReport(BaseModel):
     replay: RunReplay
     disagreements: list[Disagreement]
-    chain: ChainReport
+    chain: AnchorReport
     # True when verification got past the last event the replay used: a break after it does not touch them.
     chain_holds: bool
 

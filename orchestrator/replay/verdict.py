@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 from psycopg import Connection
 from psycopg_pool import ConnectionPool
 
+from orchestrator import anchors as anchoring
 from orchestrator import audit
 from orchestrator.agent_calls import AgentCall
 from orchestrator.approvals import Approval
@@ -106,12 +107,13 @@ def compare(replay: RunReplay, *, run: Run | None, step_rows: Iterable[StepRecor
 
 # -- reading the record (I/O) -----------------------------------------------------------------------
 
-def check(conn: Connection, run_id: int) -> ReplayReport:
+def check(conn: Connection, run_id: int, *, anchors: anchoring.AnchorBook) -> ReplayReport:
     """Replay run `run_id` from its audit events and compare it with its rows. Raises NotFound if neither exists.
 
     Reads in the caller's transaction (`snapshot` gives it one view of both). Rows are read without
     validation, so a row changed behind the log's back to a state no code writes is reported, not refused.
-    Verifying the chain reads the whole audit log, as the dashboard's overview does: fine at one-person scale.
+    The chain is checked against its anchors (`anchors.verify`): only the events after the newest anchor are
+    re-hashed, so a replay costs the same however long the log has grown.
     """
     events = audit.events(conn, run_id=run_id)
     row = conn.execute(RUN, (run_id,)).fetchone()
@@ -125,15 +127,15 @@ def check(conn: Connection, run_id: int) -> ReplayReport:
         approval_rows=[Approval.model_construct(**r) for r in conn.execute(APPROVALS_OF_RUN, (run_id,))],
         call_rows=[AgentCall.model_construct(**r) for r in conn.execute(CALLS_OF_RUN, (run_id,))],
     )
-    chain = audit.verify(conn)
+    chain = anchoring.verify(conn, anchors)
     last = replay.last_event_id
     holds = chain.ok or last is None or (chain.first_broken_id is not None and chain.first_broken_id > last)
     return ReplayReport(replay=replay, disagreements=found, chain=chain, chain_holds=holds)
 
 
-def snapshot(pool: ConnectionPool, run_id: int) -> ReplayReport:
+def snapshot(pool: ConnectionPool, run_id: int, *, anchors: anchoring.AnchorBook) -> ReplayReport:
     """`check` in one REPEATABLE READ transaction: a transition committed while it reads cannot show up in the
     rows but not the events (or the reverse) and pass for a disagreement. Raises NotFound."""
     with pool.connection() as conn, conn.transaction():
         conn.execute(SNAPSHOT)
-        return check(conn, run_id)
+        return check(conn, run_id, anchors=anchors)

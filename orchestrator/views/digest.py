@@ -11,6 +11,7 @@ from psycopg import Connection
 from pydantic import BaseModel
 
 from orchestrator import approvals, budget, words
+from orchestrator.anchors import Anchoring
 from orchestrator.approvals import Approval
 from orchestrator.budget import spend
 from orchestrator.messages import Attachment, Fact, Message, MessageKind, Section
@@ -107,8 +108,11 @@ def gather(conn: Connection, *, settings: Settings, now: datetime, day: date | N
 
 
 def compose(data: DigestData, *, zone, late_by: timedelta | None = None, due_at: datetime | None = None,
-            chart: bool = True) -> Message:
-    """The digest as one message (pure): sections in the order the operator acts on them, buttons inside."""
+            chart: bool = True, anchoring: Anchoring | None = None) -> Message:
+    """The digest as one message (pure): sections in the order the operator acts on them, buttons inside.
+
+    `anchoring` is the audit anchor the scheduler made for this digest: its line goes last, into the chat history.
+    """
     actions = []
     waiting_facts = []
     for approval in data.waiting:
@@ -145,6 +149,8 @@ def compose(data: DigestData, *, zone, late_by: timedelta | None = None, due_at:
               for t in data.tiers],
         ]),
     ]
+    if anchoring is not None:
+        sections.append(Section(title=words.DIGEST_AUDIT_TITLE, text=words.digest_audit(anchoring)))
     attachments = []
     if chart:
         png = charts.budget_burn_png(data.burn, daily_cap=data.daily_cap)
@@ -163,7 +169,7 @@ def compose(data: DigestData, *, zone, late_by: timedelta | None = None, due_at:
 
 
 def build(conn: Connection, *, settings: Settings, now: datetime, late_by: timedelta | None = None,
-          due_at: datetime | None = None, day: date | None = None) -> Message:
+          due_at: datetime | None = None, day: date | None = None, anchoring: Anchoring | None = None) -> Message:
     """Gather and compose in one call: what the scheduler and `opsos digest` use."""
     data = gather(conn, settings=settings, now=now, day=day)
-    return compose(data, zone=settings.zone, late_by=late_by, due_at=due_at)
+    return compose(data, zone=settings.zone, late_by=late_by, due_at=due_at, anchoring=anchoring)

@@ -7,9 +7,10 @@ from psycopg import Connection
 from psycopg.pq import TransactionStatus
 from pydantic import BaseModel
 
-from orchestrator import agent_calls, approvals, audit, budget, intents, replay, runs, steps
+from orchestrator import agent_calls, anchors, approvals, audit, budget, intents, replay, runs, steps, words
+from orchestrator.anchors import AnchorBook, AnchorReport
 from orchestrator.approvals import Approval
-from orchestrator.audit import AuditEvent, ChainReport
+from orchestrator.audit import AuditEvent
 from orchestrator.budget import spend
 from orchestrator.replay import ReplayReport
 from orchestrator.settings import Settings
@@ -51,7 +52,11 @@ class Overview(BaseModel):
     caps: list[spend.Cap]
     chart_png: bytes
     audit: list[AuditEvent]
-    chain: ChainReport
+    chain: AnchorReport
+
+    @property
+    def chain_text(self) -> str:
+        return words.chain_verdict(self.chain)
 
 
 class RunPage(BaseModel):
@@ -65,13 +70,18 @@ class RunPage(BaseModel):
     verdict: ReplayReport
 
     @property
+    def chain_text(self) -> str:
+        return words.chain_verdict(self.verdict.chain)
+
+    @property
     def rationale(self) -> list[tuple[str, str]]:
         """(step, why) for each agent call that said why: the agent's own words, as stored."""
         return [(c.step, str(c.output["rationale"])) for c in self.calls if c.output.get("rationale")]
 
 
 def overview(conn: Connection, *, settings: Settings, now: datetime, audit_limit: int = 50) -> Overview:
-    """Everything the main page shows. Verifying the chain reads the whole audit log: fine at one-person scale."""
+    """Everything the main page shows. The chain is checked against its anchors: only the events after the newest
+    anchor are re-hashed, so a page load does not grow with the log (the anchor job re-hashes the rest)."""
     stuck = conn.execute(digest.STUCK, {"stuck_before": now - timedelta(minutes=settings.stuck_minutes)}).fetchall()
     failed = conn.execute(FAILED_RECENTLY, {"since": now - timedelta(days=7)}).fetchall()
     return Overview(
@@ -84,11 +94,11 @@ def overview(conn: Connection, *, settings: Settings, now: datetime, audit_limit
         chart_png=charts.budget_burn_png(spend.burn(conn, now=now, zone=settings.zone),
                                          daily_cap=settings.budget_daily_usd),
         audit=[AuditEvent.model_validate(r) for r in conn.execute(RECENT_AUDIT, (audit_limit,))],
-        chain=audit.verify(conn),
+        chain=anchors.verify(conn, anchors.book(settings)),
     )
 
 
-def run_page(conn: Connection, run_id: int) -> RunPage:
+def run_page(conn: Connection, run_id: int, *, anchors: AnchorBook) -> RunPage:
     """A run with its steps, agent calls (rationale, cited memories), approvals, audit events and replay verdict.
 
     Raises NotFound if there is no such run.
@@ -106,4 +116,4 @@ def run_page(conn: Connection, run_id: int) -> RunPage:
         "SELECT * FROM approvals WHERE run_id = %s ORDER BY requested_at", (run_id,))]
     return RunPage(run=run, intent=intents.get(conn, run.intent_id),
                    steps=list(steps.records(conn, run_id).values()), calls=calls, cited=cited, approvals=found,
-                   events=audit.events(conn, run_id=run_id), verdict=replay.check(conn, run_id))
+                   events=audit.events(conn, run_id=run_id), verdict=replay.check(conn, run_id, anchors=anchors))

@@ -17,6 +17,7 @@ from orchestrator.words.approvals import (
     renewals_request,
     withdrawn,
 )
+from orchestrator.words.audit import DIGEST_AUDIT_TITLE, anchor_line, audit_alarm, chain_verdict, digest_audit
 from orchestrator.words.budget import budget_alert, budget_request, stepped_down, waiting_for_budget
 from orchestrator.words.common import money, plural, utc, within
 from orchestrator.words.digest import digest_empty, digest_summary, digest_title
@@ -46,6 +47,7 @@ from orchestrator.words.runs import payment_failed, post_ready, run_actions, run
 __all__ = [
     "ANSWER_EXAMPLES",
     "COMMANDS_HELP",
+    "DIGEST_AUDIT_TITLE",
     "POST_HANDED_OVER",
     "REPLAY_AGREES",
     "accepted",
@@ -53,14 +55,18 @@ __all__ = [
     "action_line",
     "action_outcome",
     "already_decided",
+    "anchor_line",
     "answer_taken",
     "approval_actions",
     "approval_decided",
     "approval_request",
+    "audit_alarm",
     "budget_alert",
     "budget_request",
+    "chain_verdict",
     "dashboard_link",
     "digest_approval_actions",
+    "digest_audit",
     "digest_empty",
     "digest_on_its_way",
     "digest_summary",

@@ -5,6 +5,7 @@ from datetime import UTC
 
 from orchestrator.messages import Fact, Message, MessageKind, Section
 from orchestrator.replay.model import Disagreement, ReplayReport
+from orchestrator.words.audit import chain_verdict
 from orchestrator.words.common import plural
 
 REPLAY_AGREES = "replay agrees with the tables"
@@ -43,13 +44,12 @@ def replay_verdict(report: ReplayReport, *, timeline_limit: int | None = None) -
              f"${replay.cost_usd:.4f} on models.")
 
     if chain.ok:
-        chain_text = f"Intact: {plural(chain.checked, 'event')} verified."
+        chain_text = chain_verdict(chain)
     elif report.chain_holds:
         chain_text = (f"Intact through this run's events; broken later, at event {chain.first_broken_id}: "
-                      f"{chain.problem}. Run `opsos audit verify`.")
+                      f"{chain.problem}. Run `opsos audit verify --full`.")
     else:
-        chain_text = (f"BROKEN at event {chain.first_broken_id}: {chain.problem}. "
-                      f"This replay rests on events the chain no longer vouches for.")
+        chain_text = f"{chain_verdict(chain)} This replay rests on events the chain no longer vouches for."
 
     sections = []
     if report.disagreements:

@@ -80,14 +80,16 @@ def test_a_removed_event_breaks_the_link_of_the_next_one(db, database_url):
     assert "removed" in report.problem
 
 
-def test_opsos_audit_verify_exits_non_zero_and_names_the_broken_event(db, database_url, redis_url, monkeypatch, capsys):
+def test_opsos_audit_verify_exits_non_zero_and_names_the_broken_event(db, database_url, redis_url, monkeypatch, capsys,
+                                                                     tmp_path):
     from bot.cli import main
 
     _append_three(db)
     monkeypatch.setenv("DATABASE_URL", database_url)
     monkeypatch.setenv("REDIS_URL", redis_url)
+    monkeypatch.setenv("OPSOS_DATA_DIR", str(tmp_path))
     assert main(["audit", "verify"]) == 0
-    assert "3 events verified" in capsys.readouterr().out
+    assert "Chain verified: 3 events" in capsys.readouterr().out
     _as_superuser_without_triggers(database_url, "UPDATE audit_events SET actor = 'mallory' WHERE id = 3")
     assert main(["audit", "verify"]) == 1
     assert "BROKEN at event 3" in capsys.readouterr().out

@@ -93,11 +93,11 @@ def test_a_crash_while_compensating_is_finished_by_the_next_worker_not_run_forwa
 
 
 def test_replay_follows_a_run_through_compensating(services, db, faulty):
-    from orchestrator import replay
+    from orchestrator import anchors, replay
 
     faulty["second"] = "broken"
     assert engine.advance(services, 1) is RunState.COMPENSATED
-    report = replay.snapshot(db, 1)
+    report = replay.snapshot(db, 1, anchors=anchors.book(services.settings))
     assert report.agrees and report.replay.state is RunState.COMPENSATED
 
 

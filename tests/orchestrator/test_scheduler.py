@@ -2,6 +2,7 @@
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+import psycopg
 import pytest
 
 from orchestrator import scheduler
@@ -189,3 +190,44 @@ def test_budget_check_late_in_the_evening_counts_the_operators_day_then_the_next
     assert scheduler.run_slot(berlin, check, now=evening + timedelta(minutes=10)).result["alerts"] == [
         "budget:today:2026-03-10:50"]
     assert scheduler.run_slot(berlin, check, now=evening + timedelta(minutes=30)).result["alerts"] == []
+
+
+def test_the_digest_carries_the_audit_anchor_line(berlin, db):
+    """Proves the anchor reaches the operator's chat history: the morning digest signs the head (#N) and says it in
+    a short line with the first 12 hex digits of the hash and of the signature, the same the anchor file holds."""
+    from orchestrator import anchors
+
+    operations(berlin).submit(OPERATOR, WINBACK)
+    assert scheduler.run_slot(berlin, DIGEST, now=SLOT + timedelta(minutes=1)) is not None
+    [anchor], refused = anchors.read(anchors.book(berlin.settings))
+    assert refused == []
+    with db.connection() as conn:
+        head = conn.execute("SELECT id, hash FROM audit_events WHERE kind <> 'digest.sent' ORDER BY id DESC LIMIT 1"
+                            ).fetchone()
+        message = conn.execute("SELECT message FROM outbox WHERE dedupe_key LIKE 'digest:%'").fetchone()["message"]
+    assert (anchor.event_id, anchor.hash) == (head["id"], head["hash"])
+    [section] = [s for s in message["sections"] if s["title"].startswith("Audit anchor")]
+    assert section["text"].startswith(f"Audit anchor: event #{head['id']}, hash {head['hash'][:12]}, "
+                                      f"signature {anchor.sig[:12]}, ")
+
+
+def test_the_anchor_job_signs_new_events_and_alerts_once_when_the_log_was_rewritten(berlin, db, database_url):
+    """Every few minutes the head is signed; once the anchored events are rewritten, the job signs nothing more and
+    tells the operator once, however many times it runs."""
+    from orchestrator import anchors
+
+    job = scheduler.schedules(berlin.settings)["audit_anchor"]
+    operations(berlin).submit(OPERATOR, WINBACK)
+    first = scheduler.run_slot(berlin, job, now=MIDDAY)
+    assert first.result["ok"] and first.result["anchored"] is not None
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("SET session_replication_role = replica")
+        conn.execute(f"DELETE FROM audit_events WHERE id >= {first.result['anchored']}")
+    for minutes in (5, 10):
+        ran = scheduler.run_slot(berlin, job, now=MIDDAY + timedelta(minutes=minutes))
+        assert not ran.result["ok"] and ran.result["anchored"] is None
+    assert len(anchors.read(anchors.book(berlin.settings))[0]) == 1
+    with db.connection() as conn:
+        alerts = conn.execute("SELECT message FROM outbox WHERE dedupe_key LIKE 'audit-check:%'").fetchall()
+    assert len(alerts) == 1
+    assert f"events up to #{first.result['anchored']} were rewritten or removed" in alerts[0]["message"]["text"]

@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 
-from orchestrator import Decision, MessageKind, agent_calls, audit, replay, words
+from orchestrator import Decision, MessageKind, agent_calls, anchors, audit, replay, words
 from orchestrator.audit import AuditEvent
 from orchestrator.chat import control
 from orchestrator.chat.commands import Command, parse
@@ -107,7 +107,7 @@ def test_a_chat_reply_keeps_the_latest_events_and_says_how_many_it_left_out():
               _move(2, "start", "queued", "running")]
     events += [_event(n, "payment.attempt_failed", {"customer": "c-eve", "attempt": n}) for n in range(3, 41)]
     report = replay.ReplayReport(replay=replay.fold(events, run_id=7), disagreements=[],
-                                 chain=audit.ChainReport(ok=True, checked=40), chain_holds=True)
+                                 chain=anchors.AnchorReport(ok=True, checked=40), chain_holds=True)
     lines = next(s for s in words.replay_verdict(report, timeline_limit=control.CHAT_TIMELINE).sections
                  if s.title.startswith("Timeline")).text.splitlines()
     assert len(lines) == control.CHAT_TIMELINE + 1
@@ -134,7 +134,7 @@ def test_a_full_winback_run_replays_to_exactly_the_tables_state(services, db, wo
     seed(services, declining="c-eve")
     approve_and_finish(services, work)
     assert run_state(db, 1) == "succeeded"
-    report = replay.snapshot(db, 1)
+    report = replay.snapshot(db, 1, anchors=anchors.book(services.settings))
     assert report.disagreements == [] and report.replay.flags == []
     assert report.chain.ok and report.chain_holds and report.agrees
 
@@ -161,17 +161,17 @@ def test_a_paused_then_resumed_run_replays_right(services, db, work):
     ops.submit(OPERATOR, WINBACK)
     ops.handle_text(OPERATOR, "pause 1")
     work()
-    assert replay.snapshot(db, 1).agrees
+    assert replay.snapshot(db, 1, anchors=anchors.book(services.settings)).agrees
     ops.handle_text(OPERATOR, "resume 1")
     work()
     ops.handle_text(OPERATOR, "pause 1")
-    paused = replay.snapshot(db, 1)
+    paused = replay.snapshot(db, 1, anchors=anchors.book(services.settings))
     assert paused.agrees, paused.disagreements
     assert (paused.replay.state, paused.replay.paused_from) == (RunState.PAUSED, RunState.AWAITING_APPROVAL)
     ops.handle_text(OPERATOR, "resume 1")
     ops.decide(OPERATOR, pending_approval(db, 1), Decision.APPROVED)
     work()
-    report = replay.snapshot(db, 1)
+    report = replay.snapshot(db, 1, anchors=anchors.book(services.settings))
     assert run_state(db, 1) == "succeeded" and report.replay.state is RunState.SUCCEEDED
     assert report.agrees, (report.disagreements, report.replay.flags)
     moves = [m.kind for m in report.replay.timeline if m.kind.startswith("run.")]
@@ -184,7 +184,7 @@ def test_a_cancelled_run_replays_right(services, db, work):
     seed(services)
     ops, _ = to_approval(services, work)
     ops.handle_text(OPERATOR, "cancel 1")
-    report = replay.snapshot(db, 1)
+    report = replay.snapshot(db, 1, anchors=anchors.book(services.settings))
     assert report.agrees, (report.disagreements, report.replay.flags)
     assert report.replay.state is RunState.CANCELLED and report.replay.finished
     assert report.replay.steps[-1].state is StepState.WAITING
@@ -197,7 +197,7 @@ def test_a_run_whose_step_broke_replays_its_compensation(services, db, work, mon
     seed(services, declining=None)
     approve_and_finish(services, work)
     assert run_state(db, 1) == "compensated"
-    report = replay.snapshot(db, 1)
+    report = replay.snapshot(db, 1, anchors=anchors.book(services.settings))
     assert report.agrees, (report.disagreements, report.replay.flags)
     states = {s.name: s.state for s in report.replay.steps}
     assert states["sync_crm"] is StepState.FAILED and StepState.COMPENSATED in states.values()
@@ -212,7 +212,7 @@ def test_a_run_row_changed_behind_the_logs_back_is_reported(services, db, work):
     approve_and_finish(services, work)
     with db.connection() as conn:
         conn.execute("UPDATE runs SET state = 'running' WHERE id = 1")
-    report = replay.snapshot(db, 1)
+    report = replay.snapshot(db, 1, anchors=anchors.book(services.settings))
     assert not report.agrees and report.chain_holds
     assert [(d.subject, d.field, d.table, d.log) for d in report.disagreements] == [
         ("run #1", "state", "running", "succeeded")]
@@ -226,7 +226,7 @@ def test_an_approval_row_rewritten_to_another_decider_is_reported(services, db, 
     approve_and_finish(services, work)
     with db.connection() as conn:
         conn.execute("UPDATE approvals SET decided_by = 'slack:UMALLORY', state = 'whatever' WHERE run_id = 1")
-    report = replay.snapshot(db, 1)
+    report = replay.snapshot(db, 1, anchors=anchors.book(services.settings))
     found = {(d.field, d.table, d.log) for d in report.disagreements}
     assert ("decided by", "slack:UMALLORY", OPERATOR.identity) in found
     assert ("state", "whatever", "approved") in found
@@ -240,7 +240,7 @@ def test_an_altered_audit_event_breaks_the_replays_chain(services, db, work, dat
         target = next(e.id for e in audit.events(conn, run_id=1) if e.kind == "approval.approved")
     _as_superuser_without_triggers(
         database_url, f"UPDATE audit_events SET actor = 'slack:UMALLORY' WHERE id = {target}")
-    report = replay.snapshot(db, 1)
+    report = replay.snapshot(db, 1, anchors=anchors.book(services.settings))
     assert not report.chain_holds and report.chain.first_broken_id == target and not report.agrees
     assert f"BROKEN at event {target}" in control.replay_reply(services, 1).plain_text()
 
@@ -260,7 +260,7 @@ async def test_the_dashboards_run_page_shows_the_verdict(services, db, work):
     seed(services)
     ops = approve_and_finish(services, work)
     with db.connection() as conn:
-        assert overview.run_page(conn, 1).verdict.agrees
+        assert overview.run_page(conn, 1, anchors=anchors.book(services.settings)).verdict.agrees
     app = web.Application()
     add_dashboard(app, ops)
     client = TestClient(TestServer(app))
@@ -302,6 +302,7 @@ def test_opsos_replay_prints_the_timeline_and_the_verdict(services, db, work, da
     approve_and_finish(services, work)
     monkeypatch.setenv("DATABASE_URL", database_url)
     monkeypatch.setenv("REDIS_URL", redis_url)
+    monkeypatch.setenv("OPSOS_DATA_DIR", str(services.settings.data_dir))
     capsys.readouterr()  # the worker's log lines so far
     assert main(["replay", "1"]) == 0
     out = capsys.readouterr().out

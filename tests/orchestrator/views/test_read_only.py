@@ -1,7 +1,7 @@
 """The views only read: each runs inside a READ ONLY transaction, where PostgreSQL refuses any write."""
 from __future__ import annotations
 
-from orchestrator import Decision, intents, runs, views
+from orchestrator import Decision, anchors, intents, runs, views
 from orchestrator.budget import Caps
 from orchestrator.workflows import WORKFLOWS
 from tests.orchestrator.helpers import OPERATOR, WINBACK, operations, pending_approval, seed
@@ -27,7 +27,7 @@ def test_every_view_reads_without_writing(services, db, work, redis):
         views.reports.status(conn, now=now, budget_daily_usd=5.0)
         views.digest.build(conn, settings=settings, now=now)
         views.overview.overview(conn, settings=settings, now=now)
-        views.overview.run_page(conn, 2)
+        views.overview.run_page(conn, 2, anchors=anchors.book(settings))
         views.metrics.snapshot(conn, redis)
         from orchestrator.budget import spend
 
