@@ -19,6 +19,7 @@ from orchestrator.words.approvals import (
 )
 from orchestrator.words.budget import budget_alert, budget_request, stepped_down, waiting_for_budget
 from orchestrator.words.common import money, plural, utc, within
+from orchestrator.words.delivery import RETRY_DEAD_COMMAND, dead_requeued, undeliverable
 from orchestrator.words.digest import digest_empty, digest_summary, digest_title
 from orchestrator.words.memory import action_chain, forgotten, recalled, remembered
 from orchestrator.words.replay import REPLAY_AGREES, disagreement, replay_verdict
@@ -48,6 +49,7 @@ __all__ = [
     "COMMANDS_HELP",
     "POST_HANDED_OVER",
     "REPLAY_AGREES",
+    "RETRY_DEAD_COMMAND",
     "accepted",
     "action_chain",
     "action_line",
@@ -60,6 +62,7 @@ __all__ = [
     "budget_alert",
     "budget_request",
     "dashboard_link",
+    "dead_requeued",
     "digest_approval_actions",
     "digest_empty",
     "digest_on_its_way",
@@ -95,6 +98,7 @@ __all__ = [
     "stepped_down",
     "still_working",
     "suggestion_expired",
+    "undeliverable",
     "unknown_button",
     "utc",
     "waiting_for_budget",
