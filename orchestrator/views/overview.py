@@ -29,6 +29,7 @@ FROM runs r JOIN intents i ON i.id = r.intent_id
 WHERE r.state IN ('failed', 'compensated') AND r.finished_at >= %(since)s ORDER BY r.finished_at DESC LIMIT 20
 """
 RECENT_AUDIT = "SELECT * FROM audit_events ORDER BY id DESC LIMIT %s"
+DEAD_LETTERS = "SELECT channel, count(*) AS n FROM outbox WHERE state = 'dead' GROUP BY channel ORDER BY channel"
 
 
 class PendingIntent(BaseModel):
@@ -52,6 +53,8 @@ class Overview(BaseModel):
     chart_png: bytes
     audit: list[AuditEvent]
     chain: ChainReport
+    # Messages given up on after too many failed attempts, per channel.
+    dead_letters: dict[str, int]
 
 
 class RunPage(BaseModel):
@@ -85,6 +88,7 @@ def overview(conn: Connection, *, settings: Settings, now: datetime, audit_limit
                                          daily_cap=settings.budget_daily_usd),
         audit=[AuditEvent.model_validate(r) for r in conn.execute(RECENT_AUDIT, (audit_limit,))],
         chain=audit.verify(conn),
+        dead_letters={r["channel"]: r["n"] for r in conn.execute(DEAD_LETTERS)},
     )
 
 
