@@ -72,10 +72,10 @@ class ConsoleSession:
                 if ready.target is None:
                     message = ready.message
                     outbox.mark_delivered(conn, item.id, ref={**ref, "settled": ready.settled} if ready.settled
-                                          else ref)
+                                          else ref, token=None)
                 else:
                     message = ready.decision or item.message
-                    outbox.mark_delivered(conn, item.id, ref=ref)
+                    outbox.mark_delivered(conn, item.id, ref=ref, token=None)
                     if ready.skip is not None or item.approval_id in self.decided:
                         continue
                 self.show(message)

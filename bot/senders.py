@@ -61,8 +61,10 @@ class DeliveryThread(threading.Thread):
         self._stop = asyncio.Event()
 
     def run(self) -> None:
+        settings = self.services.settings
         loop = DeliveryLoop(self.services.stores.pool, self.services.stores.database_url, clock=self.services.now,
-                            poll_seconds=self.services.settings.delivery_poll_seconds)
+                            poll_seconds=settings.delivery_poll_seconds, max_attempts=settings.outbox_max_attempts,
+                            home=settings.home_channel)
         self._loop.run_until_complete(loop.run(self._stop))
 
     def stop(self, timeout: float = 5.0) -> None:

@@ -128,7 +128,8 @@ def _lifecycle(ops: Operations, settings: Settings, apps: FrontEnds, *, deliver:
                 slack=apps.slack.client if apps.slack is not None else None,
                 telegram=apps.telegram.bot if apps.telegram is not None else None))
             loop = DeliveryLoop(ops.pool, ops.services.stores.database_url, clock=ops.services.now,
-                                poll_seconds=settings.delivery_poll_seconds)
+                                poll_seconds=settings.delivery_poll_seconds,
+                                max_attempts=settings.outbox_max_attempts, home=settings.home_channel)
             task = asyncio.create_task(loop.run(stop), name="outbox-delivery")
             log.info("serve.delivery_started", channels=channels)
         try:

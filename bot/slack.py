@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
@@ -157,9 +157,10 @@ class SlackAdapter:
         """
         sender = SlackSender(client)
         try:
+            settings = self.ops.services.settings
             await deliver_due(self.ops.pool, channel=CHANNEL, sender=sender, now=self.ops.services.now(),
-                              clock=self.ops.services.now,
-                              approval_id=approval_id)
+                              clock=self.ops.services.now, approval_id=approval_id,
+                              max_attempts=settings.outbox_max_attempts, home=settings.home_channel)
         except Exception as error:  # the database away: the queued edits stay for the delivery loop
             log.warning("slack.update_deferred", approval=approval_id, error=str(error))
         if clicked is None:
@@ -210,7 +211,10 @@ class SlackSender:
     def __init__(self, web_client: AsyncWebClient) -> None:
         self.client = web_client
 
-    async def send(self, *, item: OutboxItem) -> dict[str, Any]:
+    async def send(self, *, item: OutboxItem, progress: Callable[[dict[str, Any]], Awaitable[None]]) -> dict[str, Any]:
+        """One chat.postMessage however long the message (the renderer keeps it within Slack's 50 blocks), so
+        there is nothing part-sent to resume and `progress` is not called; the chart upload after it never fails
+        the row (see below), so the post is never repeated for it."""
         rendered: SlackMessage = renderer.render(message=item.message)
         try:
             response = await self.client.chat_postMessage(channel=item.conversation, unfurl_links=False,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -55,15 +56,16 @@ def chat_id(conversation: str) -> int | str:
     return int(conversation) if conversation.lstrip("-").isdigit() else conversation
 
 
+async def send_part(bot: Bot, chat: int | str, rendered: TelegramMessage, index: int) -> TelegramChatMessage:
+    """Send part `index`; the keyboard rides on the last, so the buttons sit under the whole message."""
+    last = index == len(rendered.parts) - 1
+    return await bot.send_message(chat_id=chat, text=rendered.parts[index], parse_mode=ParseMode.HTML,
+                                  reply_markup=rendered.keyboard if last else None, disable_web_page_preview=True)
+
+
 async def send_rendered(bot: Bot, chat: int | str, rendered: TelegramMessage) -> list[TelegramChatMessage]:
-    """Send the parts in order; the keyboard rides on the last, so the buttons sit under the whole message."""
-    sent = []
-    for index, part in enumerate(rendered.parts):
-        last = index == len(rendered.parts) - 1
-        sent.append(await bot.send_message(chat_id=chat, text=part, parse_mode=ParseMode.HTML,
-                                           reply_markup=rendered.keyboard if last else None,
-                                           disable_web_page_preview=True))
-    return sent
+    """Send the parts in order (a direct reply: nothing to resume should one fail)."""
+    return [await send_part(bot, chat, rendered, index) for index in range(len(rendered.parts))]
 
 
 def build_application(ops: Operations, settings: Settings, *, polling: bool) -> Application:
@@ -162,8 +164,10 @@ class TelegramAdapter:
         message opsos has no record of has no queued edit: it is edited here, its text kept, the decision added.
         """
         try:
+            settings = self.ops.services.settings
             await deliver_due(self.ops.pool, channel=CHANNEL, sender=TelegramSender(bot),
-                              now=self.ops.services.now(), clock=self.ops.services.now, approval_id=approval_id)
+                              now=self.ops.services.now(), clock=self.ops.services.now, approval_id=approval_id,
+                              max_attempts=settings.outbox_max_attempts, home=settings.home_channel)
         except Exception as error:  # the database away: the queued edits stay for the delivery loop
             log.warning("telegram.update_deferred", approval=approval_id, error=str(error))
         if clicked is None:
@@ -209,14 +213,27 @@ class TelegramSender:
     def __init__(self, bot: Bot) -> None:
         self.bot = bot
 
-    async def send(self, *, item: OutboxItem) -> dict[str, Any]:
+    async def send(self, *, item: OutboxItem, progress: Callable[[dict[str, Any]], Awaitable[None]]) -> dict[str, Any]:
+        """sendMessage for each part not yet out (`item.progress` names those that are), saving each part's id
+        through `progress` before the next goes, so a failure at part 2 costs a retry of part 2 on, not part 1
+        twice. The ref names the last part (where the keyboard is, the one an edit changes) and every part."""
         await self.bot.initialize()  # a no-op once done; the sender may be used before the application starts
+        rendered = renderer.render(message=item.message)
+        chat = chat_id(item.conversation)
+        done = item.progress or {}
+        sent_ids: list[int] = list(done.get("message_ids") or [])
+        sent_chat = done.get("chat_id", chat)
         try:
-            sent = await send_rendered(self.bot, chat_id(item.conversation), renderer.render(message=item.message))
+            for index in range(len(sent_ids), len(rendered.parts)):
+                message = await send_part(self.bot, chat, rendered, index)
+                sent_ids.append(message.message_id)
+                sent_chat = message.chat_id
+                if index < len(rendered.parts) - 1:
+                    # The last part needs no record of its own: the row is settled with it at once.
+                    await progress({"chat_id": sent_chat, "message_ids": sent_ids})
         except RetryAfter as error:
             raise _retry_later(error) from error
-        ref: dict[str, Any] = {"chat_id": sent[-1].chat_id, "message_id": sent[-1].message_id,
-                               "message_ids": [message.message_id for message in sent]}
+        ref: dict[str, Any] = {"chat_id": sent_chat, "message_id": sent_ids[-1], "message_ids": sent_ids}
         if item.message.attachments:
             # Logged, not raised: raising would mark the row failed and send the text a second time. Any
             # failure, a dropped connection as much as Telegram's refusal.

@@ -255,6 +255,18 @@ ORCHESTRATOR_MIGRATIONS: list[str] = [
     """
     ALTER TABLE dashboard_signins ADD COLUMN refused_at timestamptz;
     """,
+    # 9: outbox delivery owns each row by its lease (`lease_token`, one per delivery pass), so a pass whose lease
+    # ran out neither sends nor settles a row another deliverer took; a message sent in several parts keeps the
+    # parts already out (`progress`), so a retry sends only the rest; a row that failed too often is `dead`
+    # (`dead_at`), kept for the operator and never retried by itself. The conversation index serves the
+    # queries that read one conversation (the console, the context snapshot).
+    """
+    ALTER TABLE outbox ADD COLUMN lease_token uuid;
+    ALTER TABLE outbox ADD COLUMN progress jsonb;
+    ALTER TABLE outbox ADD COLUMN dead_at timestamptz;
+    CREATE INDEX outbox_conversation ON outbox (channel, conversation, id);
+    CREATE INDEX outbox_dead ON outbox (channel) WHERE state = 'dead';
+    """,
 ]
 
 COMPONENTS: dict[str, list[str]] = {

@@ -8,6 +8,11 @@ A row that carries approval buttons is a *copy* of those approvals (an approval 
 when an approval leaves pending, each copy gets an *edit*: a row of kind `edit` naming the copy it
 changes (`edit_of`) and carrying how the approval ended (`ending`), delivered like any row once its copy
 is out; delivery words it from the approval's record when it goes.
+
+A row is `pending` until it is `delivered` (or, for an edit with nothing left to change, `dropped`); one that
+failed too often is `dead`: kept, never tried again until the operator requeues it. A deliverer owns the rows
+it leased by the pass's `lease_token`: every change it makes to a row after the lease names that token, so a
+deliverer whose lease ran out (another took the row since) changes nothing.
 """
 from __future__ import annotations
 
@@ -108,6 +113,11 @@ class OutboxItem(BaseModel):
     edit_of: int | None = None
     approval_buttons: list[str] = Field(default_factory=list)
     ending: Ending | None = None
+    # What a sender already got out of a message it sends in several calls (Telegram's parts), saved after each
+    # one: a retry sends only the rest. None until a first part went out.
+    progress: dict[str, Any] | None = None
+    last_error: str | None = None
+    dedupe_key: str | None = None
 
 
 def approvals_in(message: Message) -> list[str]:
@@ -181,41 +191,113 @@ def get(conn: Connection, item_id: int) -> OutboxItem:
     return OutboxItem.model_validate(row)
 
 
-def mark_delivered(conn: Connection, item_id: int, *, ref: dict[str, Any] | None = None) -> None:
-    conn.execute(
-        "UPDATE outbox SET state = 'delivered', delivered_at = now(), attempts = attempts + 1, delivery_ref = %s"
-        " WHERE id = %s",
-        (Jsonb(ref) if ref is not None else None, item_id),
-    )
+# Every change a deliverer makes to a row it leased names the pass's token: the row must still be pending and
+# still carry that token, or another deliverer leased it after this one's lease ran out, and it is theirs.
+# `token` NULL is the console, which sends and settles inside the transaction that claimed (and row-locks) it.
+OURS = "state = 'pending' AND (%(token)s::uuid IS NULL OR lease_token = %(token)s::uuid)"
+DELIVERED = f"""
+UPDATE outbox SET state = 'delivered', delivered_at = now(), attempts = attempts + 1, delivery_ref = %(ref)s
+WHERE id = %(id)s AND {OURS} RETURNING id
+"""
+LEASE = "UPDATE outbox SET next_attempt_at = %(until)s, lease_token = %(token)s::uuid WHERE id = ANY(%(ids)s)"
+HOLD = f"UPDATE outbox SET next_attempt_at = %(until)s WHERE id = ANY(%(ids)s) AND {OURS}"
+# The row is locked by another deliverer's claim while that one leases it: this waits for its commit, then reads
+# its token and matches nothing, so a row is sent by one deliverer at a time. A channel's rate-limit hold
+# (a later next_attempt_at) is kept: the row goes now, but should this deliverer die, it waits as asked.
+CONFIRM = f"""
+UPDATE outbox SET next_attempt_at = greatest(next_attempt_at, %(until)s)
+WHERE id = %(id)s AND {OURS} RETURNING *
+"""
+PROGRESS = f"""
+UPDATE outbox SET progress = %(progress)s, next_attempt_at = greatest(next_attempt_at, %(until)s)
+WHERE id = %(id)s AND {OURS} RETURNING id
+"""
+DROPPED = f"""
+UPDATE outbox SET state = 'dropped', attempts = attempts + 1, last_error = %(error)s
+WHERE id = %(id)s AND {OURS} RETURNING id
+"""
+FAILED = f"""
+UPDATE outbox SET attempts = attempts + 1, last_error = %(error)s, next_attempt_at = %(until)s
+WHERE id = %(id)s AND {OURS} RETURNING id
+"""
+DEFERRED = f"""
+UPDATE outbox SET last_error = %(error)s, next_attempt_at = %(until)s WHERE id = %(id)s AND {OURS} RETURNING id
+"""
+DEAD = f"""
+UPDATE outbox SET state = 'dead', attempts = attempts + 1, last_error = %(error)s, dead_at = %(now)s
+WHERE id = %(id)s AND {OURS} RETURNING *
+"""
+# Back to a fresh start: the attempts that made it dead are what the operator just overrode. The parts a sender
+# already got out stay in `progress`, so a message that died half sent is finished, not sent again from the top.
+REQUEUE_DEAD = """
+UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = %(now)s, dead_at = NULL, lease_token = NULL
+WHERE state = 'dead' AND (%(ids)s::bigint[] IS NULL OR id = ANY(%(ids)s)) RETURNING *
+"""
 
 
-def lease(conn: Connection, item_ids: list[int], *, until: datetime) -> None:
-    """Hold claimed rows for one deliverer until `until`, so it can send outside the claiming transaction.
+def mark_delivered(conn: Connection, item_id: int, *, ref: dict[str, Any] | None = None,
+                   token: str | None) -> bool:
+    """Settle a row as delivered with the platform's reference; False (nothing changed) if it is not ours."""
+    row = conn.execute(DELIVERED, {"ref": Jsonb(ref) if ref is not None else None, "id": item_id,
+                                   "token": token}).fetchone()
+    return row is not None
 
-    Others skip the rows until then; if the deliverer dies mid-send, they come due again (at least once).
-    """
+
+def lease(conn: Connection, item_ids: list[int], *, until: datetime, token: str) -> None:
+    """Hold claimed rows for one deliverer's pass (`token`) until `until`, so it can send outside the claiming
+    transaction; call in that transaction. Others skip the rows until then; if the deliverer dies mid-send, they
+    come due again (at least once)."""
     if item_ids:
-        conn.execute("UPDATE outbox SET next_attempt_at = %s WHERE id = ANY(%s)", (until, item_ids))
+        conn.execute(LEASE, {"until": until, "token": token, "ids": item_ids})
+
+
+def hold(conn: Connection, item_ids: list[int], *, until: datetime, token: str) -> None:
+    """Keep the rows of `item_ids` this pass still owns from coming due before `until` (others' rows untouched)."""
+    if item_ids:
+        conn.execute(HOLD, {"until": until, "token": token, "ids": item_ids})
+
+
+def confirm(conn: Connection, item_id: int, *, token: str, until: datetime) -> OutboxItem | None:
+    """Re-take a leased row just before sending it: its lease extended to `until` and the row as it is now
+    (with any progress an earlier attempt saved), or None when the lease was lost (someone else has the row)."""
+    row = conn.execute(CONFIRM, {"id": item_id, "token": token, "until": until}).fetchone()
+    return OutboxItem.model_validate(row) if row is not None else None
+
+
+def save_progress(conn: Connection, item_id: int, *, token: str, progress: dict[str, Any], until: datetime) -> bool:
+    """Record what a sender got out so far, extending the lease to `until`; False when the lease was lost."""
+    row = conn.execute(PROGRESS, {"id": item_id, "token": token, "progress": Jsonb(progress),
+                                  "until": until}).fetchone()
+    return row is not None
 
 
 def retry_delay(attempts: int) -> timedelta:
     return timedelta(seconds=min(600, 2 ** max(0, attempts)))
 
 
-def mark_dropped(conn: Connection, item_id: int, *, reason: str) -> None:
+def mark_dropped(conn: Connection, item_id: int, *, reason: str, token: str) -> bool:
     """Give up on an edit whose message is gone from its platform: there is nothing left to change, ever."""
-    conn.execute(
-        "UPDATE outbox SET state = 'dropped', attempts = attempts + 1, last_error = %s WHERE id = %s",
-        (reason[:500], item_id),
-    )
+    return conn.execute(DROPPED, {"error": reason[:500], "id": item_id, "token": token}).fetchone() is not None
 
 
-def mark_failed(conn: Connection, item_id: int, *, error: str, attempts: int, now: datetime) -> None:
+def mark_failed(conn: Connection, item_id: int, *, error: str, attempts: int, now: datetime, token: str) -> bool:
     """Keep the message pending and try again later; the delay doubles with each failure, up to 10 minutes."""
-    conn.execute(
-        "UPDATE outbox SET attempts = attempts + 1, last_error = %s, next_attempt_at = %s WHERE id = %s",
-        (error[:500], now + retry_delay(attempts + 1), item_id),
-    )
+    return conn.execute(FAILED, {"error": error[:500], "until": now + retry_delay(attempts + 1), "id": item_id,
+                                 "token": token}).fetchone() is not None
+
+
+def mark_dead(conn: Connection, item_id: int, *, error: str, now: datetime, token: str) -> OutboxItem | None:
+    """Stop trying a message that failed too often: `dead`, with its last error; None if the row is not ours."""
+    row = conn.execute(DEAD, {"error": error[:500], "now": now, "id": item_id, "token": token}).fetchone()
+    return OutboxItem.model_validate(row) if row is not None else None
+
+
+def requeue_dead(conn: Connection, *, now: datetime, ids: list[int] | None = None) -> list[OutboxItem]:
+    """Make dead rows (all, or those of `ids`) pending again from now, with a fresh count of attempts."""
+    rows = conn.execute(REQUEUE_DEAD, {"now": now, "ids": ids}).fetchall()
+    for channel in sorted({row["channel"] for row in rows}):
+        conn.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, channel))
+    return [OutboxItem.model_validate(row) for row in rows]
 
 
 def rate_limit_delay(seconds: float) -> timedelta:
@@ -225,14 +307,14 @@ def rate_limit_delay(seconds: float) -> timedelta:
     return timedelta(seconds=min(seconds, RATE_LIMIT_CEILING.total_seconds()))
 
 
-def mark_deferred(conn: Connection, item_id: int, *, reason: str, until: datetime) -> None:
+def mark_deferred(conn: Connection, item_id: int, *, reason: str, until: datetime, token: str) -> bool:
     """Keep the message pending until `until` without counting an attempt: the platform was busy, not failing.
 
     Attempts drive the backoff of real failures: a rate limit counted as one would lengthen the next real
     backoff and, were attempts ever capped, could drop a message only because the platform was busy.
     """
-    conn.execute("UPDATE outbox SET last_error = %s, next_attempt_at = %s WHERE id = %s",
-                 (reason[:500], until, item_id))
+    return conn.execute(DEFERRED, {"error": reason[:500], "until": until, "id": item_id,
+                                   "token": token}).fetchone() is not None
 
 
 def hold_channel(conn: Connection, *, channel: str, until: datetime) -> None:

@@ -144,6 +144,9 @@ class Settings(BaseSettings):
     home_channel: str | None = None
     # How often the delivery loop looks for due outbox rows when no notification woke it.
     delivery_poll_seconds: float = 2.0
+    # Failed attempts after which an outbox message is dead (kept, not retried until `opsos outbox retry-dead`).
+    # Rate-limit waits never count; with the backoff capped at 10 minutes, 72 outlast about 10 hours of outage.
+    outbox_max_attempts: int = Field(default=72, gt=0)
 
     @field_validator("operators", mode="before")
     @classmethod

@@ -17,7 +17,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from bot.dashboard.metrics import registry
-from orchestrator import Decision, NotFound, Operations, Requester, RunEvent, Session, anchors, signin, views
+from orchestrator import Decision, NotFound, Operations, Requester, RunEvent, Session, anchors, signin, views, words
 
 COOKIE = "opsos_session"
 CHANNEL = "dashboard"
@@ -125,7 +125,7 @@ class Dashboard:
         session = await self.require(request)
         view = await asyncio.to_thread(self._overview)
         return self.page("index.html.j2", view=view, session=session, notice=request.query.get("notice", ""),
-                         zone=self.ops.services.settings.zone)
+                         zone=self.ops.services.settings.zone, retry_command=words.RETRY_DEAD_COMMAND)
 
     def _run(self, run_id: int) -> views.overview.RunPage | None:
         with self.ops.pool.connection() as conn:

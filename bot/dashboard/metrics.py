@@ -62,11 +62,15 @@ class OpsCollector(Collector):
         retries = CounterMetricFamily("opsos_delivery_retries", "Outbox delivery attempts beyond the first",
                                       labels=["channel"])
         pending = GaugeMetricFamily("opsos_outbox_pending", "Messages not yet delivered", labels=["channel"])
+        dead = GaugeMetricFamily("opsos_outbox_dead", "Messages given up on after too many failed attempts",
+                                 labels=["channel"])
         for channel, n in snap.delivery_retries.items():
             retries.add_metric([channel], n)
             pending.add_metric([channel], snap.outbox_pending.get(channel, 0))
+            dead.add_metric([channel], snap.outbox_dead.get(channel, 0))
         yield retries
         yield pending
+        yield dead
 
 
 def _le(bound: float) -> str:

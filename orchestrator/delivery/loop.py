@@ -11,6 +11,7 @@ import structlog
 from psycopg_pool import ConnectionPool
 
 from orchestrator import outbox
+from orchestrator.delivery.dead import MAX_ATTEMPTS
 from orchestrator.delivery.send import deliver_all
 from orchestrator.delivery.senders import Sender
 
@@ -18,15 +19,21 @@ log = structlog.get_logger(__name__)
 
 
 class DeliveryLoop:
-    """Delivers as soon as a row is committed (LISTEN on the outbox channel), and polls for retries coming due."""
+    """Delivers as soon as a row is committed (LISTEN on the outbox channel), and polls for retries coming due.
+
+    A row failing `max_attempts` times is dead, and the operator told where `home` (OPSOS_HOME_CHANNEL) says.
+    """
 
     def __init__(self, pool: ConnectionPool, database_url: str, *, clock: Callable[[], datetime],
-                 poll_seconds: float = 2.0, registry: Mapping[str, Sender] | None = None) -> None:
+                 poll_seconds: float = 2.0, registry: Mapping[str, Sender] | None = None,
+                 max_attempts: int = MAX_ATTEMPTS, home: str | None = None) -> None:
         self.pool = pool
         self.database_url = database_url
         self.clock = clock
         self.poll_seconds = poll_seconds
         self.registry = registry
+        self.max_attempts = max_attempts
+        self.home = home
 
     async def run(self, stop: asyncio.Event) -> None:
         listener: psycopg.AsyncConnection | None = None
@@ -37,7 +44,8 @@ class DeliveryLoop:
                     # works, the loop polls, so a row is late by at most one poll, never missed.
                     listener = await self._listen()
                 try:
-                    await deliver_all(self.pool, now=self.clock(), registry=self.registry, clock=self.clock)
+                    await deliver_all(self.pool, now=self.clock(), registry=self.registry, clock=self.clock,
+                                      max_attempts=self.max_attempts, home=self.home)
                 except (psycopg.Error, OSError) as error:
                     # The database may be restarting; the rows are safe in it, so wait and try again.
                     log.warning("outbox.delivery_pass_failed", error=str(error))

@@ -36,9 +36,10 @@ UNION ALL
 SELECT connector, sum(attempts - 1) AS n FROM connector_actions WHERE attempts > 1 GROUP BY connector
 """
 DELIVERY = """
-SELECT channel, coalesce(sum(greatest(attempts - 1, 0)) FILTER (WHERE state = 'delivered'), 0)
+SELECT channel, coalesce(sum(greatest(attempts - 1, 0)) FILTER (WHERE state IN ('delivered', 'dead')), 0)
            + coalesce(sum(attempts) FILTER (WHERE state = 'pending'), 0) AS retries,
-       count(*) FILTER (WHERE state = 'pending') AS pending
+       count(*) FILTER (WHERE state = 'pending') AS pending,
+       count(*) FILTER (WHERE state = 'dead') AS dead
 FROM outbox GROUP BY channel
 """
 
@@ -62,6 +63,8 @@ class Snapshot(BaseModel):
     connector_errors: dict[str, int]
     delivery_retries: dict[str, int]
     outbox_pending: dict[str, int]
+    # Messages given up on after too many failures, waiting for `opsos outbox retry-dead`.
+    outbox_dead: dict[str, int]
 
 
 def snapshot(conn, redis: Redis) -> Snapshot:
@@ -94,4 +97,5 @@ def snapshot(conn, redis: Redis) -> Snapshot:
         connector_errors=errors,
         delivery_retries={r["channel"]: int(r["retries"]) for r in delivery},
         outbox_pending={r["channel"]: int(r["pending"]) for r in delivery},
+        outbox_dead={r["channel"]: int(r["dead"]) for r in delivery},
     )

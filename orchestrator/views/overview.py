@@ -30,6 +30,7 @@ FROM runs r JOIN intents i ON i.id = r.intent_id
 WHERE r.state IN ('failed', 'compensated') AND r.finished_at >= %(since)s ORDER BY r.finished_at DESC LIMIT 20
 """
 RECENT_AUDIT = "SELECT * FROM audit_events ORDER BY id DESC LIMIT %s"
+DEAD_LETTERS = "SELECT channel, count(*) AS n FROM outbox WHERE state = 'dead' GROUP BY channel ORDER BY channel"
 
 
 class PendingIntent(BaseModel):
@@ -53,6 +54,8 @@ class Overview(BaseModel):
     chart_png: bytes
     audit: list[AuditEvent]
     chain: AnchorReport
+    # Messages given up on after too many failed attempts, per channel.
+    dead_letters: dict[str, int]
 
     @property
     def chain_text(self) -> str:
@@ -95,6 +98,7 @@ def overview(conn: Connection, *, settings: Settings, now: datetime, audit_limit
                                          daily_cap=settings.budget_daily_usd),
         audit=[AuditEvent.model_validate(r) for r in conn.execute(RECENT_AUDIT, (audit_limit,))],
         chain=anchors.verify(conn, anchors.book(settings)),
+        dead_letters={r["channel"]: r["n"] for r in conn.execute(DEAD_LETTERS)},
     )
 
 

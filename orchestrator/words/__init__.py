@@ -20,6 +20,7 @@ from orchestrator.words.approvals import (
 from orchestrator.words.audit import DIGEST_AUDIT_TITLE, anchor_line, audit_alarm, chain_verdict, digest_audit
 from orchestrator.words.budget import budget_alert, budget_request, stepped_down, waiting_for_budget
 from orchestrator.words.common import money, plural, utc, within
+from orchestrator.words.delivery import RETRY_DEAD_COMMAND, dead_requeued, undeliverable
 from orchestrator.words.digest import digest_empty, digest_summary, digest_title
 from orchestrator.words.memory import action_chain, forgotten, recalled, remembered
 from orchestrator.words.replay import REPLAY_AGREES, disagreement, replay_verdict
@@ -50,6 +51,7 @@ __all__ = [
     "DIGEST_AUDIT_TITLE",
     "POST_HANDED_OVER",
     "REPLAY_AGREES",
+    "RETRY_DEAD_COMMAND",
     "accepted",
     "action_chain",
     "action_line",
@@ -65,6 +67,7 @@ __all__ = [
     "budget_request",
     "chain_verdict",
     "dashboard_link",
+    "dead_requeued",
     "digest_approval_actions",
     "digest_audit",
     "digest_empty",
@@ -101,6 +104,7 @@ __all__ = [
     "stepped_down",
     "still_working",
     "suggestion_expired",
+    "undeliverable",
     "unknown_button",
     "utc",
     "waiting_for_budget",

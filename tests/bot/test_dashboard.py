@@ -11,6 +11,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot.dashboard import COOKIE, add_dashboard
+from orchestrator import Message, MessageKind, outbox
 from orchestrator.runs import RunEvent
 from tests.orchestrator.helpers import (
     OPERATOR,
@@ -122,6 +123,23 @@ async def test_metrics_parse_and_move_when_an_intent_is_made(services, db):
     assert {"opsos_intents", "opsos_runs", "opsos_run_duration_seconds", "opsos_queue_depth",
             "opsos_pending_approvals", "opsos_model_spend_usd", "opsos_connector_errors",
             "opsos_delivery_retries"} <= names
+
+
+async def test_dead_messages_are_counted_on_the_page_and_in_metrics(services, db):
+    """A message given up on shows on the main page with how to send it again, and as opsos_outbox_dead."""
+    with db.connection() as conn, conn.transaction():
+        item_id = outbox.post(conn, channel="telegram", conversation="42",
+                              message=Message(kind=MessageKind.NOTICE, title="Weekly digest"))
+        conn.execute("UPDATE outbox SET state = 'dead', attempts = 72, last_error = 'boom' WHERE id = %s",
+                     (item_id,))
+    client = await _signed_in(services)
+    try:
+        page = await (await client.get("/")).text()
+        metrics = await (await client.get("/metrics")).text()
+    finally:
+        await client.close()
+    assert "Undelivered messages (1)" in page and "telegram: 1" in page and "opsos outbox retry-dead" in page
+    assert _metric(metrics, "opsos_outbox_dead") == 1
 
 
 class LiveServer:

@@ -13,6 +13,10 @@ from orchestrator.views.charts import budget_burn_png
 from tests.standins.fixtures import SLACK_BOT_TOKEN
 
 
+async def no_progress(_sent: dict) -> None:
+    """The digest is one part: nothing to save between parts."""
+
+
 def _digest() -> tuple[Message, bytes]:
     from datetime import date, timedelta
 
@@ -60,7 +64,8 @@ async def test_slack_sender_delivers_the_digest_with_its_chart(db, slack_api):
     from bot.slack import SlackSender
 
     item, png = _queued_digest(db, "slack", "C0OPS")
-    ref = await SlackSender(AsyncWebClient(token=SLACK_BOT_TOKEN, base_url=slack_api.api_url)).send(item=item)
+    sender = SlackSender(AsyncWebClient(token=SLACK_BOT_TOKEN, base_url=slack_api.api_url))
+    ref = await sender.send(item=item, progress=no_progress)
     assert slack_api.messages("C0OPS")[0]["text"].startswith("Daily digest")
     [shared] = slack_api.files("C0OPS")
     assert shared["data"] == png and ref["files"] == [shared["id"]]
@@ -72,7 +77,7 @@ async def test_telegram_sender_delivers_the_digest_with_its_chart(db, telegram_a
     item, png = _queued_digest(db, "telegram", "42")
     bot = Bot(telegram_api.token, base_url=telegram_api.base_url, request=HTTPXRequest())
     async with bot:
-        ref = await TelegramSender(bot).send(item=item)
+        ref = await TelegramSender(bot).send(item=item, progress=no_progress)
     assert telegram_api.last("sendMessage").params["text"].startswith("<b>Daily digest")
     assert telegram_api.last("sendPhoto").files["photo"] == png and len(ref["photo_ids"]) == 1
 
@@ -90,7 +95,8 @@ async def test_a_dropped_connection_during_the_chart_upload_does_not_post_the_di
 
     monkeypatch.setattr(slack, "send_chart_slack", drops)
     item, _ = _queued_digest(db, "slack", "C0OPS")
-    ref = await slack.SlackSender(AsyncWebClient(token=SLACK_BOT_TOKEN, base_url=slack_api.api_url)).send(item=item)
+    sender = slack.SlackSender(AsyncWebClient(token=SLACK_BOT_TOKEN, base_url=slack_api.api_url))
+    ref = await sender.send(item=item, progress=no_progress)
     assert len(slack_api.messages("C0OPS")) == 1 and "files" not in ref
 
 
@@ -106,5 +112,5 @@ async def test_a_dropped_connection_during_the_photo_does_not_send_the_digest_tw
     item, _ = _queued_digest(db, "telegram", "42")
     bot = Bot(telegram_api.token, base_url=telegram_api.base_url, request=HTTPXRequest())
     async with bot:
-        ref = await telegram.TelegramSender(bot).send(item=item)
+        ref = await telegram.TelegramSender(bot).send(item=item, progress=no_progress)
     assert [call.method for call in telegram_api.calls].count("sendMessage") == 1 and "photo_ids" not in ref

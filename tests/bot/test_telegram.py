@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from bot.render.telegram import TelegramRenderer
 from bot.server import FrontEnds, build_web_app
 from bot.telegram import TelegramSender, build_application
 from orchestrator import Message, MessageKind, Operations, outbox
@@ -214,6 +215,29 @@ async def test_long_text_is_split_under_4096_characters(telegram, db) -> None:
     with db.connection() as conn:
         ref = conn.execute("SELECT delivery_ref FROM outbox").fetchone()["delivery_ref"]
     assert ref["message_id"] == sent[-1].response["result"]["message_id"] and len(ref["message_ids"]) == len(sent)
+
+
+async def test_a_three_part_message_whose_second_part_failed_resumes_at_that_part(telegram, db) -> None:
+    """Proves the multi-part half of defect 6: a long message goes as three sendMessage calls and the second one
+    fails. The retry used to start again from part 1, so the operator read it twice; now each part's message id is
+    saved before the next goes, the retry sends parts 2 and 3 only, and the stand-in's records show each part
+    once. The delivery reference names all three, the last (with any keyboard) as the one an edit changes."""
+    report = Message(kind=MessageKind.REPORT, title="Quarterly report",
+                     text="\n".join(letter * 3000 for letter in "abc"))
+    parts = TelegramRenderer().render(message=report).parts
+    assert len(parts) == 3
+    with db.connection() as conn, conn.transaction():
+        outbox.post(conn, channel="telegram", conversation=str(ME), message=report)
+    telegram.api.fail_next("sendMessage", after=1)
+    assert (await telegram.deliver()).failed
+    assert (await telegram.deliver(later=timedelta(seconds=3))).delivered
+    answered = [call for call in telegram.api.calls_to("sendMessage") if call.status == 200]
+    assert [call.params["text"] for call in answered] == parts
+    assert telegram.texts() == parts
+    with db.connection() as conn:
+        ref = conn.execute("SELECT delivery_ref FROM outbox").fetchone()["delivery_ref"]
+    ids = [call.response["result"]["message_id"] for call in answered]
+    assert (ref["message_ids"], ref["message_id"]) == (ids, ids[-1])
 
 
 async def test_failed_delivery_is_retried_with_backoff_and_delivered_later(telegram, services, db, work) -> None:

@@ -66,7 +66,7 @@ def test_books_made_before_the_move_reach_the_books_connector_with_their_ids(pg_
     monkeypatch.setattr(migrations, "COMPONENTS", full)
     with psycopg.connect(url, row_factory=dict_row) as conn:
         assert migrations.migrate(conn) == [("connectors", 2), ("orchestrator", 6), ("orchestrator", 7),
-                                            ("orchestrator", 8)]
+                                            ("orchestrator", 8), ("orchestrator", 9)]
         rows = conn.execute("SELECT id, ref, category, categorised_by FROM books_transactions ORDER BY id").fetchall()
         assert rows == [{"id": 2, "ref": "b2", "category": "hosting", "categorised_by": "agent"},
                         {"id": 3, "ref": "b3", "category": None, "categorised_by": None}]

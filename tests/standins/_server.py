@@ -40,11 +40,13 @@ class Failures:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._queued: dict[str, deque[Failure]] = {}
+        # None: a call answered as usual, queued before failures that start only after some calls succeeded.
+        self._queued: dict[str, deque[Failure | None]] = {}
 
-    def add(self, method: str, times: int, kind: FailureKind, retry_after: int) -> None:
+    def add(self, method: str, times: int, kind: FailureKind, retry_after: int, after: int = 0) -> None:
         with self._lock:
             queue = self._queued.setdefault(method, deque())
+            queue.extend(None for _ in range(after))
             queue.extend(Failure(kind=kind, retry_after=retry_after) for _ in range(times))
 
     def take(self, method: str) -> Failure | None:
@@ -173,9 +175,11 @@ class StandIn:
         if self._loop is not None:
             self._loop.call_soon_threadsafe(callback, *args)
 
-    def fail_next(self, method: str, times: int = 1, *, kind: FailureKind = "error", retry_after: int = 1) -> None:
-        """Answer the next `times` calls of `method` with a server error, or a 429 with Retry-After."""
-        self.failures.add(method, times, kind, retry_after)
+    def fail_next(self, method: str, times: int = 1, *, kind: FailureKind = "error", retry_after: int = 1,
+                  after: int = 0) -> None:
+        """Answer the next `times` calls of `method` with a server error, or a 429 with Retry-After; with `after`,
+        only once that many calls of `method` were answered as usual (the second part of a long message)."""
+        self.failures.add(method, times, kind, retry_after, after)
 
     def record(self, request: web.Request, method: str, *, params: dict[str, Any] | None = None,
                files: dict[str, bytes] | None = None, response: Any = None) -> Call:

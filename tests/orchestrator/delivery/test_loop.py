@@ -16,7 +16,7 @@ class Recorder:
     def __init__(self) -> None:
         self.sent: list[OutboxItem] = []
 
-    async def send(self, *, item: OutboxItem) -> dict[str, Any]:
+    async def send(self, *, item: OutboxItem, progress: Any) -> dict[str, Any]:
         self.sent.append(item)
         return {"chat_id": item.conversation, "message_id": len(self.sent)}
 
