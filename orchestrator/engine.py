@@ -111,6 +111,7 @@ def _advance_locked(services: Services, lock: RunLock) -> RunState:
                      retry_after=busy.retry_after)
             if busy.retry_after > WAIT_IN_WORKER_SECONDS:
                 return RunState.RUNNING
+            # A hair past the end: the claim is taken over only once the database's clock is beyond it.
             time.sleep(busy.retry_after + 0.1)
             continue
         except ConnectorUnavailable as error:
