@@ -12,12 +12,15 @@ from connectors.email import (
 )
 from connectors.errors import (
     ActionDeclined,
+    ActionInProgress,
     CircuitOpen,
     ConnectorError,
     ConnectorUnavailable,
     UnknownAction,
     UnknownRecord,
 )
+from connectors.fencing import Fence, check_fence, fenced
+from connectors.idempotency import ActionClaims, ActionEvent, ActionJournal, ActionRecord
 from connectors.payments import Charge, PaymentReceipt, Refund, RefundReceipt, SandboxPayments
 from connectors.protocol import Connector
 from connectors.registry import ActionRegistry, Route
@@ -28,7 +31,12 @@ __all__ = [
     "MIGRATIONS",
     "AccessChange",
     "AccessChanged",
+    "ActionClaims",
     "ActionDeclined",
+    "ActionEvent",
+    "ActionInProgress",
+    "ActionJournal",
+    "ActionRecord",
     "ActionRegistry",
     "Categorisation",
     "Categorised",
@@ -41,6 +49,7 @@ __all__ = [
     "Contact",
     "EmailBackend",
     "EmailConnector",
+    "Fence",
     "FileEmailBackend",
     "OutgoingEmail",
     "PaymentReceipt",
@@ -57,6 +66,8 @@ __all__ = [
     "SmtpEmailBackend",
     "UnknownAction",
     "UnknownRecord",
+    "check_fence",
+    "fenced",
     "message_id_for",
     "with_retries",
 ]

@@ -4,8 +4,8 @@ from __future__ import annotations
 from psycopg_pool import ConnectionPool
 from pydantic import BaseModel, Field
 
-from connectors import idempotency
 from connectors.errors import UnknownRecord
+from connectors.idempotency import ActionClaims
 
 CURRENT = "SELECT category, categorised_by FROM books_transactions WHERE id = %s FOR UPDATE"
 SET = "UPDATE books_transactions SET category = %s, categorised_by = %s WHERE id = %s"
@@ -35,8 +35,9 @@ class SandboxBooks:
 
     name = "books"
 
-    def __init__(self, pool: ConnectionPool) -> None:
+    def __init__(self, pool: ConnectionPool, *, claims: ActionClaims | None = None) -> None:
         self.pool = pool
+        self.claims = claims or ActionClaims()
 
     def execute(self, *, action: Categorisation, key: str) -> Categorised:
         """Categorise an uncategorised transaction once per key. Raises UnknownRecord for a missing transaction.
@@ -45,8 +46,8 @@ class SandboxBooks:
         none, and a second worker with the same key waits on the claimed key, then finds it done.
         """
         with self.pool.connection() as conn, conn.transaction():
-            done = idempotency.claim(conn, key=key, connector=self.name, action="categorise",
-                                     request=action.model_dump())
+            done = self.claims.claim(conn, key=key, connector=self.name, action="categorise",
+                                     request=action.model_dump()).done
             if done is not None and done.state == "done" and done.result is not None:
                 return Categorised.model_validate({**done.result, "duplicate": True})
             before = conn.execute(CURRENT, (action.transaction_id,)).fetchone()
@@ -57,13 +58,13 @@ class SandboxBooks:
                 conn.execute(SET, (action.category, action.by, action.transaction_id))
             result = {"transaction_id": action.transaction_id, "category": action.category, "changed": changed,
                       "previous": before["category"], "previous_by": before["categorised_by"]}
-            idempotency.finish(conn, key=key, result=result)
+            self.claims.finish(conn, key=key, result=result)
         return Categorised.model_validate({**result, "duplicate": False})
 
     def compensate(self, *, key: str) -> str:
         """Put back the category the transaction had before `key` set one (none, for the agent's)."""
         with self.pool.connection() as conn, conn.transaction():
-            record = idempotency.lookup(conn, key)
+            record = self.claims.for_undo(conn, key)
             if record is not None and record.state == "compensated":
                 return "already undone"
             if record is None or record.state != "done" or record.result is None:
@@ -72,7 +73,7 @@ class SandboxBooks:
             if not result["changed"]:
                 return f"transaction {result['transaction_id']} kept the category it already had"
             restored = conn.execute(RESTORE, result).rowcount
-            idempotency.finish(conn, key=key, result=result, state="compensated")
+            self.claims.finish(conn, key=key, result=result, state="compensated")
         if not restored:
             return f"transaction {result['transaction_id']} was recategorised since; left as it is"
         return f"transaction {result['transaction_id']} back to {result['previous'] or 'uncategorised'}"

@@ -8,8 +8,8 @@ from psycopg import Connection
 from psycopg_pool import ConnectionPool
 from pydantic import BaseModel
 
-from connectors import idempotency
 from connectors.errors import UnknownRecord
+from connectors.idempotency import ActionClaims
 
 Access = Literal["active", "paused"]
 
@@ -73,8 +73,9 @@ RESTORE = "UPDATE crm_contacts SET plan = %(plan)s, status = %(status)s, access 
 class SandboxCrm:
     name = "crm"
 
-    def __init__(self, pool: ConnectionPool) -> None:
+    def __init__(self, pool: ConnectionPool, *, claims: ActionClaims | None = None) -> None:
         self.pool = pool
+        self.claims = claims or ActionClaims()
 
     def upsert(self, contacts: list[Contact]) -> None:
         with self.pool.connection() as conn, conn.transaction():
@@ -100,13 +101,13 @@ class SandboxCrm:
         """
         operation = "provision" if isinstance(action, Provision) else "set_access"
         with self.pool.connection() as conn, conn.transaction():
-            done = idempotency.claim(
+            done = self.claims.claim(
                 conn, key=key, connector=self.name, action=operation, request=action.model_dump()
-            )
+            ).done
             if done is not None and done.state == "done" and done.result is not None:
                 return _outcome(operation, done.result, duplicate=True)
             result = self._provision(conn, action) if isinstance(action, Provision) else self._set_access(conn, action)
-            idempotency.finish(conn, key=key, result=result)
+            self.claims.finish(conn, key=key, result=result)
         return _outcome(operation, result, duplicate=False)
 
     def _set_access(self, conn: Connection, action: AccessChange) -> dict[str, Any]:
@@ -134,7 +135,7 @@ class SandboxCrm:
         """Undo the change made under `key`: access back to what it was; a provisioned account suspended
         (a new contact keeps its record, with access paused) or put back as it was (an existing one)."""
         with self.pool.connection() as conn, conn.transaction():
-            record = idempotency.lookup(conn, key)
+            record = self.claims.for_undo(conn, key)
             if record is not None and record.state == "compensated":
                 return "already undone"
             if record is None or record.state != "done" or record.result is None:
@@ -153,7 +154,7 @@ class SandboxCrm:
                     "UPDATE crm_contacts SET access = %s WHERE id = %s", (result["previous"], result["contact_id"])
                 )
                 said = f"access of {result['contact_id']} back to {result['previous']}"
-            idempotency.finish(conn, key=key, result=result, state="compensated")
+            self.claims.finish(conn, key=key, result=result, state="compensated")
         return said
 
 

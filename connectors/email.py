@@ -11,12 +11,13 @@ from email.utils import formatdate
 from pathlib import Path
 from typing import Protocol
 
+import psycopg
 import structlog
 from psycopg_pool import ConnectionPool
 from pydantic import BaseModel, EmailStr
 
-from connectors import idempotency
 from connectors.errors import ActionDeclined, ConnectorUnavailable
+from connectors.idempotency import ActionClaims, Claim, lookup
 from connectors.resilience import CircuitBreaker, RetryPolicy, with_retries
 
 log = structlog.get_logger(__name__)
@@ -111,9 +112,11 @@ class SmtpEmailBackend:
 class EmailConnector:
     """Sends email once per key: the key is claimed in PostgreSQL before delivery and closed after.
 
-    One window remains, as with any SMTP client: a crash after the server accepted DATA and before the key is
-    closed sends the message again on the re-run (at least once, not exactly once). The copy carries the same
-    Message-ID (derived from the key), so a receiving system that dedupes on it shows one.
+    The claim (with its journal event) commits before the SMTP conversation, so while it lasts no other worker
+    sends under the key, even one that took the run over from a worker whose run lock was lost. One window
+    remains, as with any SMTP client: a crash after the server accepted DATA and before the key is closed sends
+    the message again on the re-run (at least once, not exactly once). The copy carries the same Message-ID
+    (derived from the key), so a receiving system that dedupes on it shows one.
     """
 
     name = "email"
@@ -125,18 +128,22 @@ class EmailConnector:
         *,
         retry: RetryPolicy | None = None,
         breaker: CircuitBreaker | None = None,
+        claims: ActionClaims | None = None,
     ) -> None:
         self.pool = pool
         self.backend = backend
+        self.claims = claims or ActionClaims()
         self.retry = retry or RetryPolicy(attempts=3, base_seconds=0.5, retry_declines=False)
         self.breaker = breaker or CircuitBreaker("email")
 
     def execute(self, *, action: OutgoingEmail, key: str) -> SentEmail:
-        """Send `action` unless `key` was already sent; raises ConnectorUnavailable when retries are spent."""
-        with self.pool.connection() as conn:
-            done = idempotency.claim(
+        """Send `action` unless `key` was already sent; raises ConnectorUnavailable when retries are spent,
+        ActionInProgress when another attempt is sending under `key` right now."""
+        with self.pool.connection() as conn, conn.transaction():
+            claim = self.claims.claim(
                 conn, key=key, connector=self.name, action="send", request=action.model_dump(mode="json")
             )
+        done = claim.done
         if done is not None and done.state == "done" and done.result is not None:
             return SentEmail.model_validate({**done.result, "duplicate": True})
         message = EmailMessage()
@@ -147,19 +154,33 @@ class EmailConnector:
         message["Message-ID"] = message_id_for(key)
         message["X-Opsos-Key"] = key
         message.set_content(action.body)
-        location = with_retries(
-            lambda _attempt: self.breaker.call(lambda: self.backend.deliver(message=message, key=key)), self.retry
-        )
+        try:
+            location = with_retries(
+                lambda _attempt: self.breaker.call(lambda: self.backend.deliver(message=message, key=key)),
+                self.retry,
+            )
+        except Exception as error:
+            self._give_back(claim, error)
+            raise
         sent = SentEmail(key=key, message_id=message["Message-ID"], to=action.to, duplicate=False, location=location)
-        with self.pool.connection() as conn:
-            idempotency.finish(conn, key=key, result=sent.model_dump(exclude={"duplicate"}))
+        with self.pool.connection() as conn, conn.transaction():
+            self.claims.finish(conn, key=key, result=sent.model_dump(exclude={"duplicate"}))
         log.info("email.sent", key=key, to=action.to, location=location)
         return sent
+
+    def _give_back(self, claim: Claim, error: Exception) -> None:
+        """Free the key for the next attempt at once: this one failed (a refusal, the server unreachable)."""
+        try:
+            with self.pool.connection() as conn, conn.transaction():
+                self.claims.release(conn, claim, error=error)
+        except psycopg.Error as lost:
+            # The database went too: the claim then simply runs out, and the next attempt waits for that.
+            log.warning("email.claim_not_released", key=claim.record.key, error=str(lost))
 
     def compensate(self, *, key: str) -> str:
         """A sent email cannot be recalled; compensation is recorded so the report says so plainly."""
         with self.pool.connection() as conn:
-            record = idempotency.lookup(conn, key)
+            record = lookup(conn, key)
         if record is None or record.state != "done":
             return "nothing was sent"
         return "already delivered; email cannot be recalled"

@@ -41,3 +41,16 @@ class UnknownAction(ConnectorError):
         super().__init__(message)
         self.action_type = action_type
         self.known = known
+
+
+class ActionInProgress(ConnectorError):
+    """Another attempt holds this action's key and its claim has not expired: try again later.
+
+    Not a failure and no reason to compensate: the other attempt may be sending right now. `retry_after` is
+    how long its claim still lasts (seconds, on the database's clock); after that the key may be taken over.
+    """
+
+    def __init__(self, message: str, *, key: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.key = key
+        self.retry_after = retry_after

@@ -1,57 +1,155 @@
-"""Idempotency records: one row per outside action key, so an action done once is never done again."""
+"""Idempotency records: one row per outside action key, so an action done once is never done again.
+
+A key is claimed before its action and finished after it. A claim is exclusive for a while: it names its
+owner (the run lock's token, see `fencing`) and lasts until `claimed_until` on the database's clock, so two
+workers that both believe they own a run cannot both act on one key. Every claim and every finish writes an
+event to the action journal in the same transaction, so no side effect goes unrecorded.
+"""
 from __future__ import annotations
 
-from typing import Any
+from enum import StrEnum
+from typing import Any, Protocol
 
 from psycopg import Connection
+from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from pydantic import BaseModel
 
+from connectors.errors import ActionInProgress
+from connectors.fencing import check_fence
+
+# The concurrency rule: this upsert is the claim. A new key is inserted pending and owned; a pending key is
+# taken only by its own owner (a retry of the same hold) or once its claim has expired (its owner died, or
+# lost its run, with the outcome unknown: backends make a repeat harmless). A concurrent claim of the same key
+# waits on the row lock of the first and then re-evaluates the WHERE clause on what it committed, so at most
+# one attempt gets the key back from RETURNING. The database's clock decides expiry: workers' clocks differ.
 CLAIM = """
-INSERT INTO connector_actions (key, connector, action, state, request, attempts)
-VALUES (%(key)s, %(connector)s, %(action)s, 'pending', %(request)s, 1)
+INSERT INTO connector_actions (key, connector, action, state, request, attempts, owner, claimed_until)
+VALUES (%(key)s, %(connector)s, %(action)s, 'pending', %(request)s, 1, %(owner)s,
+        clock_timestamp() + make_interval(secs => %(seconds)s))
 ON CONFLICT (key) DO UPDATE
-    SET attempts = connector_actions.attempts + 1, updated_at = now()
+    SET attempts = connector_actions.attempts + 1, owner = excluded.owner, claimed_until = excluded.claimed_until,
+        updated_at = now()
     WHERE connector_actions.state = 'pending'
-RETURNING state
+      AND (connector_actions.owner IS NOT DISTINCT FROM excluded.owner
+           OR connector_actions.claimed_until IS NULL OR connector_actions.claimed_until < clock_timestamp())
+RETURNING key, connector, action, state, result, attempts
 """
-READ = "SELECT action, state, result FROM connector_actions WHERE key = %s"
+READ = """
+SELECT key, connector, action, state, result, attempts,
+       greatest(extract(epoch FROM claimed_until - clock_timestamp()), 0)::float8 AS remaining
+FROM connector_actions WHERE key = %s
+"""
+READ_FOR_UPDATE = """
+SELECT key, connector, action, state, result, attempts FROM connector_actions WHERE key = %s FOR UPDATE
+"""
 FINISH = """
-UPDATE connector_actions SET state = %(state)s, result = %(result)s, updated_at = now() WHERE key = %(key)s
+UPDATE connector_actions SET state = %(state)s, result = %(result)s, claimed_until = NULL, updated_at = now()
+WHERE key = %(key)s
+RETURNING key, connector, action, state, result, attempts
 """
+# Only the claim's own owner gives it back, and only while it is still pending: one taken over since is the
+# new owner's.
+RELEASE = """
+UPDATE connector_actions SET claimed_until = clock_timestamp(), updated_at = now()
+WHERE key = %(key)s AND owner = %(owner)s AND state = 'pending'
+RETURNING key, connector, action, state, result, attempts
+"""
+
+# Longer than any action lasts, so a claim never expires under a live attempt (see the setting that sets it).
+DEFAULT_CLAIM_SECONDS = 300.0
 
 
 class ActionRecord(BaseModel):
     key: str
+    connector: str = ""
     action: str
     state: str
     result: dict[str, Any] | None = None
+    attempts: int = 0
 
 
-def claim(conn: Connection, *, key: str, connector: str, action: str, request: dict[str, Any]) -> ActionRecord | None:
-    """Claim `key` for an attempt. Returns None when the caller should act, or the record of a finished action.
+class Claim(BaseModel):
+    """This attempt's claim of a key: act on it (`done` is None), or the record of the action already finished."""
 
-    A `pending` record means an earlier attempt started and its outcome is unknown (its worker died):
-    the caller acts again, which is why backends must make a repeated attempt harmless (a stable
-    Message-ID, a ledger key that admits one success).
-    """
-    row = conn.execute(
-        CLAIM, {"key": key, "connector": connector, "action": action, "request": Jsonb(request)}
-    ).fetchone()
-    if row is not None:
-        return None
-    record = lookup(conn, key)
-    assert record is not None, "a conflicting key has a row"
-    return record
+    record: ActionRecord
+    owner: str
+    done: ActionRecord | None = None
 
 
-def finish(conn: Connection, *, key: str, result: dict[str, Any], state: str = "done") -> None:
-    conn.execute(FINISH, {"key": key, "state": state, "result": Jsonb(result)})
+class ActionEvent(StrEnum):
+    STARTED = "started"
+    DONE = "done"
+    COMPENSATED = "compensated"
+    # The attempt raised (a refusal, a network error) and gave its claim back.
+    FAILED = "failed"
+
+
+class ActionJournal(Protocol):
+    """Where outside actions are recorded: called inside the transaction that claims or finishes the key."""
+
+    def record(self, conn: Connection, *, event: ActionEvent, record: ActionRecord, detail: str = "") -> None: ...
+
+
+class ActionClaims:
+    """Claims and finishes of outside actions, journalled; one per process, shared by its connectors."""
+
+    def __init__(self, *, seconds: float = DEFAULT_CLAIM_SECONDS, journal: ActionJournal | None = None) -> None:
+        self.seconds = seconds
+        self.journal = journal
+
+    def claim(self, conn: Connection, *, key: str, connector: str, action: str, request: dict[str, Any]) -> Claim:
+        """Claim `key` for this attempt, after checking the fence (the caller still owns its run).
+
+        Returns a claim to act on, or one whose `done` is the finished record (done or compensated). Raises
+        ActionInProgress when another attempt holds the key and its claim has not expired, and whatever the
+        fence raises when the caller's hold is lost. Commit the claim before acting when the action is outside
+        the database (email), or act and finish in the same transaction (the sandbox tables).
+        """
+        owner = check_fence()
+        with conn.cursor(row_factory=dict_row) as cur:
+            row = cur.execute(CLAIM, {"key": key, "connector": connector, "action": action,
+                                      "request": Jsonb(request), "owner": owner, "seconds": self.seconds}).fetchone()
+            if row is not None:
+                record = ActionRecord.model_validate(row)
+                self._journal(conn, ActionEvent.STARTED, record)
+                return Claim(record=record, owner=owner)
+            current = cur.execute(READ, (key,)).fetchone()
+        assert current is not None, "a conflicting key has a row"
+        record = ActionRecord.model_validate(current)
+        if record.state == "pending":
+            raise ActionInProgress(f"{key} is being done by another attempt", key=key,
+                                   retry_after=current["remaining"])
+        return Claim(record=record, owner=owner, done=record)
+
+    def finish(self, conn: Connection, *, key: str, result: dict[str, Any], state: str = "done") -> None:
+        """Record the action under `key` done (or compensated) with its result, and journal it."""
+        with conn.cursor(row_factory=dict_row) as cur:
+            row = cur.execute(FINISH, {"key": key, "state": state, "result": Jsonb(result)}).fetchone()
+        if row is not None:
+            self._journal(conn, ActionEvent(state), ActionRecord.model_validate(row))
+
+    def release(self, conn: Connection, claim: Claim, *, error: Exception) -> None:
+        """Give back a claim whose attempt raised, so the next attempt may act at once; journal the failure."""
+        with conn.cursor(row_factory=dict_row) as cur:
+            row = cur.execute(RELEASE, {"key": claim.record.key, "owner": claim.owner}).fetchone()
+        if row is not None:
+            self._journal(conn, ActionEvent.FAILED, ActionRecord.model_validate(row),
+                          detail=f"{type(error).__name__}: {error}"[:500])
+
+    def for_undo(self, conn: Connection, key: str) -> ActionRecord | None:
+        """The record to compensate, locked for this transaction, after checking the fence (as `claim`)."""
+        check_fence()
+        with conn.cursor(row_factory=dict_row) as cur:
+            row = cur.execute(READ_FOR_UPDATE, (key,)).fetchone()
+        return ActionRecord.model_validate(row) if row is not None else None
+
+    def _journal(self, conn: Connection, event: ActionEvent, record: ActionRecord, detail: str = "") -> None:
+        if self.journal is not None:
+            self.journal.record(conn, event=event, record=record, detail=detail)
 
 
 def lookup(conn: Connection, key: str) -> ActionRecord | None:
-    row = conn.execute(READ, (key,)).fetchone()
-    if row is None:
-        return None
-    action, state, result = (row["action"], row["state"], row["result"]) if isinstance(row, dict) else row
-    return ActionRecord(key=key, action=action, state=state, result=result)
+    with conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute(READ, (key,)).fetchone()
+    return ActionRecord.model_validate(row) if row is not None else None

@@ -9,8 +9,8 @@ from __future__ import annotations
 from psycopg_pool import ConnectionPool
 from pydantic import BaseModel, Field
 
-from connectors import idempotency
 from connectors.errors import ActionDeclined, UnknownRecord
+from connectors.idempotency import ActionClaims
 
 SUCCEEDED = """
 SELECT id, amount_cents, currency FROM payments_ledger WHERE key = %s AND kind = %s AND status = 'succeeded'
@@ -66,12 +66,14 @@ class RefundReceipt(BaseModel):
 
 
 class SandboxPayments:
-    """A ledger in PostgreSQL: the check for an earlier success and the new entry share one transaction."""
+    """A ledger in PostgreSQL: the check for an earlier success, the key's claim, the new entry and the key's
+    finish (with their journal events) share one transaction."""
 
     name = "payments"
 
-    def __init__(self, pool: ConnectionPool) -> None:
+    def __init__(self, pool: ConnectionPool, *, claims: ActionClaims | None = None) -> None:
         self.pool = pool
+        self.claims = claims or ActionClaims()
 
     def execute(self, *, action: Charge | Refund, key: str) -> PaymentReceipt | RefundReceipt:
         """Charge once per key, or refund a charge once. Raises ActionDeclined (with the reason) when the
@@ -88,24 +90,35 @@ class SandboxPayments:
                     key=key, ledger_id=done["id"], customer=action.customer,
                     amount_cents=done["amount_cents"], currency=done["currency"], duplicate=True,
                 )
+            # The claim checks that this worker still owns its run, and journals the charge with it.
+            claim = self.claims.claim(conn, key=key, connector=self.name, action="charge",
+                                      request=action.model_dump())
             fault = conn.execute(TAKE_FAULT, (action.customer,)).fetchone()
             status, reason = ("failed", fault["reason"]) if fault else ("succeeded", "")
             row = conn.execute(
                 RECORD, (key, action.customer, "charge", action.amount_cents, action.currency, status, reason)
             ).fetchone()
+            receipt = PaymentReceipt(
+                key=key, ledger_id=row["id"], customer=action.customer,
+                amount_cents=action.amount_cents, currency=action.currency, duplicate=False,
+            )
+            if fault:
+                # The decline is kept (the ledger shows it) and the key given back: a retry may charge again.
+                declined = ActionDeclined(f"charge to {action.customer} declined: {reason}", reason=reason)
+                self.claims.release(conn, claim, error=declined)
+            else:
+                self.claims.finish(conn, key=key, result=receipt.model_dump(exclude={"duplicate"}))
         if fault:
-            raise ActionDeclined(f"charge to {action.customer} declined: {reason}", reason=reason)
-        return PaymentReceipt(
-            key=key, ledger_id=row["id"], customer=action.customer,
-            amount_cents=action.amount_cents, currency=action.currency, duplicate=False,
-        )
+            raise declined
+        return receipt
 
     def _refund(self, action: Refund, key: str) -> RefundReceipt:
         with self.pool.connection() as conn, conn.transaction():
             # A charge is refunded once whichever key asks: the ledger's refund row carries the charge's
             # key, under the charge key's lock, as `compensate` writes it; `key` only remembers this request.
             conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (action.charge_key,))
-            done = idempotency.claim(conn, key=key, connector=self.name, action="refund", request=action.model_dump())
+            done = self.claims.claim(conn, key=key, connector=self.name, action="refund",
+                                     request=action.model_dump()).done
             if done is not None and done.state == "done" and done.result is not None:
                 return RefundReceipt.model_validate({**done.result, "duplicate": True})
             charge = conn.execute(CHARGED, (action.charge_key,)).fetchone()
@@ -118,16 +131,17 @@ class SandboxPayments:
             receipt = RefundReceipt(key=key, charge_key=action.charge_key, customer=charge["customer"],
                                     amount_cents=charge["amount_cents"], currency=charge["currency"],
                                     duplicate=duplicate)
-            idempotency.finish(conn, key=key, result=receipt.model_dump(exclude={"duplicate"}))
+            self.claims.finish(conn, key=key, result=receipt.model_dump(exclude={"duplicate"}))
         return receipt
 
     def compensate(self, *, key: str) -> str:
         """Refund the charge made under `key`, once. A refund itself cannot be taken back."""
         with self.pool.connection() as conn, conn.transaction():
-            refund = idempotency.lookup(conn, key)
-            if refund is not None and refund.action == "refund":
-                return "a refund cannot be taken back"
+            # The charge's lock first, as `execute` takes it, then its record.
             conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (key,))
+            record = self.claims.for_undo(conn, key)
+            if record is not None and record.action == "refund":
+                return "a refund cannot be taken back"
             charge = conn.execute(CHARGED, (key,)).fetchone()
             if charge is None:
                 return "nothing was charged"
@@ -136,6 +150,8 @@ class SandboxPayments:
             conn.execute(
                 RECORD, (key, charge["customer"], "refund", charge["amount_cents"], charge["currency"], "succeeded", "")
             )
+            if record is not None:
+                self.claims.finish(conn, key=key, result=record.result or {}, state="compensated")
         return f"refunded {charge['amount_cents'] / 100:.2f} {charge['currency'].upper()}"
 
     def fail_next_charges(self, customer: str, *, reason: str = "card_declined", times: int = -1) -> None:

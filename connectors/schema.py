@@ -60,4 +60,9 @@ MIGRATIONS: list[str] = [
         UNIQUE (source, ref)
     );
     """,
+    # 3: exclusive claims. A pending key names the attempt that holds it (its run lock's token) and until when, on
+    # the database's clock; until then no other attempt acts on it. Rows from before have neither: free to take.
+    """
+    ALTER TABLE connector_actions ADD COLUMN owner text, ADD COLUMN claimed_until timestamptz;
+    """,
 ]

@@ -2,20 +2,27 @@
 
 Plain synchronous code, run inside an RQ job. Only one process advances a run at a time: a session
 advisory lock on the run id, held on a connection of its own, is released by PostgreSQL the moment
-that connection dies, so a worker killed mid-step leaves the run free for the next one.
+that connection dies, so a worker killed mid-step leaves the run free for the next one. Because that
+session can also end under a live worker, the lock is the run's fence (`ownership.RunLock`): checked
+before every outside action, before every step and before every write that follows a step; once it is
+lost the worker stops and touches nothing (`OwnershipLost`), since the run is another worker's now.
 """
 from __future__ import annotations
+
+import time
 
 import psycopg
 import structlog
 from psycopg_pool import PoolTimeout
 from redis.exceptions import RedisError
 
-from connectors import ConnectorUnavailable
+from connectors import ActionInProgress, ConnectorUnavailable, fenced
 from memory import link, step_node
 from orchestrator import audit, intents, outbox, runs, steps, words
 from orchestrator.approvals import AwaitingApproval
+from orchestrator.errors import OwnershipLost
 from orchestrator.keys import step_key
+from orchestrator.ownership import RunLock, hold_run
 from orchestrator.runs import RunEvent, RunState
 from orchestrator.services import Services
 from orchestrator.steps import StepState
@@ -30,28 +37,36 @@ log = structlog.get_logger(__name__)
 # Our own stores failing under a step: retried later by recovery, never a reason to compensate.
 INFRASTRUCTURE = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout, RedisError)
 
-RUN_LOCK_CLASS = 42
-TRY_LOCK = "SELECT pg_try_advisory_lock(%s, %s::int) AS ok"
-
-
-def try_lock_run(conn: psycopg.Connection, run_id: int) -> bool:
-    return bool(conn.execute(TRY_LOCK, (RUN_LOCK_CLASS, run_id)).fetchone()[0])
+# An outside action another attempt still holds (see `idempotency.CLAIM`) is waited for in the worker when its
+# claim ends this soon; a longer wait would only idle the worker, so the run is left `running` and recovery
+# takes it up again once the claim has run out.
+WAIT_IN_WORKER_SECONDS = 30.0
 
 
 def advance(services: Services, run_id: int) -> RunState:
-    """Run the run's next steps. Returns the state it stopped in; does nothing if another worker holds it."""
-    with psycopg.connect(services.stores.database_url, autocommit=True) as lock_conn:
-        if not try_lock_run(lock_conn, run_id):
+    """Run the run's next steps. Returns the state it stopped in; does nothing if another worker holds it.
+
+    When the run's lock is lost on the way (its session ended), it stops at once and returns RUNNING: the
+    run is left exactly as it is, for whichever worker holds it now.
+    """
+    with hold_run(services.stores.database_url, run_id) as lock:
+        if lock is None:
             log.info("run.busy", run_id=run_id)
             with services.stores.pool.connection() as conn:
                 return runs.get(conn, run_id).state
-        # Closing lock_conn on the way out releases the lock.
-        return _advance_locked(services, run_id)
+        try:
+            # Every connector claim and model call made while advancing checks this run's lock first.
+            with fenced(lock):
+                return _advance_locked(services, lock)
+        except OwnershipLost as lost:
+            log.warning("run.ownership_lost", run_id=run_id, why=lost.why)
+            return RunState.RUNNING
 
 
-def _advance_locked(services: Services, run_id: int) -> RunState:
-    pool = services.stores.pool
+def _advance_locked(services: Services, lock: RunLock) -> RunState:
+    pool, run_id = services.stores.pool, lock.run_id
     while True:
+        lock.check()
         with pool.connection() as conn, conn.transaction():
             run = runs.get(conn, run_id, for_update=True)
             if run.state is RunState.QUEUED:
@@ -78,15 +93,29 @@ def _advance_locked(services: Services, run_id: int) -> RunState:
                              run_id=run_id, payload={"step": step.name, "attempt": record.attempts})
         if step is None:
             # A worker died (or met an outage) half-way through undoing: finish the undoing, never run forward.
-            return _unwind(services, run_id)
+            return _unwind(services, lock)
         results = {name: r.result or {} for name, r in records.items() if r.state is StepState.SUCCEEDED}
         context = StepContext(services=services, run=run, intent=intent, step=step.name, results=results)
         log.info("step.start", run_id=run_id, step=step.name, attempt=record.attempts)
         try:
             result = step.run(context)
+        except OwnershipLost:
+            raise
         except AwaitingApproval as wait:
+            lock.check()
             return _await_approval(services, run_id, step.name, wait)
+        except ActionInProgress as busy:
+            # Another attempt (a worker that lost this run, or died) holds one of the step's actions: nothing
+            # failed, and acting now could do that action twice. Wait for its claim to run out, or leave the run.
+            log.info("step.action_in_progress", run_id=run_id, step=step.name, key=busy.key,
+                     retry_after=busy.retry_after)
+            if busy.retry_after > WAIT_IN_WORKER_SECONDS:
+                return RunState.RUNNING
+            # A hair past the end: the claim is taken over only once the database's clock is beyond it.
+            time.sleep(busy.retry_after + 0.1)
+            continue
         except ConnectorUnavailable as error:
+            lock.check()
             return _hold(services, run_id, step.name, error)
         except INFRASTRUCTURE as error:
             # Our own database or Redis went away mid-step (a restart, a failover, a full pool): nothing says the
@@ -95,8 +124,11 @@ def _advance_locked(services: Services, run_id: int) -> RunState:
             log.warning("step.infrastructure_unavailable", run_id=run_id, step=step.name, error=str(error))
             return RunState.RUNNING
         except Exception as error:
+            # A run no longer ours is not failed by us: its new worker decides (the error may be the loss itself).
+            lock.check()
             log.exception("step.failed", run_id=run_id, step=step.name)
-            return _fail(services, run_id, step.name, error)
+            return _fail(services, lock, step.name, error)
+        lock.check()
         with pool.connection() as conn, conn.transaction():
             steps.finish(conn, run_id=run_id, name=step.name, state=StepState.SUCCEEDED, result=result)
             audit.append(conn, actor="worker", at=services.now(), kind="step.succeeded", intent_id=intent.id,
@@ -144,7 +176,7 @@ def _hold(services: Services, run_id: int, step: str, error: ConnectorUnavailabl
     return run.state
 
 
-def _fail(services: Services, run_id: int, step_name: str, error: Exception) -> RunState:
+def _fail(services: Services, lock: RunLock, step_name: str, error: Exception) -> RunState:
     """Record the step failed and the run compensating (one transaction), then undo what can be undone.
 
     From the moment this commits the run is `compensating`: a worker killed while undoing leaves it there,
@@ -153,7 +185,7 @@ def _fail(services: Services, run_id: int, step_name: str, error: Exception) -> 
     is left as it is, undone nothing, since resuming it runs the failed step again (its keys repeat nothing)
     and undoing first would have that re-run report success over the refunds.
     """
-    detail = f"{type(error).__name__}: {error}"
+    detail, run_id = f"{type(error).__name__}: {error}", lock.run_id
     with services.stores.pool.connection() as conn, conn.transaction():
         steps.finish(conn, run_id=run_id, name=step_name, state=StepState.FAILED, error=detail)
         run = runs.get(conn, run_id, for_update=True)
@@ -168,10 +200,10 @@ def _fail(services: Services, run_id: int, step_name: str, error: Exception) -> 
             outbox.post(conn, channel=intent.channel, conversation=intent.conversation, intent_id=intent.id,
                         run_id=run_id, message=words.run_failed(run, f"{step_name} failed: {error}", []))
         return run.state
-    return _unwind(services, run_id)
+    return _unwind(services, lock)
 
 
-def _unwind(services: Services, run_id: int) -> RunState:
+def _unwind(services: Services, lock: RunLock) -> RunState:
     """Undo what can be undone, newest first, then record the run as compensated or failed.
 
     The failed step is compensated too: it may have acted on some items before it broke, and
@@ -179,9 +211,10 @@ def _unwind(services: Services, run_id: int) -> RunState:
     killed attempt already undid) is a no-op. A compensation that itself fails is recorded and the
     others still run: stopping half-way would leave the run neither live nor finished. An outage of
     PostgreSQL or Redis is different: it says nothing about the compensation, so the run stays
-    compensating and recovery tries again.
+    compensating and recovery tries again; so is the loss of the run's lock, which stops the undoing
+    where it is for the run's new worker to finish.
     """
-    pool = services.stores.pool
+    pool, run_id = services.stores.pool, lock.run_id
     with pool.connection() as conn:
         run = runs.get(conn, run_id)
         intent = intents.get(conn, run.intent_id)
@@ -204,21 +237,24 @@ def _unwind(services: Services, run_id: int) -> RunState:
         context = StepContext(services=services, run=run, intent=intent, step=step.name, results=results)
         try:
             outcome = step.compensate(context, record.result or {})
-        except INFRASTRUCTURE:
+        except (OwnershipLost, *INFRASTRUCTURE):
             raise
         except Exception as broken:
+            lock.check()
             log.exception("step.compensation_failed", run_id=run_id, step=step.name)
             with pool.connection() as conn, conn.transaction():
                 audit.append(conn, actor="worker", at=services.now(), kind="step.compensation_failed",
                              intent_id=intent.id, run_id=run_id, payload={"step": step.name, "error": str(broken)})
             undone.append(f"{step.name}: compensation FAILED ({broken}) — check it by hand")
             continue
+        lock.check()
         with pool.connection() as conn, conn.transaction():
             if record.state is StepState.SUCCEEDED:
                 steps.finish(conn, run_id=run_id, name=step.name, state=StepState.COMPENSATED, result=record.result)
             audit.append(conn, actor="worker", at=services.now(), kind="step.compensated", intent_id=intent.id,
                          run_id=run_id, payload={"step": step.name, "result": outcome})
         undone.append(f"{step.name}: {outcome}")
+    lock.check()
     with pool.connection() as conn, conn.transaction():
         run = runs.get(conn, run_id, for_update=True)
         if run.state is RunState.COMPENSATING:

@@ -52,3 +52,13 @@ class BudgetExceeded(OpsError):
         super().__init__(f"budget cap ${cap:.2f} reached (spent ${spent:.2f})")
         self.cap = cap
         self.spent = spent
+
+
+class OwnershipLost(OpsError):
+    """This worker no longer holds the run's lock (its session ended: a terminated backend, a failover, a
+    pooler that dropped it), so another worker may be advancing the run: stop now and touch nothing."""
+
+    def __init__(self, run_id: int, why: str) -> None:
+        super().__init__(f"run {run_id} is no longer this worker's: {why}")
+        self.run_id = run_id
+        self.why = why

@@ -5,6 +5,7 @@ import psycopg
 import structlog
 
 from orchestrator import engine
+from orchestrator.ownership import try_lock_run, unlock_run
 from orchestrator.queue import enqueue_advance, waiting_runs
 from orchestrator.services import Services, build_services
 from orchestrator.settings import Settings
@@ -36,10 +37,12 @@ def recover_runs(services: Services) -> list[int]:
     """Enqueue every queued, running or compensating run that no worker holds: its job was lost with Redis or a
     killed worker (or its worker met an outage of PostgreSQL or Redis and left it to be taken up again).
 
-    The advisory lock tells a run being worked on from an orphan. A run whose job still waits in a queue (the
-    workers are busy) is no orphan: enqueueing it again every minute would pile up jobs that each find it
-    done. A run enqueued twice anyway (two recoveries at once) is harmless: the second job finds it busy or
-    finished.
+    The advisory lock tells a run being worked on from an orphan. A run whose worker lost its lock's session
+    while still working looks like an orphan too; the worker notices before its next outside action
+    (`ownership.RunLock.check`) and stops, and its actions' exclusive claims keep the two from acting twice.
+    A run whose job still waits in a queue (the workers are busy) is no orphan: enqueueing it again every
+    minute would pile up jobs that each find it done. A run enqueued twice anyway (two recoveries at once) is
+    harmless: the second job finds it busy or finished.
     """
     with services.stores.pool.connection() as conn:
         candidates = conn.execute(
@@ -51,8 +54,8 @@ def recover_runs(services: Services) -> list[int]:
         for row in candidates:
             if row["id"] in waiting:
                 continue
-            if engine.try_lock_run(probe, row["id"]):
-                probe.execute("SELECT pg_advisory_unlock(%s, %s::int)", (engine.RUN_LOCK_CLASS, row["id"]))
+            if try_lock_run(probe, row["id"]):
+                unlock_run(probe, row["id"])
                 orphans.append(row["id"])
     queues = {row["id"]: WORKFLOWS[row["workflow"]].queue if row["workflow"] in WORKFLOWS else "default"
               for row in candidates}

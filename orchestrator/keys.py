@@ -14,3 +14,11 @@ def step_key(run_id: int, step: str) -> str:
 def action_key(run_id: int, step: str, *parts: object) -> str:
     """The key of one outside action of a step, e.g. one email of a campaign: `run:7:send_emails:c-104`."""
     return ":".join([step_key(run_id, step), *map(str, parts)])
+
+
+def run_step_of(key: str) -> tuple[int, str] | None:
+    """The run id and step an action key (or step key) was built for; None for a key not built here."""
+    parts = key.split(":", 3)
+    if len(parts) < 3 or parts[0] != "run" or not parts[1].isdigit() or not parts[2]:
+        return None
+    return int(parts[1]), parts[2]

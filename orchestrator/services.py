@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from agents import ModelTiers, build_tiers
 from connectors import (
     AccessChange,
+    ActionClaims,
     ActionRegistry,
     Categorisation,
     Charge,
@@ -25,6 +26,7 @@ from connectors import (
     SmtpEmailBackend,
 )
 from memory import ContextCache, LongTermMemory, get_embedder
+from orchestrator.action_journal import AuditJournal
 from orchestrator.policy import Policy
 from orchestrator.settings import Settings
 from orchestrator.stores import Stores, open_stores
@@ -96,8 +98,12 @@ def action_registry(*, email: EmailConnector, payments: SandboxPayments, crm: Sa
 
 def build_services(settings: Settings, stores: Stores | None = None) -> Services:
     stores = stores or open_stores(settings)
-    email = EmailConnector(stores.pool, email_backend(settings))
-    payments, crm, books = SandboxPayments(stores.pool), SandboxCrm(stores.pool), SandboxBooks(stores.pool)
+    # Every outside action is journalled in the audit chain by the transaction that claims or finishes it.
+    journal = AuditJournal(clock=utc_now)
+    claims = ActionClaims(seconds=settings.action_claim_seconds, journal=journal)
+    email = EmailConnector(stores.pool, email_backend(settings), claims=claims)
+    payments = SandboxPayments(stores.pool, claims=claims)
+    crm, books = SandboxCrm(stores.pool, claims=claims), SandboxBooks(stores.pool, claims=claims)
     services = Services(
         settings=settings,
         stores=stores,
@@ -113,6 +119,7 @@ def build_services(settings: Settings, stores: Stores | None = None) -> Services
             attempts=settings.payment_retry_attempts, base_seconds=settings.payment_retry_base_seconds
         ),
     )
-    # The snapshot's TTL runs on the services' clock, so a test that moves time moves it too.
+    # The snapshot's TTL and the journal's events run on the services' clock, so a test that moves time moves them.
     services.context.clock = lambda: services.now().timestamp()
+    journal.clock = services.now
     return services

@@ -61,6 +61,12 @@ class Settings(BaseSettings):
     smtp_password: str | None = None
     smtp_starttls: bool = False
     smtp_timeout_seconds: float = 30.0
+    # How long a claimed outside action (an email, a charge) stays its attempt's: until then no other worker acts
+    # under its key, and after it one may take it over (the first attempt's worker is taken to be dead). Must be
+    # longer than the longest action, or a slow but live send is sent again: an email is 3 SMTP attempts of up to
+    # `smtp_timeout_seconds` each per command, so 90 s and more; 300 s leaves room. The price of a long claim is
+    # only the wait of a run whose worker died mid-send before another worker may finish that send.
+    action_claim_seconds: float = Field(default=300.0, gt=0)
 
     # The operator's own registry of intent kinds (TOML); unset means the one shipped in agents/kinds.toml.
     kinds_file: Path | None = None

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from agents import StructuredAgent, UsageRecorder, cheaper_tiers, model_name, with_recorder
+from connectors import check_fence
 from orchestrator import agent_calls, approvals, audit, words
 from orchestrator.approvals import Approval, ApprovalRequest, AwaitingApproval
 from orchestrator.budget import ledger
@@ -61,6 +62,9 @@ def call_agent(site: CallSite, agent: StructuredAgent, inputs: dict[str, Any], *
     estimates = {t: prices.estimate(model_name(models[t]), prompt_chars, settings.model_max_output_tokens)
                  for t in tiers}
     today = local_today(site.services.now(), settings)
+    # Only the run's owner may give back what an earlier attempt of the step reserved: a worker that lost the
+    # run would release the reservation of the new owner's call in flight (the fence raises OwnershipLost).
+    check_fence()
     with pool.connection() as conn, conn.transaction():
         ledger.release_abandoned(conn, run_id=site.run.id, step=site.step, caps=caps)
     reservation = None
@@ -89,6 +93,9 @@ def call_agent(site: CallSite, agent: StructuredAgent, inputs: dict[str, Any], *
             continue
     if reservation is None:
         raise BudgetExceeded(0.0, 0.0)
+    # The model call is an outside action: made only while the run is still ours. A loss found here leaves the
+    # reservation open for the new owner's `release_abandoned`, outside the `try` that would give it back.
+    check_fence()
     recorder = UsageRecorder()
     try:
         result = agent.invoke(with_recorder(models[plan.tier], recorder), inputs)

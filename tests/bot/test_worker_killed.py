@@ -19,9 +19,13 @@ def smtp():
 
 
 def _worker(database_url, redis_url, smtp, tmp_path, *extra: str) -> subprocess.Popen:
+    # The killed worker's claim on the email it was sending keeps every other worker off that key until it runs
+    # out (300 s by default, longer than any live send). A short claim lets the burst worker wait it out in
+    # process and then take the key over, as a worker would after the default time: the stand-in never accepted
+    # that message, so taking it over sends it once.
     env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url, "OPSOS_DATA_DIR": str(tmp_path),
            "OPSOS_EMAIL_BACKEND": "smtp", "OPSOS_SMTP_HOST": smtp.host, "OPSOS_SMTP_PORT": str(smtp.port),
-           "OPSOS_PAYMENT_RETRY_BASE_SECONDS": "0.01"}
+           "OPSOS_PAYMENT_RETRY_BASE_SECONDS": "0.01", "OPSOS_ACTION_CLAIM_SECONDS": "3"}
     return subprocess.Popen([sys.executable, "-m", "bot.cli", "--log-level", "warning", "worker", *extra], env=env)
 
 

@@ -66,3 +66,19 @@ def break_winback_at_the_end(monkeypatch) -> None:
         steps=(*winback.WINBACK.steps, Step("sync_crm", winback.Effect.READ, explode)),
     )
     monkeypatch.setitem(WORKFLOWS, "winback", broken)
+
+
+HOLDER = """
+SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = %s AND objid = %s AND objsubid = 2 AND granted
+"""
+
+
+def terminate_lock_holder(db, run_id: int) -> None:
+    """End the session that holds the run's lock, under a worker that is still alive: what PostgreSQL's
+    `pg_terminate_backend`, a pooler or a failover does."""
+    from orchestrator.ownership import RUN_LOCK_CLASS
+
+    with db.connection() as conn:
+        pids = [row["pid"] for row in conn.execute(HOLDER, (RUN_LOCK_CLASS, run_id)).fetchall()]
+        assert len(pids) == 1, "one session holds the run's lock"
+        conn.execute("SELECT pg_terminate_backend(%s)", (pids[0],))

@@ -1,0 +1,119 @@
+"""Run ownership: a worker whose run lock's session ends notices before its next outside action and stops, touching
+nothing; the worker that takes the run over finishes it, and no email or charge happens twice (review defect 2)."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+from structlog.testing import capture_logs
+
+from connectors import Charge, SmtpEmailBackend
+from orchestrator import Classification, Decision, Operations, RunState, engine
+from orchestrator.errors import OwnershipLost
+from orchestrator.jobs import recover_runs
+from orchestrator.ownership import hold_run
+from orchestrator.policy import Effect
+from orchestrator.workflows import WORKFLOWS
+from orchestrator.workflows.model import Step, Workflow
+from tests.orchestrator.helpers import (
+    OPERATOR,
+    WINBACK,
+    count,
+    operations,
+    pending_approval,
+    run_state,
+    seed,
+    terminate_lock_holder,
+)
+from tests.standins.smtp import SmtpStandIn
+
+
+def test_a_lock_whose_session_was_terminated_is_noticed_as_lost(services, db, database_url):
+    with hold_run(database_url, 5) as lock:
+        assert lock is not None
+        lock.check()
+        terminate_lock_holder(db, 5)
+        with pytest.raises(OwnershipLost):
+            lock.check()
+
+
+@pytest.fixture
+def smtp(services):
+    with SmtpStandIn() as server:
+        services.email.backend = SmtpEmailBackend(host=server.host, port=server.port)
+        yield server
+
+
+def test_a_worker_whose_lock_session_ends_mid_send_sends_nothing_more_and_the_next_worker_finishes(
+    services, db, smtp, work
+):
+    """Before, the lock sat on a connection nobody looked at again: once PostgreSQL ended that session, recovery
+    saw a free run, a second worker advanced it beside the first, and both sent the same emails and charges."""
+    # Short enough for the second worker to wait out the first one's claim in process, long enough for the first
+    # to finish the send it is in the middle of (its outcome is the server's: it may well be accepted).
+    services.email.claims.seconds = 5
+    seed(services, declining=None)
+    ops = operations(services)
+    ops.submit(OPERATOR, WINBACK)
+    work()
+    ops.decide(OPERATOR, pending_approval(db, 1), Decision.APPROVED)
+    services.stores.redis.flushdb()  # the two workers below are started by hand
+    smtp.hold_for("chloe@example.com")
+    outcome: dict[str, RunState] = {}
+
+    def worker(name: str) -> None:
+        outcome[name] = engine.advance(services, 1)
+
+    with capture_logs() as logs:
+        first = threading.Thread(target=worker, args=("first",))
+        first.start()
+        assert smtp.held.wait(60), "the first worker never reached the third recipient"
+        terminate_lock_holder(db, 1)
+        assert recover_runs(services) == [1], "recovery sees a run nobody holds"
+        services.stores.redis.flushdb()
+        second = threading.Thread(target=worker, args=("second",))
+        second.start()
+        smtp.release()  # the first worker's send in flight goes through; it must be its last
+        first.join(60)
+        second.join(120)
+    assert outcome == {"first": RunState.RUNNING, "second": RunState.SUCCEEDED}
+    assert [e["run_id"] for e in logs if e["event"] == "run.ownership_lost"] == [1]
+    recipients = sorted(r for m in smtp.messages for r in m.rcpt_tos)
+    assert recipients == ["ana@example.com", "ben@example.com", "chloe@example.com", "dev@example.com",
+                          "eve@example.com"]
+    assert count(db, "payments_ledger", "kind = 'charge' AND status = 'succeeded'") == 5
+    assert count(db, "audit_events", "kind IN ('step.failed', 'step.compensated')") == 0
+    assert count(db, "budget_calls", "state = 'released'") == 0
+    assert run_state(db, 1) == "succeeded"
+
+
+class Flow:
+    def classify(self, text):
+        return Classification(kind="lossy", workflow="lossy", confidence=1.0)
+
+
+def test_a_step_that_loses_the_run_charges_nothing_marks_nothing_failed_and_undoes_nothing(services, db, monkeypatch):
+    """The loss is found by the charge's claim itself (the fence), not by anything the step had to remember."""
+    lose = {"times": 1}
+
+    def charge(ctx):
+        if lose["times"]:
+            lose["times"] -= 1
+            terminate_lock_holder(db, ctx.run.id)
+        receipt = ctx.services.payments.execute(action=Charge(customer="c-ana", amount_cents=900),
+                                                key=ctx.action_key("c-ana"))
+        return {"key": receipt.key}
+
+    def refund(ctx, result):
+        return ctx.services.payments.compensate(key=ctx.action_key("c-ana"))
+
+    flow = Workflow("lossy", "lossy", (Step("charge", Effect.CHARGE, charge, compensate=refund),))
+    monkeypatch.setitem(WORKFLOWS, "lossy", flow)
+    Operations(services, Flow()).submit(OPERATOR, "charge Ana")
+    assert engine.advance(services, 1) is RunState.RUNNING
+    assert services.payments.ledger("c-ana") == []
+    assert run_state(db, 1) == "running"
+    with db.connection() as conn:
+        assert conn.execute("SELECT state FROM steps WHERE run_id = 1").fetchone()["state"] == "running"
+    assert engine.advance(services, 1) is RunState.SUCCEEDED
+    assert [(e["kind"], e["status"]) for e in services.payments.ledger("c-ana")] == [("charge", "succeeded")]
