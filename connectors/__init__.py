@@ -22,6 +22,7 @@ from connectors.payments import Charge, PaymentReceipt, Refund, RefundReceipt, S
 from connectors.protocol import Connector
 from connectors.registry import ActionRegistry, Route
 from connectors.resilience import CircuitBreaker, RetryPolicy, with_retries
+from connectors.retention import prune_actions
 from connectors.schema import MIGRATIONS
 
 __all__ = [
@@ -58,5 +59,6 @@ __all__ = [
     "UnknownAction",
     "UnknownRecord",
     "message_id_for",
+    "prune_actions",
     "with_retries",
 ]

@@ -5,7 +5,7 @@ Where things are: a chat message lands in `chat.operations.Operations.handle_tex
 decided in `chat.decisions`; a connector action is made idempotent by its key (`keys`) in
 `connectors/idempotency.py`; a model call's budget is reserved in `budget.calls.call_agent`.
 """
-from orchestrator import audit, buttons, delivery, jobs, outbox, replay, scheduler, upkeep, views, words
+from orchestrator import audit, buttons, delivery, jobs, outbox, replay, retention, scheduler, upkeep, views, words
 from orchestrator.approvals import Approval, ApprovalState, Decision
 from orchestrator.chat import signin
 from orchestrator.chat.commands import Command, parse
@@ -78,6 +78,7 @@ __all__ = [
     "prepare",
     "register",
     "replay",
+    "retention",
     "router_classifier",
     "rq_queue",
     "scheduler",

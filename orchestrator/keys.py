@@ -8,9 +8,14 @@ from __future__ import annotations
 
 
 def step_key(run_id: int, step: str) -> str:
-    return f"run:{run_id}:{step}"
+    return run_prefix(run_id) + step
 
 
 def action_key(run_id: int, step: str, *parts: object) -> str:
     """The key of one outside action of a step, e.g. one email of a campaign: `run:7:send_emails:c-104`."""
     return ":".join([step_key(run_id, step), *map(str, parts)])
+
+
+def run_prefix(run_id: int) -> str:
+    """What every key of a run's steps and actions starts with (`run:7:`), so a run's keys are found together."""
+    return f"run:{run_id}:"
