@@ -1,5 +1,5 @@
 """Agents: specialist LangChain agents behind model tiers. They propose; only the orchestrator acts."""
-from agents.accounting import DEFAULT_PRICES, PriceTable, UsageRecorder, load_prices, with_recorder
+from agents.accounting import DEFAULT_PRICES, PriceTable, UsageRecorder, load_prices, with_output_cap, with_recorder
 from agents.base import AgentResult, StructuredAgent, context_block, model_name
 from agents.bookkeeping import BookkeepingProposal, bookkeeping_agent
 from agents.content import CampaignDraft, campaign_agent
@@ -94,5 +94,6 @@ __all__ = [
     "summarise",
     "summary_agent",
     "summary_prompt_chars",
+    "with_output_cap",
     "with_recorder",
 ]

@@ -127,3 +127,21 @@ def with_recorder(model: BaseChatModel, recorder: UsageRecorder) -> BaseChatMode
     """A copy of the tier's model that reports to `recorder`; the shared model is left untouched."""
     existing = model.callbacks if isinstance(model.callbacks, list) else []
     return model.model_copy(update={"callbacks": [*existing, recorder]})
+
+
+# The setting by which a LangChain chat model caps its answer: most providers' `max_tokens` (ChatOpenAI sends it
+# as `max_completion_tokens`), Google's `max_output_tokens`, Ollama's `num_predict`.
+OUTPUT_CAP_FIELDS: tuple[str, ...] = ("max_tokens", "max_output_tokens", "num_predict")
+
+
+def with_output_cap(model: BaseChatModel, max_tokens: int) -> BaseChatModel:
+    """A copy of the tier's model whose answer stops at `max_tokens` output tokens (or at a lower cap it already
+    had), so a reservation made for that many output tokens is an upper bound of what the call can bill.
+
+    A model with no such setting is returned as it is: the offline tier, which bills nothing.
+    """
+    for name in OUTPUT_CAP_FIELDS:
+        if name in type(model).model_fields:
+            current = getattr(model, name)
+            return model.model_copy(update={name: max_tokens if current is None else min(current, max_tokens)})
+    return model

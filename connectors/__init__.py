@@ -25,6 +25,7 @@ from connectors.payments import Charge, PaymentReceipt, Refund, RefundReceipt, S
 from connectors.protocol import Connector
 from connectors.registry import ActionRegistry, Route
 from connectors.resilience import CircuitBreaker, RetryPolicy, with_retries
+from connectors.retention import prune_actions
 from connectors.schema import MIGRATIONS
 
 __all__ = [
@@ -69,5 +70,6 @@ __all__ = [
     "check_fence",
     "fenced",
     "message_id_for",
+    "prune_actions",
     "with_retries",
 ]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 
 def step_key(run_id: int, step: str) -> str:
-    return f"run:{run_id}:{step}"
+    return run_prefix(run_id) + step
 
 
 def action_key(run_id: int, step: str, *parts: object) -> str:
@@ -22,3 +22,8 @@ def run_step_of(key: str) -> tuple[int, str] | None:
     if len(parts) < 3 or parts[0] != "run" or not parts[1].isdigit() or not parts[2]:
         return None
     return int(parts[1]), parts[2]
+
+
+def run_prefix(run_id: int) -> str:
+    """What every key of a run's steps and actions starts with (`run:7:`), so a run's keys are found together."""
+    return f"run:{run_id}:"

@@ -1,5 +1,5 @@
-"""Recurring jobs: the daily digest, SLA and budget checks, orphaned-run recovery, memory upkeep and the audit
-anchor, once per slot.
+"""Recurring jobs: the daily digest, SLA and budget checks, orphaned-run recovery, memory upkeep, retention and
+the audit anchor, once per slot.
 
 Who ticks: RQ's own `rq.cron.CronScheduler` (`opsos scheduler`) enqueues `tick(<schedule>)` every
 `OPSOS_SCHEDULE_TICK_SECONDS` on the `default` queue, and any worker runs it. What runs when is
@@ -31,7 +31,7 @@ from psycopg.types.json import Jsonb
 from redis import Redis
 
 from agents import TIER_ORDER
-from orchestrator import anchors, audit, budget, delivery, intents, jobs, outbox, upkeep, words
+from orchestrator import anchors, audit, budget, delivery, intents, jobs, outbox, retention, upkeep, words
 from orchestrator.messages import Message
 from orchestrator.services import Services
 from orchestrator.settings import Settings
@@ -96,6 +96,7 @@ def schedules(settings: Settings) -> dict[str, Schedule]:
         Schedule("recover", every=timedelta(seconds=settings.recover_every_seconds)),
         Schedule("memory_upkeep", daily_at=Settings.time_of_day(settings.upkeep_at), marks_late=False),
         Schedule("audit_anchor", every=timedelta(minutes=settings.audit_anchor_minutes)),
+        Schedule("retention", daily_at=Settings.time_of_day(settings.upkeep_at), marks_late=False),
     ]
     return {s.name: s for s in found}
 
@@ -234,9 +235,16 @@ def memory_upkeep(services: Services, conn: Connection, *, slot: datetime, now: 
     return {"summarised": [s.subject for s in summaries], "reclaimed": [r.id for r in removed]}
 
 
+def prune(services: Services, conn: Connection, *, slot: datetime, now: datetime, late: bool) -> dict[str, Any]:
+    """Prune what `OPSOS_RETENTION_DAYS` lets go; the deletions commit with the slot's claim, or neither does."""
+    pruned = retention.prune(conn, now=now, older_than_days=services.settings.retention_days)
+    return {"pruned": pruned.counts}
+
+
 SlotAction = Callable[..., dict[str, Any]]
 ACTIONS: dict[str, SlotAction] = {"digest": send_digest, "sla": check_sla, "budget": check_budget,
-                                  "recover": recover, "memory_upkeep": memory_upkeep, "audit_anchor": anchor_audit}
+                                  "recover": recover, "memory_upkeep": memory_upkeep, "audit_anchor": anchor_audit,
+                                  "retention": prune}
 
 
 # -- the RQ side ------------------------------------------------------------------------------------

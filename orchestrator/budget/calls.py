@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from agents import StructuredAgent, UsageRecorder, cheaper_tiers, model_name, with_recorder
+from agents import StructuredAgent, UsageRecorder, cheaper_tiers, model_name, with_output_cap, with_recorder
 from connectors import check_fence
 from orchestrator import agent_calls, approvals, audit, words
 from orchestrator.approvals import Approval, ApprovalRequest, AwaitingApproval
@@ -59,8 +59,10 @@ def call_agent(site: CallSite, agent: StructuredAgent, inputs: dict[str, Any], *
     tiers = [tier, *cheaper_tiers(tier)] if step_down else [tier]
     models = {t: site.services.models.tier(t) for t in tiers}
     prompt_chars = len(agent.prompt.invoke(inputs).to_string())
-    estimates = {t: prices.estimate(model_name(models[t]), prompt_chars, settings.model_max_output_tokens)
-                 for t in tiers}
+    # The output allowance is both what is reserved and what the model may write (`with_output_cap` below), so
+    # the reservation bounds the bill.
+    max_output = settings.model_max_output_tokens
+    estimates = {t: prices.estimate(model_name(models[t]), prompt_chars, max_output) for t in tiers}
     today = local_today(site.services.now(), settings)
     # Only the run's owner may give back what an earlier attempt of the step reserved: a worker that lost the
     # run would release the reservation of the new owner's call in flight (the fence raises OwnershipLost).
@@ -98,7 +100,7 @@ def call_agent(site: CallSite, agent: StructuredAgent, inputs: dict[str, Any], *
     check_fence()
     recorder = UsageRecorder()
     try:
-        result = agent.invoke(with_recorder(models[plan.tier], recorder), inputs)
+        result = agent.invoke(with_recorder(with_output_cap(models[plan.tier], max_output), recorder), inputs)
     except Exception as error:
         with pool.connection() as conn, conn.transaction():
             if recorder.responses:

@@ -96,3 +96,49 @@ def test_twenty_concurrent_model_calls_never_spend_past_the_cap(db, openai_api):
         tokens = conn.execute("SELECT sum(input_tokens) AS n FROM budget_calls WHERE state = 'settled'").fetchone()
     assert spent["s"] == pytest.approx(0.90) and spent["s"] <= 1.0 and spent["r"] == 0
     assert tokens["n"] == 6 * 375_000
+
+
+def test_every_model_call_caps_its_output_at_the_allowance_its_reservation_assumed(services, db, work, openai_api):
+    """The reservation is priced for `model_max_output_tokens` of output; each request ChatOpenAI sends asks for
+    at most that many (it sends the cap as `max_completion_tokens`, the field OpenAI's API reads), so a model
+    cannot write, and bill, more than was reserved. Before the fix the request carried no cap at all."""
+    services.settings = services.settings.model_copy(update={"model_max_output_tokens": 333})
+    services.models = openai_tiers(openai_api)
+    seed(services, declining=None)
+    openai_api.script_text(json.dumps({"customer": "Ben Okafor"}), usage={"prompt_tokens": 400, "completion_tokens": 9})
+    openai_api.script_text(json.dumps({"actions": [{"type": "pause_access", "customer": "c-ben"}],
+                                       "rationale": "asked to pause Ben", "cited": ["crm:c-ben"]}),
+                           usage={"prompt_tokens": 900, "completion_tokens": 30})
+    Operations(services, Pause()).submit(OPERATOR, "put Ben Okafor's subscription on hold")
+    work()
+    assert run_state(db, 1) == "succeeded"
+    with db.connection() as conn:
+        reserved = [r["usd"] for r in conn.execute("SELECT estimate_usd::float8 AS usd FROM budget_calls ORDER BY id")]
+    assert len(openai_api.requests) == 2 == len(reserved)
+    for body, estimate in zip(openai_api.requests, reserved, strict=True):
+        assert body["max_completion_tokens"] == 333 and "max_tokens" not in body
+        # What the reservation held: the prompt by rule of thumb plus exactly this output allowance.
+        prompt_tokens = estimate * 1e6 - 333 * MINI_OUT
+        assert prompt_tokens / MINI_IN == pytest.approx(round(prompt_tokens / MINI_IN), abs=1e-3)
+    # The tier's own model is untouched: the cap is set on the copy each call makes.
+    assert services.models.draft.max_tokens is None
+
+
+def test_the_summariser_caps_its_output_at_the_allowance_it_reserved(services, db, openai_api):
+    """Nightly summaries go through the same ledger: their request carries the reserved output allowance too."""
+    from datetime import UTC, datetime
+
+    from orchestrator import upkeep
+
+    services.settings = services.settings.model_copy(update={"model_max_output_tokens": 222})
+    services.models = openai_tiers(openai_api)
+    now = datetime(2026, 6, 1, tzinfo=UTC)
+    services.clock = lambda: now
+    for n in (2, 3):
+        services.memory.remember(f"Ana asked about invoice {n}.", kind="customer_interaction", subject="Ana Souza",
+                                 at=datetime(2026, 1, n, tzinfo=UTC))
+    openai_api.script_text(json.dumps({"summary": "Ana asked about two invoices."}),
+                           usage={"prompt_tokens": 120, "completion_tokens": 8})
+    [summary] = upkeep.summarise_interactions(services, now)
+    assert summary.subject == "Ana Souza"
+    assert [body["max_completion_tokens"] for body in openai_api.requests] == [222]
