@@ -8,16 +8,17 @@ from orchestrator.words.approvals import (
     approval_actions,
     approval_decided,
     approval_request,
+    asked_again,
     digest_approval_actions,
     explanation,
     forget_request,
     outcome,
     proposal_request,
     reason_request,
-    renewals_request,
     withdrawn,
 )
 from orchestrator.words.budget import budget_alert, budget_request, stepped_down, waiting_for_budget
+from orchestrator.words.campaign import campaign_request, renewals_changed, renewals_request
 from orchestrator.words.common import money, plural, utc, within
 from orchestrator.words.digest import digest_empty, digest_summary, digest_title
 from orchestrator.words.memory import action_chain, forgotten, recalled, remembered
@@ -57,8 +58,10 @@ __all__ = [
     "approval_actions",
     "approval_decided",
     "approval_request",
+    "asked_again",
     "budget_alert",
     "budget_request",
+    "campaign_request",
     "dashboard_link",
     "digest_approval_actions",
     "digest_empty",
@@ -85,6 +88,7 @@ __all__ = [
     "reason_request",
     "recalled",
     "remembered",
+    "renewals_changed",
     "renewals_request",
     "replay_verdict",
     "run_actions",
