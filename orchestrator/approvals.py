@@ -1,8 +1,9 @@
 """Approvals: records bound to a digest of the exact action they approve, decided once, expiring.
 
-An approval names the action by `sha256(canonical JSON of the action)`: the rendered emails, the
-amount, the recipients. When the action changes, the digest changes, the old approval is void and
-a new one is asked.
+An approval names the action by `sha256(canonical JSON of the action)`: what will execute, resolved
+from current records (the rendered emails with their addresses, the charges with their amounts). When
+the action changes, the digest changes and a new approval is asked: a pending one for the old action is
+void, an approved one is replaced (`supersedes`) and lets nothing run any more.
 
 A record module: these functions change rows and return what ended. Whenever an approval stops being
 answerable (approved, rejected, void, expired), the caller (`transitions`) queues in the same transaction
@@ -27,6 +28,7 @@ from orchestrator import audit
 from orchestrator.errors import ApprovalAlreadyDecided, ApprovalExpired, ApprovalStale, NotFound, OpsError
 from orchestrator.keys import step_key
 from orchestrator.messages import Fact
+from orchestrator.policy import Effect
 
 
 class Decision(StrEnum):
@@ -50,6 +52,11 @@ class ApprovalRequest(BaseModel):
     facts: list[Fact] = Field(default_factory=list)
     estimated_cost_usd: float = 0.0
     preview: str = ""
+    # What the approval lets happen, in policy's terms; None for a model tier or a budget raise (see `supersedes`).
+    effect: Effect | None = None
+    # The approved approval of the same step and effect whose action changed before it ran: this one replaces it,
+    # so that one lets nothing run any more (`granted`), even should the action change back to what it approved.
+    supersedes: str | None = None
 
 
 class AwaitingApproval(OpsError):
@@ -137,11 +144,23 @@ def pending(conn: Connection) -> list[Approval]:
 
 
 def granted(conn: Connection, *, run_id: int, step: str, digest: str) -> Approval | None:
-    """The approval that lets this exact action run, if the operator gave one."""
-    for approval in for_step(conn, run_id, step):
-        if approval.state is ApprovalState.APPROVED and approval.action_digest == digest:
+    """The approval that lets this exact action run, if the operator gave one and no later ask replaced it."""
+    asked = for_step(conn, run_id, step)
+    replaced = {approval.request.supersedes for approval in asked}
+    for approval in asked:
+        if (approval.state is ApprovalState.APPROVED and approval.action_digest == digest
+                and approval.id not in replaced):
             return approval
     return None
+
+
+def approved_before(conn: Connection, *, run_id: int, step: str, effect: Effect, digest: str) -> Approval | None:
+    """The newest approval the operator gave this step for `effect` with another action than `digest`: what they
+    approved, which is no longer what would run. A new ask replaces it (`ApprovalRequest.supersedes`)."""
+    earlier = [approval for approval in for_step(conn, run_id, step)
+               if approval.state is ApprovalState.APPROVED and approval.request.effect is effect
+               and approval.action_digest != digest]
+    return earlier[-1] if earlier else None
 
 
 def request(
@@ -183,8 +202,12 @@ def request(
          "request": Jsonb(ask.model_dump(mode="json")), "now": now, "expires": now + ttl},
     ).fetchone()
     approval = Approval.model_validate(row)
+    payload: dict[str, Any] = {"approval": approval.id, "step": step, "digest": digest,
+                               "expires_at": approval.expires_at}
+    if ask.supersedes is not None:
+        payload["supersedes"] = ask.supersedes
     audit.append(conn, actor="opsos", kind="approval.requested", intent_id=intent_id, run_id=run_id, at=now,
-                 payload={"approval": approval.id, "step": step, "digest": digest, "expires_at": approval.expires_at})
+                 payload=payload)
     link(conn, ("approval", approval.id), step_node(step_key(run_id, step)), "approves")
     return Asked(approval=approval, new=True, ended=ended)
 

@@ -8,17 +8,18 @@ from orchestrator.words.approvals import (
     approval_actions,
     approval_decided,
     approval_request,
+    asked_again,
     digest_approval_actions,
     explanation,
     forget_request,
     outcome,
     proposal_request,
     reason_request,
-    renewals_request,
     withdrawn,
 )
 from orchestrator.words.audit import DIGEST_AUDIT_TITLE, anchor_line, audit_alarm, chain_verdict, digest_audit
 from orchestrator.words.budget import budget_alert, budget_request, stepped_down, waiting_for_budget
+from orchestrator.words.campaign import campaign_request, renewals_changed, renewals_request
 from orchestrator.words.common import money, plural, utc, within
 from orchestrator.words.delivery import RETRY_DEAD_COMMAND, dead_requeued, undeliverable
 from orchestrator.words.digest import digest_empty, digest_summary, digest_title
@@ -62,9 +63,11 @@ __all__ = [
     "approval_actions",
     "approval_decided",
     "approval_request",
+    "asked_again",
     "audit_alarm",
     "budget_alert",
     "budget_request",
+    "campaign_request",
     "chain_verdict",
     "dashboard_link",
     "dead_requeued",
@@ -94,6 +97,7 @@ __all__ = [
     "reason_request",
     "recalled",
     "remembered",
+    "renewals_changed",
     "renewals_request",
     "replay_verdict",
     "run_actions",

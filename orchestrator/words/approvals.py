@@ -21,9 +21,10 @@ def approval_actions(approval_id: str) -> list[Action]:
 
 def approval_request(approval: Approval, intent: Intent) -> Message:
     ask = approval.request
+    needed = "Approval needed again" if ask.supersedes else "Approval needed"
     return Message(
         kind=MessageKind.APPROVAL_REQUEST,
-        title=f"Approval needed for run #{approval.run_id}: {ask.what}",
+        title=f"{needed} for run #{approval.run_id}: {ask.what}",
         text=ask.why,
         sections=[
             Section(facts=[
@@ -61,13 +62,26 @@ def approval_decided(approval: Approval, *, withdrawn: str | None = None) -> Mes
                    approval_id=approval.id)
 
 
-def renewals_request(count: int, total: float) -> ApprovalRequest:
-    return ApprovalRequest(
-        what=f"Charge {count} win-back renewal{'s' if count != 1 else ''}, {money(total)} in all?",
-        why="You asked me to be careful with this request, so every outside action waits for you, also the "
-            "renewals the subscriptions already authorise.",
-        estimated_cost_usd=0.0,
-    )
+CHANGED = "Changed since you approved"
+
+
+def asked_again(ask: ApprovalRequest, approved: Approval) -> ApprovalRequest:
+    """The ask for an action that changed after the operator approved it and before it ran: it says that the
+    earlier approval lets nothing run any more, and what changed, line by line as the operator saw it."""
+    before = {fact.label: fact.value for fact in approved.request.facts if fact.label != CHANGED}
+    now = {fact.label: fact.value for fact in ask.facts if fact.label != CHANGED}
+    changes = [f"{label} was: {value}" for label, value in before.items() if now.get(label) != value]
+    changes += [f"{label} is new" for label in now if label not in before]
+    if ask.preview != approved.request.preview:
+        changes.append("the text in the preview changed")
+    when = f" at {utc(approved.decided_at)}" if approved.decided_at else ""
+    return ask.model_copy(update={
+        "supersedes": approved.id,
+        "why": f"You approved this{when}, but it changed before it ran, so that approval lets nothing run. "
+               + ask.why,
+        "facts": [*ask.facts, Fact(label=CHANGED,
+                                   value="\n".join(changes) or "details not among the lines above")],
+    })
 
 
 def withdrawn(run_id: int, run_outcome: str) -> str:
@@ -123,11 +137,13 @@ def reason_request(*, step: str, agent: str, model: str, estimate_usd: float, in
     )
 
 
-def action_line(action: dict) -> str:
-    """One proposed action in a line, as the operator reads it in an approval or a report."""
+def action_line(action: dict, executes: dict | None = None) -> str:
+    """One proposed action in a line, as the operator reads it in an approval or a report; with `executes` (what
+    its connector is handed, resolved from the records) the line names what only the records know: the address."""
     kind = action.get("type")
     if kind == "send_email":
-        return f"email {action['to']}: “{action['subject']}”"
+        at = f" at {executes['to']}" if executes else ""
+        return f"email {action['to']}{at}: “{action['subject']}”"
     if kind == "refund":
         return f"refund {money(action['amount_cents'] / 100)} to {action['customer']} (charge {action['charge_key']})"
     if kind == "charge":
@@ -164,13 +180,14 @@ def action_outcome(result: BaseModel) -> str:
     raise TypeError(f"no words for a {type(result).__name__}")
 
 
-def proposal_request(*, title: str, actions: list[dict], rationale: str, intent: Intent,
+def proposal_request(*, title: str, lines: list[str], bodies: list[str], rationale: str, intent: Intent,
                      refused: list[str]) -> ApprovalRequest:
-    count = len(actions)
-    facts = [Fact(label=f"{i}.", value=action_line(a)) for i, a in enumerate(actions, start=1)]
+    """The ask for the actions a specialist proposed: one line each (`action_line`), the texts they send."""
+    count = len(lines)
+    facts = [Fact(label=f"{i}.", value=line) for i, line in enumerate(lines, start=1)]
     if refused:
         facts.append(Fact(label="Left out", value="; ".join(refused)))
-    preview = "\n\n".join(a["body"] for a in actions if a.get("body"))[:1500]
+    preview = "\n\n".join(body for body in bodies if body)[:1500]
     return ApprovalRequest(
         what=f"{title}: {count} action{'s' if count != 1 else ''} need your approval",
         why=f"Intent #{intent.id} asks: “{intent.request}”. {rationale}",

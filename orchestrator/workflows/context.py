@@ -12,7 +12,7 @@ from typing import Any
 
 from agents import StructuredAgent, context_block
 from memory import cited_memories, link, step_node
-from orchestrator import approvals, audit, outbox
+from orchestrator import approvals, audit, outbox, words
 from orchestrator.approvals import ApprovalRequest, AwaitingApproval
 from orchestrator.budget.calls import call_agent
 from orchestrator.intents import Intent
@@ -39,16 +39,26 @@ class StepContext:
     def action_key(self, *parts: object) -> str:
         return action_key(self.run.id, self.step, *parts)
 
-    def require_approval(self, *, effect: Effect, action: Any, ask: ApprovalRequest) -> approvals.Approval | None:
-        """Return when policy lets this exact action run (an approval bound to its digest); else AwaitingApproval."""
-        if not self.services.policy.needs_approval(effect, risk=self.intent.risk):
+    def require_approval(self, *, effect: Effect, action: Any, ask: ApprovalRequest,
+                         required: bool = False) -> approvals.Approval | None:
+        """Return when policy lets this exact action run (an approval bound to its digest); else AwaitingApproval.
+
+        `action` is what will execute, built by the step from current records each time it runs, so an approval
+        binds what runs, not what an earlier run of the step saw: when it differs from what the operator approved,
+        that approval is replaced and the ask says what changed. `required` asks whatever policy says (the
+        operator was told this action would not run without them, see `winback.collect_renewals`).
+        """
+        if not required and not self.services.policy.needs_approval(effect, risk=self.intent.risk):
             return None
         digest = approvals.action_digest(action)
         with self.services.stores.pool.connection() as conn:
             granted = approvals.granted(conn, run_id=self.run.id, step=self.step, digest=digest)
-        if granted is None:
-            raise AwaitingApproval(digest=digest, ask=ask)
-        return granted
+            before = None if granted else approvals.approved_before(conn, run_id=self.run.id, step=self.step,
+                                                                     effect=effect, digest=digest)
+        if granted is not None:
+            return granted
+        ask = ask.model_copy(update={"effect": effect})
+        raise AwaitingApproval(digest=digest, ask=ask if before is None else words.asked_again(ask, before))
 
     def notify(self, message: Message, *, event: str, payload: dict[str, Any], dedupe: str) -> None:
         """Tell the operator something and record it: outbox row and audit event in one transaction."""

@@ -173,17 +173,23 @@ def execute(allowed: frozenset[str], *, title: str, what: str) -> Step:
                 accepted.append(action)
             else:
                 refused.append(reason)
+        # What each action hands its connector, resolved from the records now (an email's address from the CRM):
+        # the approval binds these, so an address changed since the operator approved asks again.
+        executes = [resolved(ctx, action) for action in accepted]
         policy = ctx.services.policy
-        needing = [a for a in accepted if policy.needs_approval(ACTION_EFFECTS[a["type"]], risk=ctx.intent.risk)]
+        needing = [index for index, action in enumerate(accepted)
+                   if policy.needs_approval(ACTION_EFFECTS[action["type"]], risk=ctx.intent.risk)]
         if needing:
             ctx.require_approval(
-                effect=ACTION_EFFECTS[needing[0]["type"]],
-                # Bound to exactly these actions: a different proposal is a different approval.
-                action={"actions": needing},
-                ask=words.proposal_request(title=what, actions=needing, rationale=proposal.get("rationale", ""),
-                                           intent=ctx.intent, refused=refused),
+                effect=ACTION_EFFECTS[accepted[needing[0]]["type"]],
+                # Bound to exactly what these actions execute: a different proposal or record is a new approval.
+                action={"actions": [{"type": accepted[i]["type"], **executes[i]} for i in needing]},
+                ask=words.proposal_request(
+                    title=what, lines=[words.action_line(accepted[i], executes[i]) for i in needing],
+                    bodies=[accepted[i].get("body", "") for i in needing], rationale=proposal.get("rationale", ""),
+                    intent=ctx.intent, refused=refused),
             )
-        done = [perform(ctx, index, action) for index, action in enumerate(accepted)]
+        done = [perform(ctx, index, action, executes[index]) for index, action in enumerate(accepted)]
         if refused:
             ctx.record("proposal.screened", {"step": ctx.step, "refused": refused})
         return {"done": done, "refused": refused, "count": len(done)}
@@ -191,22 +197,31 @@ def execute(allowed: frozenset[str], *, title: str, what: str) -> Step:
     return Step("execute", Effect.READ, run, compensate=undo_actions, title=title, summarise=_summarise_execute)
 
 
-def perform(ctx: StepContext, index: int, action: dict[str, Any]) -> dict[str, Any]:
-    """Carry out one screened (and, where policy says, approved) action through its connector, once per key.
+def resolved(ctx: StepContext, action: dict[str, Any]) -> dict[str, Any]:
+    """What a screened action will execute, as its connector takes it (a post: the action itself).
 
     Raises UnknownAction (from the registry) for a type no connector carries; `screen` admits none.
     """
+    if action["type"] == "post_content":
+        return action
+    route = ctx.services.connectors.route(action["type"])
+    return connector_action(ctx.services, route.model, action).model_dump(mode="json")
+
+
+def perform(ctx: StepContext, index: int, action: dict[str, Any], executes: dict[str, Any]) -> dict[str, Any]:
+    """Carry out one screened (and, where policy says, approved) action through its connector, once per key:
+    exactly `executes`, what the approval was bound to (`resolved`)."""
     services, kind = ctx.services, action["type"]
+    line = words.action_line(action, executes)
     if kind == "post_content":
         # Not an outside system: the post is handed to the operator, who publishes it (see `action_registry`).
         ctx.notify(words.post_ready(action["channel"], action["title"], action["body"]), event="content.ready",
                    payload={"title": action["title"], "channel": action["channel"]}, dedupe=f"post:{index}")
-        return {"action": action, "line": words.action_line(action), "outcome": words.POST_HANDED_OVER,
-                "undo": None}
+        return {"action": action, "line": line, "outcome": words.POST_HANDED_OVER, "undo": None}
     route = services.connectors.route(kind)
     key = ctx.action_key(index, kind, action.get("customer") or action.get("to") or action.get("transaction_id", ""))
-    result = services.connectors.execute(kind, action=connector_action(services, route.model, action), key=key)
-    return {"action": action, "line": words.action_line(action), "outcome": words.action_outcome(result),
+    result = services.connectors.execute(kind, action=route.model.model_validate(executes), key=key)
+    return {"action": action, "line": line, "outcome": words.action_outcome(result),
             "undo": key if route.reversible else None}
 
 

@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 from memory import Kind, Snapshot, build_snapshot
 from orchestrator import intents, outbox
 from orchestrator.intents import Intent
-from orchestrator.policy import ACTION_EFFECTS, Policy
+from orchestrator.policy import ACTION_EFFECTS, Policy, Risk
 from orchestrator.services import Services
 
 # One message past this is cut: a long report must not push every older message out of the budget.
@@ -72,9 +72,10 @@ def conversation(services: Services, intent: Intent) -> list[dict[str, Any]]:
     return [message for _, _, message in rows[-limit:]]
 
 
-def needs_approval(policy: Policy) -> list[str]:
-    """The action types policy holds for the operator's approval (pure)."""
-    return sorted(action for action, effect in ACTION_EFFECTS.items() if policy.needs_approval(effect))
+def needs_approval(policy: Policy, risk: Risk) -> list[str]:
+    """The action types policy holds for the operator's approval on an intent of this risk (pure): what the agent
+    is told waits for the operator is what does (a careful intent holds every outside action)."""
+    return sorted(action for action, effect in ACTION_EFFECTS.items() if policy.needs_approval(effect, risk=risk))
 
 
 def build(services: Services, intent: Intent, *, question: str, facts: dict[str, Any]) -> Snapshot:
@@ -83,7 +84,7 @@ def build(services: Services, intent: Intent, *, question: str, facts: dict[str,
     rules = memory.recall(question, kind=Kind.POLICY, k=RULES_K, token_budget=RULE_TOKENS)
     memories = memory.recall(question, k=MEMORIES_K, token_budget=MEMORY_TOKENS)
     return build_snapshot(intent=intent_brief(intent), facts=facts, messages=conversation(services, intent),
-                          memories=memories, rules=rules, needs_approval=needs_approval(services.policy),
+                          memories=memories, rules=rules, needs_approval=needs_approval(services.policy, intent.risk),
                           token_budget=services.settings.context_token_budget)
 
 

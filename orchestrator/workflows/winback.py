@@ -4,6 +4,10 @@
 campaign emails them an offer, then retries their renewal at the offered price. A renewal that is
 still declined after the retry policy is reported to the operator, and its compensating action
 ends the grace period: the subscriber's access is paused.
+
+One approval covers the campaign: it names the emails and the charges that follow them, and binds both. Each
+step reads its subscribers' records again before it acts; emails or charges other than the approved ones wait
+for a new approval (see `_audience`, `_renewals_approval`).
 """
 from __future__ import annotations
 
@@ -12,9 +16,7 @@ from typing import Any
 from agents import CampaignDraft, campaign_agent
 from connectors import AccessChange, ActionDeclined, Charge, Contact, OutgoingEmail, with_retries
 from orchestrator import words
-from orchestrator.approvals import ApprovalRequest
 from orchestrator.keys import action_key
-from orchestrator.messages import Fact
 from orchestrator.policy import Effect
 from orchestrator.workflows.context import StepContext
 from orchestrator.workflows.model import Step, Workflow
@@ -22,10 +24,19 @@ from orchestrator.workflows.snapshot import Gathered
 
 DISCOUNT_PERCENT = 30
 DISCOUNT_MONTHS = 3
+RENEWAL = "win-back renewal"
 
 
 def _contacts(ctx: StepContext) -> list[Contact]:
     return [Contact.model_validate(c) for c in ctx.results["select_audience"]["contacts"]]
+
+
+def _audience(ctx: StepContext) -> list[Contact]:
+    """The subscribers the campaign was drafted for, as the CRM has them now: what the approval shows and what
+    runs is read at each step, so an address or a price changed since asks again. One no longer lapsed (renewed
+    on their own, or gone) is left out; one lapsed since is not added: the operator approved these people."""
+    drafted_for = {contact.id for contact in _contacts(ctx)}
+    return [contact for contact in ctx.services.crm.segment("lapsed") if contact.id in drafted_for]
 
 
 def select_audience(ctx: StepContext) -> dict[str, Any]:
@@ -59,49 +70,51 @@ def _first_name(contact: Contact) -> str:
     return contact.name.split()[0] if contact.name.strip() else "there"
 
 
-def _emails(ctx: StepContext) -> list[tuple[Contact, OutgoingEmail]]:
+def _emails(ctx: StepContext, contacts: list[Contact]) -> list[OutgoingEmail]:
     draft = CampaignDraft.model_validate(ctx.results["draft_campaign"])
     sender = ctx.services.settings.email_from
     return [
-        (
-            contact,
-            OutgoingEmail(
-                to=contact.email,
-                subject=draft.subject.replace("{first_name}", _first_name(contact)),
-                body=draft.body.replace("{first_name}", _first_name(contact)),
-                sender=sender,
-            ),
+        OutgoingEmail(
+            to=contact.email,
+            subject=draft.subject.replace("{first_name}", _first_name(contact)),
+            body=draft.body.replace("{first_name}", _first_name(contact)),
+            sender=sender,
         )
-        for contact in _contacts(ctx)
+        for contact in contacts
     ]
 
 
+def _discounted(contact: Contact) -> int:
+    return round(contact.monthly_cents * (100 - DISCOUNT_PERCENT) / 100)
+
+
+def _charges(contacts: list[Contact]) -> list[Charge]:
+    return [Charge(customer=contact.id, amount_cents=_discounted(contact), description=RENEWAL)
+            for contact in contacts]
+
+
 def send_emails(ctx: StepContext) -> dict[str, Any]:
-    emails = _emails(ctx)
-    if not emails:
-        return {"sent": [], "count": 0, "repeats_skipped": 0}
+    contacts = _audience(ctx)
+    if not contacts:
+        return {"sent": [], "count": 0, "repeats_skipped": 0, "approved_charges": None}
+    emails, charges = _emails(ctx, contacts), _charges(contacts)
     draft = CampaignDraft.model_validate(ctx.results["draft_campaign"])
-    first = emails[0][1] if emails else None
-    ctx.require_approval(
+    approval = ctx.require_approval(
         effect=Effect.EMAIL_CUSTOMERS,
-        # The approval is bound to exactly these rendered emails: any change asks again.
-        action={"emails": [email.model_dump() for _, email in emails]},
-        ask=ApprovalRequest(
-            what=f"Email {len(emails)} lapsed subscribers the offer “{draft.offer}”",
-            why=(f"Intent #{ctx.intent.id} asks: “{ctx.intent.request}”. {draft.rationale}"),
-            facts=[
-                Fact(label="Recipients", value=", ".join(c.name for c, _ in emails) or "nobody"),
-                Fact(label="Subject", value=first.subject if first else "—"),
-                Fact(label="Sent from", value=ctx.services.settings.email_from),
-            ],
-            estimated_cost_usd=0.0,
-            preview=first.body if first else "",
-        ),
+        # Bound to exactly these rendered emails and the charges that follow them: any change asks again.
+        action={"emails": [email.model_dump() for email in emails],
+                "charges": [charge.model_dump() for charge in charges]},
+        ask=words.campaign_request(
+            intent=ctx.intent, offer=draft.offer, rationale=draft.rationale, subject=emails[0].subject,
+            preview=emails[0].body, sender=ctx.services.settings.email_from,
+            recipients=[(contact.name, email.to) for contact, email in zip(contacts, emails, strict=True)],
+            charges=[(contact.name, charge.amount_cents) for contact, charge in zip(contacts, charges, strict=True)],
+            attempts=ctx.services.payment_retry.attempts),
     )
     # The emails carry the draft, so they rest on the memories the draft cited.
     ctx.cite(ctx.results["draft_campaign"].get("cited", []))
     sent = []
-    for contact, email in emails:
+    for contact, email in zip(contacts, emails, strict=True):
         key = ctx.action_key(contact.id)
         ctx.link_action(key)
         sent.append(ctx.services.email.execute(action=email, key=key))
@@ -109,33 +122,46 @@ def send_emails(ctx: StepContext) -> dict[str, Any]:
         "sent": [s.model_dump() for s in sent],
         "count": len(sent),
         "repeats_skipped": sum(1 for s in sent if s.duplicate),
+        # What the operator was told the next step charges; None when policy let the emails go without asking.
+        "approved_charges": [c.model_dump() for c in charges] if approval is not None else None,
     }
 
 
-def _discounted(contact: Contact) -> int:
-    return round(contact.monthly_cents * (100 - DISCOUNT_PERCENT) / 100)
+def _renewals_approval(ctx: StepContext, contacts: list[Contact], charges: list[Charge]) -> None:
+    """Return when these charges may run; else AwaitingApproval.
+
+    Renewals are pre-authorised by the subscription, so policy lets them run; but the campaign's approval told the
+    operator which charges follow, so others (an amount changed, a subscriber no longer lapsed) wait for them. A
+    careful (high-risk) intent asks in any case, bound to exactly these charges.
+    """
+    approved = ctx.results["send_emails"].get("approved_charges")
+    bound = [charge.model_dump() for charge in charges]
+    action = {"charges": bound}
+    if approved is not None and approved != bound:
+        names = {contact.id: contact.name for contact in _contacts(ctx)}
+        ask = words.renewals_changed(approved={c["customer"]: c["amount_cents"] for c in approved},
+                                     now={c.customer: c.amount_cents for c in charges}, names=names)
+        ctx.require_approval(effect=Effect.CHARGE, action=action, ask=ask, required=True)
+        return
+    ctx.require_approval(effect=Effect.CHARGE, action=action, ask=words.renewals_request(
+        [(contact.name, charge.amount_cents) for contact, charge in zip(contacts, charges, strict=True)]))
 
 
 def collect_renewals(ctx: StepContext) -> dict[str, Any]:
-    contacts = _contacts(ctx)
+    contacts = _audience(ctx)
     if not contacts:
         return {"collected": [], "paused": [], "collected_cents": 0}
-    # Renewals are pre-authorised by the subscription, so policy lets them run; a careful (high-risk) intent
-    # asks first, bound to exactly these charges.
-    charges = [{"customer": contact.id, "amount_cents": _discounted(contact)} for contact in contacts]
-    ctx.require_approval(effect=Effect.CHARGE, action={"charges": charges},
-                         ask=words.renewals_request(len(charges), sum(c["amount_cents"] for c in charges) / 100))
+    charges = _charges(contacts)
+    _renewals_approval(ctx, contacts, charges)
     collected: list[dict[str, Any]] = []
     paused: list[dict[str, Any]] = []
-    for contact in contacts:
-        amount = _discounted(contact)
+    for contact, charge in zip(contacts, charges, strict=True):
+        amount = charge.amount_cents
         key = ctx.action_key(contact.id)
         ctx.link_action(key)
 
-        def attempt(number: int, contact: Contact = contact, amount: int = amount, key: str = key):
-            return ctx.services.payments.execute(
-                action=Charge(customer=contact.id, amount_cents=amount, description="win-back renewal"), key=key
-            )
+        def attempt(number: int, charge: Charge = charge, key: str = key):
+            return ctx.services.payments.execute(action=charge, key=key)
 
         def failed(number: int, error: Exception, contact: Contact = contact) -> None:
             ctx.record("payment.attempt_failed", {"customer": contact.id, "attempt": number, "error": str(error)})

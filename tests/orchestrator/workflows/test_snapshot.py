@@ -155,3 +155,15 @@ def test_a_rerun_of_a_step_within_the_ttl_reuses_its_snapshot_and_its_model_call
     services.clock = lambda: start + timedelta(seconds=services.settings.context_ttl_seconds + 1)
     rebuilt = step_context(services, "propose").snapshot(gather=gather)
     assert len(builds) == 3 and [r.text for r in rebuilt.snapshot.policies.rules] == [POLICY]
+
+
+def test_a_careful_intent_tells_the_agent_that_every_outside_action_waits_for_approval() -> None:
+    """Proves the snapshot's approval list follows the intent's risk, as `policy.needs_approval` does: before, a
+    careful intent's agent was told charges and access changes run without asking, and they then waited."""
+    from orchestrator.policy import Policy, Risk
+    from orchestrator.workflows.snapshot import needs_approval
+
+    policy = Policy(operators=frozenset({"console:operator"}))
+    assert needs_approval(policy, Risk.NORMAL) == ["refund", "send_email"]
+    assert needs_approval(policy, Risk.HIGH) == ["categorise", "charge", "pause_access", "post_content",
+                                                 "provision_account", "refund", "resume_access", "send_email"]
