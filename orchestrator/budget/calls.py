@@ -81,7 +81,9 @@ def call_agent(site: CallSite, agent: StructuredAgent, inputs: dict[str, Any], *
             continue
         if plan.tier == "reason" and policy.reason_needs_approval(site.intent.kind, risk=site.intent.risk):
             site.require_approval(
-                effect=Effect.REASON, action={"agent": agent.name, "tier": "reason", "prompt_hash": prompt_hash},
+                # The model is bound too: the operator approved this model's price and judgement, not the tier's.
+                effect=Effect.REASON, action={"agent": agent.name, "tier": "reason", "prompt_hash": prompt_hash,
+                                              "model": model_name(models["reason"])},
                 ask=words.reason_request(step=site.step, agent=agent.name, model=model_name(models["reason"]),
                                          estimate_usd=estimates["reason"], intent=site.intent))
         try:

@@ -46,6 +46,15 @@ UPDATE budget_calls SET state = %(state)s, model = %(model)s, cost_usd = %(cost)
 WHERE id = %(id)s AND state = 'reserved'
 RETURNING tier, estimate_usd, day, month
 """
+# A call whose reservation was given back while it ran (its worker lost the run, and the new owner released what
+# looked abandoned) still cost what the model billed: the row turns settled and only the cost is added, since the
+# release already took the estimate off `reserved_usd`.
+LATE_SETTLE = """
+UPDATE budget_calls SET state = 'settled', model = %(model)s, cost_usd = %(cost)s, input_tokens = %(input_tokens)s,
+    output_tokens = %(output_tokens)s, settled_at = now()
+WHERE id = %(id)s AND state = 'released'
+RETURNING id
+"""
 SETTLE_PERIOD = """
 UPDATE budget_periods SET reserved_usd = greatest(reserved_usd - %(estimate)s, 0), spent_usd = spent_usd + %(cost)s
 WHERE scope = %(scope)s AND period = %(period)s AND starts_on = %(starts_on)s
@@ -140,10 +149,20 @@ def settle(conn: Connection, reservation: Reservation, *, model: str, input_toke
     """Turn the reservation into the real cost, inside the caller's transaction; returns the periods after it.
 
     The real cost can exceed the estimate (a prompt longer in tokens than its characters suggested);
-    it is recorded as it was, since the money is spent, and the next reservation sees it.
+    it is recorded as it was, since the money is spent, and the next reservation sees it. So is the cost of a
+    call whose reservation was released while it ran (`release_abandoned` by a worker that took the run over).
     """
-    return _close(conn, reservation, state="settled", model=model, cost=cost_usd, input_tokens=input_tokens,
-                  output_tokens=output_tokens, caps=caps)
+    closed = _close(conn, reservation, state="settled", model=model, cost=cost_usd, input_tokens=input_tokens,
+                    output_tokens=output_tokens, caps=caps)
+    if closed:
+        return closed
+    fields = {"id": reservation.id, "model": model, "cost": cost_usd, "input_tokens": input_tokens,
+              "output_tokens": output_tokens}
+    if conn.execute(LATE_SETTLE, fields).fetchone() is None:
+        return []
+    for period in reservation.periods:
+        conn.execute(SETTLE_PERIOD, {**_key(period), "estimate": 0.0, "cost": cost_usd})
+    return [_standing(conn, period, caps) for period in reservation.periods]
 
 
 def release(conn: Connection, reservation: Reservation, *, caps: Caps) -> None:
@@ -174,8 +193,9 @@ WHERE c.run_id = %s AND c.step = %s AND c.state = 'reserved' ORDER BY c.id
 def release_abandoned(conn: Connection, *, run_id: int, step: str, caps: Caps) -> int:
     """Give back what an earlier attempt of this step reserved and never settled (its worker was killed).
 
-    Safe only because one worker at a time runs a run's steps (the engine's advisory lock): an open
-    reservation of this run and step cannot belong to a call still in flight.
+    One worker at a time runs a run's steps (the engine's advisory lock, checked before each call), so an open
+    reservation of this run and step is one whose call died with its worker, or, rarely, one whose worker lost
+    the lock while its call ran: that call's settle still records what it cost (`settle`), so nothing is lost.
     """
     return _release_rows(conn, conn.execute(OPEN_CALLS, (run_id, step)).fetchall(), caps=caps)
 

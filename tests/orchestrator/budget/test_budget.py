@@ -111,6 +111,24 @@ def test_a_released_reservation_gives_its_budget_back_once(db):
     assert refused.value.standing.period == Period("all", "day", TODAY)
 
 
+def test_a_call_whose_reservation_was_released_while_it_ran_still_records_its_cost(db):
+    """A worker that lost its run mid-call: the new owner released the call's reservation as abandoned, then the
+    call came back billed. Its cost is recorded once (row settled, spent counted, nothing left reserved), not lost."""
+    with db.connection() as conn:
+        call = budget.reserve(conn, run_id=None, step="s", tier="draft", model="m", estimate_usd=0.4, today=TODAY,
+                              caps=CAPS)
+    with db.connection() as conn, conn.transaction():
+        budget.release(conn, call, caps=CAPS)
+    with db.connection() as conn, conn.transaction():
+        after = budget.settle(conn, call, model="m", input_tokens=100, output_tokens=50, cost_usd=0.3, caps=CAPS)
+        again = budget.settle(conn, call, model="m", input_tokens=100, output_tokens=50, cost_usd=0.3, caps=CAPS)
+        row = conn.execute("SELECT state, cost_usd::float8 AS c FROM budget_calls WHERE id = %s", (call.id,)).fetchone()
+    assert (row["state"], row["c"]) == ("settled", 0.3)
+    assert [(s.period.scope, s.period.period, s.reserved, s.spent) for s in after] == [
+        ("all", "day", 0.0, 0.3), ("all", "month", 0.0, 0.3), ("draft", "day", 0.0, 0.3), ("draft", "month", 0.0, 0.3)]
+    assert again == []
+
+
 # -- through the engine: step-down, ask, wait ----------------------------------------------------------------
 
 def pause_ben(services, work):
@@ -216,6 +234,40 @@ def test_a_reason_tier_call_waits_for_an_approval_then_runs_once(services, db, w
     work()
     assert run_state(db, 1) == "succeeded"
     assert count(db, "agent_calls", "tier = 'reason'") == 1
+
+
+def test_a_reason_tier_approval_does_not_carry_over_to_another_model(services, db, work, monkeypatch):
+    """The approval names the reasoning model: configured to another model before the call ran, the step asks
+    again (naming the new one) instead of spending on a model the operator never approved."""
+    from agents import post_agent
+    from orchestrator import Classification, Operations
+    from orchestrator.policy import Effect
+    from orchestrator.workflows import WORKFLOWS
+    from orchestrator.workflows.model import Step, Workflow
+    from orchestrator.workflows.snapshot import Gathered
+
+    def think(ctx):
+        return ctx.agent(post_agent, ctx.snapshot(gather=lambda: Gathered(facts={"topic": "pricing"})), tier="reason")
+
+    monkeypatch.setitem(WORKFLOWS, "reasoned", Workflow("reasoned", "reasoned", (Step("think", Effect.REASON, think),)))
+
+    class Reasoned:
+        def classify(self, text):
+            return Classification(kind="reasoned", workflow="reasoned", confidence=1.0)
+
+    ops = Operations(services, Reasoned())
+    ops.submit(OPERATOR, "think hard about pricing")
+    work()
+    ops.decide(OPERATOR, pending_approval(db, 1), Decision.APPROVED)
+    import dataclasses
+
+    bigger = services.models.reason.model_copy(update={"model_name": "bigger"})
+    monkeypatch.setattr(services, "models", dataclasses.replace(services.models, reason=bigger))
+    work()
+    assert run_state(db, 1) == "awaiting_approval" and count(db, "agent_calls") == 0
+    with db.connection() as conn:
+        asks = conn.execute("SELECT message FROM outbox WHERE kind = 'approval_request' ORDER BY id").fetchall()
+    assert len(asks) == 2 and "bigger" in json.dumps(asks[1]["message"])
 
 
 def test_reservation_of_a_killed_attempt_is_given_back_when_the_step_runs_again(services, db, work):
