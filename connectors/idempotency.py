@@ -49,9 +49,10 @@ WHERE key = %(key)s
 RETURNING key, connector, action, state, result, attempts
 """
 # Only the claim's own owner gives it back, and only while it is still pending: one taken over since is the
-# new owner's.
+# new owner's. A given-back claim has no owner: its attempt raised before acting, so unlike a claim whose worker
+# died (owner kept, outcome unknown) its outcome is known, and retention may let it go once its run is over.
 RELEASE = """
-UPDATE connector_actions SET claimed_until = clock_timestamp(), updated_at = now()
+UPDATE connector_actions SET owner = NULL, claimed_until = clock_timestamp(), updated_at = now()
 WHERE key = %(key)s AND owner = %(owner)s AND state = 'pending'
 RETURNING key, connector, action, state, result, attempts
 """

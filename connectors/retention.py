@@ -10,13 +10,16 @@ from datetime import datetime
 
 from psycopg import Connection
 
-# Only an action whose outcome is known may go. A `pending` record (an attempt whose outcome is unknown) is what
-# makes a re-run ask the backend again instead of acting blind, and any state added later stays until listed here.
+# Only an action whose outcome is known may go: done, compensated, or given back by an attempt that raised before
+# acting (pending with no owner, see `idempotency.RELEASE`). A pending record whose worker died (its owner kept,
+# the outcome unknown) is what makes a re-run ask the backend again instead of acting blind, and any state added
+# later stays until listed here.
 FINISHED_STATES: tuple[str, ...] = ("done", "compensated")
 
 _PRUNABLE = """
 FROM connector_actions a
-WHERE a.state = ANY(%(finished)s::text[]) AND a.updated_at < %(before)s
+WHERE (a.state = ANY(%(finished)s::text[]) OR (a.state = 'pending' AND a.owner IS NULL))
+  AND a.updated_at < %(before)s
   AND NOT EXISTS (SELECT 1 FROM unnest(%(keep)s::text[]) AS k(prefix) WHERE starts_with(a.key, k.prefix))
 """
 PRUNE_ACTIONS = "DELETE " + _PRUNABLE

@@ -20,9 +20,16 @@ DEFAULT_SUBJECT = "business"
 
 LATEST_ACTION = """
 SELECT key, connector, action, request, created_at FROM connector_actions
-WHERE key ILIKE %(like)s OR request::text ILIKE %(like)s
+WHERE (key ILIKE %(like)s OR request::text ILIKE %(like)s)
+  AND (%(connectors)s::text[] IS NULL OR connector = ANY(%(connectors)s::text[]))
 ORDER BY created_at DESC LIMIT 1
 """
+# A verb in the question names the kind of action asked about: "why did we email Ana?" is about her email, not
+# the renewal charged to her a minute later.
+CONNECTOR_OF_VERB = {"email": "email", "emailed": "email", "mail": "email", "mailed": "email", "sent": "email",
+                     "send": "email", "charge": "payments", "charged": "payments", "refund": "payments",
+                     "refunded": "payments", "pause": "crm", "paused": "crm", "resume": "crm", "resumed": "crm",
+                     "provision": "crm", "provisioned": "crm", "categorise": "books", "categorised": "books"}
 
 
 def split_subject(text: str) -> tuple[str, str]:
@@ -126,9 +133,10 @@ def why(services: Services, *, about: str) -> Message:
     """The chain behind the latest action matching `about` (a customer, an address, a key, a question)."""
     if not about.strip():
         return words.invalid_request("say which action: a customer, an email address or an action key")
+    named = sorted({CONNECTOR_OF_VERB[word] for word in re.findall(r"\w+", about.lower()) if word in CONNECTOR_OF_VERB})
     with services.stores.pool.connection() as conn:
         for term in search_terms(about):
-            action = conn.execute(LATEST_ACTION, {"like": f"%{term}%"}).fetchone()
+            action = conn.execute(LATEST_ACTION, {"like": f"%{term}%", "connectors": named or None}).fetchone()
             if action is not None:
                 lines = _describe(conn, chain(conn, "action", action["key"]))
                 return words.action_chain(action["key"], lines)

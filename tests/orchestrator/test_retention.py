@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 from psycopg.types.json import Jsonb
 
-from orchestrator import audit, replay, retention, scheduler
+from orchestrator import anchors, audit, replay, retention, scheduler
 from tests.orchestrator.helpers import approve_and_finish, count, seed
 
 NOW = datetime(2026, 9, 1, 4, 0, tzinfo=UTC)
@@ -45,9 +45,9 @@ def _approval(conn, run_id: int, state: str) -> str:
     return approval
 
 
-def _action(conn, key: str, *, at: datetime, state: str = "done") -> None:
-    conn.execute("INSERT INTO connector_actions (key, connector, action, state, request, updated_at, created_at)"
-                 " VALUES (%s, 'email', 'send', %s, '{}', %s, %s)", (key, state, at, at))
+def _action(conn, key: str, *, at: datetime, state: str = "done", owner: str | None = None) -> None:
+    conn.execute("INSERT INTO connector_actions (key, connector, action, state, request, updated_at, created_at,"
+                 " owner) VALUES (%s, 'email', 'send', %s, '{}', %s, %s, %s)", (key, state, at, at, owner))
 
 
 def _budget_call(conn, *, at: datetime, run_id: int | None, state: str = "settled") -> int:
@@ -133,8 +133,11 @@ def test_what_live_work_still_needs_stays_however_old(db):
         gone_outbox |= {decided, _outbox(conn, at=OLD, edit_of=decided)}
         for key in (f"run:{live}:send:c-1", f"run:{live}:send:c-2"):
             _action(conn, key, at=OLD)
-        _action(conn, f"run:{done}:send:c-3", at=OLD, state="pending")
+        # Pending with its owner: the worker died mid-action, the outcome is unknown. Pending with none: the
+        # attempt raised and gave its claim back (a declined charge), the outcome known.
+        _action(conn, f"run:{done}:send:c-3", at=OLD, state="pending", owner="a worker that died")
         _action(conn, f"run:{done}:send:c-4", at=OLD)
+        _action(conn, f"run:{done}:send:c-5", at=OLD, state="pending")
         keep_calls = {_budget_call(conn, at=OLD, run_id=done, state="reserved"),
                       _budget_call(conn, at=OLD, run_id=None, state="reserved"),
                       _budget_call(conn, at=OLD, run_id=live)}
@@ -203,14 +206,14 @@ def test_a_run_whose_outbox_rows_budget_calls_and_connector_records_were_pruned_
     # Delivery is not running here: mark the run's messages delivered, as the console would have.
     with db.connection() as conn:
         conn.execute("UPDATE outbox SET state = 'delivered', delivered_at = now()")
-        before = replay.snapshot(db, 1)
+        before = replay.snapshot(db, 1, anchors=anchors.book(services.settings))
 
     with db.connection() as conn, conn.transaction():
         pruned = retention.prune(conn, now=datetime.now(UTC) + timedelta(days=365), older_than_days=90)
 
     assert {table: pruned.counts[table] for table in had} == had
     assert all(count(db, table) == 0 for table in had)
-    after = replay.snapshot(db, 1)
+    after = replay.snapshot(db, 1, anchors=anchors.book(services.settings))
     assert after.agrees and after.chain.ok
     assert after.replay == before.replay
 
