@@ -63,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"faults.duplicate {line}")
     for line in outcome.verdict.loss_detail:
         print(f"faults.loss {line}")
+    for line in outcome.verdict.held:
+        print(f"faults.held {line}")
     if outcome.verdict.unfinished:
         print(f"faults.unfinished runs={outcome.verdict.unfinished}")
     if outcome.verdict.held_without_reason:

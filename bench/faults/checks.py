@@ -29,6 +29,7 @@ LIVE = ("queued", "running", "compensating")
 class Verdict:
     runs: Counter[str] = field(default_factory=Counter)
     held_without_reason: list[int] = field(default_factory=list)
+    held: list[str] = field(default_factory=list)
     unfinished: list[int] = field(default_factory=list)
     duplicates: Counter[str] = field(default_factory=Counter)
     duplicate_detail: list[str] = field(default_factory=list)
@@ -48,45 +49,54 @@ class Verdict:
                 and not self.unfinished and not self.held_without_reason)
 
 
-def _dupes(counts: Counter[Any]) -> list[tuple[Any, int]]:
-    return [(key, n - 1) for key, n in sorted(counts.items(), key=lambda kv: str(kv[0])) if n > 1]
+# A duplicate whose earlier copy was accepted but never answered (the stand-in cut the connection) is the
+# ambiguity no retry can resolve without the receiver's help; any other duplicate means opsos did the act twice.
+UNANSWERED = " after an unanswered accept"
+
+
+def _count(verdict: Verdict, kind: str, groups: dict[Any, list[bool]], describe: Any) -> None:
+    """`groups` maps what was delivered to whether each copy was answered, in order."""
+    for key, answered in sorted(groups.items(), key=lambda kv: str(kv[0])):
+        if len(answered) < 2:
+            continue
+        label = kind + (UNANSWERED if not all(answered[:-1]) else "")
+        verdict.duplicates[label] += len(answered) - 1
+        verdict.duplicate_detail.append(f"{label}: {describe(key)} x{len(answered)}")
 
 
 def emails(verdict: Verdict, smtp: SmtpStandIn) -> None:
-    seen: Counter[tuple[str, str]] = Counter()
+    groups: dict[tuple[str, str], list[bool]] = {}
     for message in smtp.messages:
         for rcpt in message.rcpt_tos:
-            seen[(rcpt.lower(), message.message_id or message.message.get("Subject", ""))] += 1
-    for (rcpt, message_id), extra in _dupes(seen):
-        verdict.duplicates["email"] += extra
-        verdict.duplicate_detail.append(f"email to {rcpt} {message_id} x{extra + 1}")
+            key = (rcpt.lower(), message.message_id or message.message.get("Subject", ""))
+            groups.setdefault(key, []).append(message.answered)
+    _count(verdict, "email", groups, lambda key: f"to {key[0]} {key[1]}")
 
 
-def _posted(call: Any) -> bool:
-    response = call.response
+def _posted(call: Any) -> tuple[bool, bool]:
+    """Whether the call posted a message, and whether its answer reached the client."""
+    response, answered = call.response, call.status != 0
     if isinstance(response, dict) and response.get("dropped"):
         response = response.get("would_answer")
-    return isinstance(response, dict) and bool(response.get("ok"))
+    return isinstance(response, dict) and bool(response.get("ok")), answered
 
 
 def chat(verdict: Verdict, slack: SlackStandIn, telegram: TelegramStandIn) -> None:
-    slack_posts: Counter[tuple[str, str]] = Counter()
+    slack_posts: dict[tuple[str, str], list[bool]] = {}
     for call in slack.calls_to("chat.postMessage"):
-        if _posted(call):
+        posted, answered = _posted(call)
+        if posted:
             content = json.dumps([call.params.get("text"), call.params.get("blocks")], sort_keys=True)
-            slack_posts[(str(call.params.get("channel")), content)] += 1
-    for (channel, content), extra in _dupes(slack_posts):
-        verdict.duplicates["slack message"] += extra
-        verdict.duplicate_detail.append(f"slack {channel} x{extra + 1}: {json.loads(content)[0]!r:.90}")
-    telegram_posts: Counter[tuple[str, str]] = Counter()
+            slack_posts.setdefault((str(call.params.get("channel")), content), []).append(answered)
+    _count(verdict, "slack message", slack_posts, lambda key: f"{key[0]} {json.loads(key[1])[0]!r:.80}")
+    telegram_posts: dict[tuple[str, str], list[bool]] = {}
     for method in ("sendMessage", "sendPhoto"):
         for call in telegram.calls_to(method):
-            if _posted(call):
+            posted, answered = _posted(call)
+            if posted:
                 content = str(call.params.get("text") or call.params.get("caption") or "")
-                telegram_posts[(str(call.params.get("chat_id")), f"{method}:{content}")] += 1
-    for (chat_id, content), extra in _dupes(telegram_posts):
-        verdict.duplicates["telegram message"] += extra
-        verdict.duplicate_detail.append(f"telegram {chat_id} x{extra + 1}: {content!r:.90}")
+                telegram_posts.setdefault((str(call.params.get("chat_id")), f"{method}:{content}"), []).append(answered)
+    _count(verdict, "telegram message", telegram_posts, lambda key: f"{key[0]} {key[1]!r:.80}")
 
 
 def payments(verdict: Verdict, conn: psycopg.Connection) -> None:
@@ -110,10 +120,16 @@ def intents(verdict: Verdict, conn: psycopg.Connection, inbound: Inbound) -> Non
             verdict.loss_detail.append(f"intent for {request.key} ({request.platform} {request.what!r:.40}), "
                                        f"answers {request.statuses}, first body {request.bodies[:1]}")
     decided = {row["id"]: row["state"] for row in conn.execute("SELECT id, state FROM approvals").fetchall()}
-    for approval_id in sorted({c.key for c in inbound.clicks if c.accepted}):
+    clicked = {c.key for c in inbound.clicks if c.accepted}
+    for approval_id in sorted(clicked):
         if decided.get(approval_id) == "pending":
             verdict.losses["decision"] += 1
             verdict.loss_detail.append(f"approval {approval_id}: a click got 200, still pending")
+    # The operator presses every Approve button shown: one still pending and never pressed never reached chat.
+    for approval_id, state in sorted(decided.items()):
+        if state == "pending" and inbound.attempts(approval_id) == 0:
+            verdict.losses["approval request"] += 1
+            verdict.loss_detail.append(f"approval {approval_id}: pending, its buttons never reached chat")
 
 
 def runs(verdict: Verdict, conn: psycopg.Connection) -> None:
@@ -121,8 +137,10 @@ def runs(verdict: Verdict, conn: psycopg.Connection) -> None:
         verdict.runs[row["state"]] += 1
         if row["state"] in LIVE:
             verdict.unfinished.append(row["id"])
-        elif row["state"] in HELD and not row["reason"]:
-            verdict.held_without_reason.append(row["id"])
+        elif row["state"] in HELD:
+            verdict.held.append(f"run {row['id']} {row['state']}: {row['reason']}")
+            if not row["reason"]:
+                verdict.held_without_reason.append(row["id"])
 
 
 def audit_chain(verdict: Verdict, conn: psycopg.Connection) -> None:

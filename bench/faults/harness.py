@@ -274,7 +274,7 @@ def run(config: Config) -> Outcome:
         while time.monotonic() < deadline:
             supervisor.tend()
             calm = calm + 1 if _quiet(pg, inbound) else 0
-            if calm >= 6:  # three seconds with nothing to do: the late deliveries are in
+            if calm >= 4:  # two seconds with nothing to do: the late deliveries are in
                 settled = True
                 break
             time.sleep(0.5)

@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -151,14 +151,12 @@ class Child:
     log: Path
     process: subprocess.Popen | None = None
     starts: int = 0
-    kills: int = 0
     # Set while the harness keeps it down on purpose; the supervisor does not start it meanwhile.
     held_until: float = 0.0
-    exits: list[int] = field(default_factory=list)
 
     def start(self) -> None:
         with self.log.open("ab") as out:
-            self.process = subprocess.Popen([sys.executable, "-m", "bot.cli", "--log-level", "warning", *self.argv],
+            self.process = subprocess.Popen([sys.executable, "-m", "bot.cli", "--log-level", "info", *self.argv],
                                             env=self.env, stdout=out, stderr=subprocess.STDOUT,
                                             start_new_session=True)
         self.starts += 1
@@ -172,17 +170,6 @@ class Child:
             assert self.process is not None
             os.kill(self.process.pid, signal.SIGKILL)
             self.process.wait(10)
-            self.kills += 1
-
-    def stop(self) -> None:
-        if self.alive():
-            assert self.process is not None
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
 
 
 class Supervisor:
@@ -201,8 +188,6 @@ class Supervisor:
         now = time.monotonic()
         for child in self.children.values():
             if not child.alive() and now >= child.held_until:
-                if child.process is not None and child.process.returncode is not None:
-                    child.exits.append(child.process.returncode)
                 child.start()
                 started.append(child.name)
         return started
@@ -211,5 +196,6 @@ class Supervisor:
         return [child for name, child in sorted(self.children.items()) if name.startswith("worker")]
 
     def stop_all(self) -> None:
+        # Everything was judged already: no job needs finishing, so no warm shutdown to wait out.
         for child in self.children.values():
-            child.stop()
+            child.kill()

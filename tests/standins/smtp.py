@@ -25,6 +25,8 @@ class ReceivedEmail(BaseModel):
     message_id: str | None
     raw: bytes
     login: str | None = None
+    # False when a scripted drop cut the connection before the 250: kept (delivered), but its sender never knew.
+    answered: bool = True
 
 
 class SmtpStandIn:
@@ -228,6 +230,7 @@ class _Handler:
         self.stand_in.messages.append(received)
         if self.stand_in._take_drop() and server.transport is not None:
             # Accepted and kept, but the client never hears so: it sees the connection close at DATA's end.
+            received.answered = False
             server.transport.abort()
         return "250 OK"
 

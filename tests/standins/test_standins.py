@@ -335,7 +335,7 @@ def test_smtp_dropped_message_is_delivered_though_the_client_hears_no_250(smtp_s
     smtp_server.drop_next()
     with pytest.raises(smtplib.SMTPServerDisconnected), smtplib.SMTP(smtp_server.host, smtp_server.port) as client:
         client.send_message(_email("client@example.com"))
-    assert [m.message_id for m in smtp_server.to("client@example.com")] == ["<k1@opsos>"]
+    assert [(m.message_id, m.answered) for m in smtp_server.to("client@example.com")] == [("<k1@opsos>", False)]
 
 
 def test_smtp_slow_message_is_accepted_late(smtp_server: SmtpStandIn) -> None:
