@@ -66,7 +66,7 @@ def workload(config: Config) -> list[Request]:
         workflow, text = REQUESTS[0] if number % 2 == 0 else rng.choice(REQUESTS[1:])
         copies = rng.choice((2, 3))
         chosen.append(Request(at=round(at, 2), platform=rng.choice(PLATFORMS), workflow=workflow,
-                              text=text, copies=copies, gaps=tuple(round(rng.uniform(0, 1.5), 2)
+                              text=text.format(n=number + 1), copies=copies, gaps=tuple(round(rng.uniform(0, 1.5), 2)
                                                                    for _ in range(copies - 1))))
     return chosen
 

@@ -24,12 +24,13 @@ SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 
 # The shipped workflows (orchestrator/workflows WORKFLOWS), asked in words the offline router places with
 # confidence: the win-back (approval, emails, charges, compensations), an outreach email (approval, one email),
-# the bookkeeping summary and a content draft (no outside action, a report in chat).
+# the bookkeeping summary and a content draft (no outside action, a report in chat). `{n}` is the request's
+# number: a draft's "Ready to publish" message names no run, so two drafts of one topic would read the same.
 REQUESTS = (
     ("winback", "grow MRR: launch a win-back campaign to lapsed subscribers"),
     ("outreach_email", "write a personal email to Ana Souza about our new yearly plan"),
     ("bookkeeping_summary", "give me a monthly summary of income and expenses for last month"),
-    ("content_post", "draft a blog post about pricing for solo founders"),
+    ("content_post", "draft a blog post about pricing lesson {n} for solo founders"),
 )
 
 
