@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import http.client
+import os
 import random
 import shutil
 import tempfile
@@ -118,8 +119,6 @@ def _prepare(url: str) -> list[str]:
 
 def _env(data: Path, pg: Postgres, redis: Redis, smtp: SmtpStandIn, slack: SlackStandIn,
          telegram: TelegramStandIn) -> dict[str, str]:
-    import os
-
     return {
         **os.environ, "DATABASE_URL": pg.url, "REDIS_URL": redis.url, "OPSOS_DATA_DIR": str(data / "opsos"),
         "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
