@@ -7,6 +7,7 @@ the environment a deployment would give it, and started again by the supervisor 
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -91,6 +92,11 @@ class Postgres:
         pg_ctl(["-w", "restart", "-m", "fast"], pgdata=self._server.pgdata, user=self._server.system_user)
 
     def stop(self) -> None:
+        from pgserver._commands import pg_ctl
+
+        # Stopped by pg_ctl first: after a restart by the harness, pgserver's own cleanup may not stop it.
+        with contextlib.suppress(Exception):
+            pg_ctl(["-w", "stop", "-m", "fast"], pgdata=self._server.pgdata, user=self._server.system_user)
         self._server.cleanup()
 
 
