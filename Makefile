@@ -9,7 +9,7 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
 
-.PHONY: install demo chat test lint bench
+.PHONY: install demo chat test lint bench faults
 install: $(BIN)/.installed
 
 demo: $(BIN)/.installed
@@ -30,3 +30,7 @@ bench: $(BIN)/.installed
 	$(BIN)/python -m bench.bench_router
 	$(BIN)/python -m bench.bench_slack_ack
 	$(BIN)/python -m bench.bench_memory --n 100000 --shared-buffers 1GB
+
+# The fault-injection suite: seeded faults against the shipped workflows; non-zero exit on any duplicate or loss.
+faults: $(BIN)/.installed
+	$(BIN)/python -m bench.faults --seed 1 --runs 12 --workers 2

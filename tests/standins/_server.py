@@ -14,7 +14,10 @@ from aiohttp import web
 from multidict import MultiDictProxy
 from pydantic import BaseModel, Field
 
-FailureKind = Literal["error", "ratelimited"]
+# error: a 5xx; ratelimited: a 429 with Retry-After; slow: the real answer, late; drop: the call takes effect
+# (a message is posted, an update recorded) and the connection is cut before any answer, so the client
+# cannot tell whether it happened.
+FailureKind = Literal["error", "ratelimited", "slow", "drop"]
 
 
 class Call(BaseModel):
@@ -32,7 +35,8 @@ class Call(BaseModel):
 
 class Failure(BaseModel):
     kind: FailureKind
-    retry_after: int
+    retry_after: int = 1
+    delay: float = 0.0
 
 
 class Failures:
@@ -43,11 +47,12 @@ class Failures:
         # None: a call answered as usual, queued before failures that start only after some calls succeeded.
         self._queued: dict[str, deque[Failure | None]] = {}
 
-    def add(self, method: str, times: int, kind: FailureKind, retry_after: int, after: int = 0) -> None:
+    def add(self, method: str, times: int, kind: FailureKind, retry_after: int = 1, after: int = 0,
+            delay: float = 0.0) -> None:
         with self._lock:
             queue = self._queued.setdefault(method, deque())
             queue.extend(None for _ in range(after))
-            queue.extend(Failure(kind=kind, retry_after=retry_after) for _ in range(times))
+            queue.extend(Failure(kind=kind, retry_after=retry_after, delay=delay) for _ in range(times))
 
     def take(self, method: str) -> Failure | None:
         with self._lock:
@@ -112,6 +117,21 @@ def answer(call: Call, status: int, headers: dict[str, str], payload: Any) -> we
     """Answer a recorded call with JSON, and record the answer on it."""
     call.status, call.response = status, payload
     return web.json_response(payload, status=status, headers=headers)
+
+
+async def delay(failure: Failure | None) -> None:
+    """Wait out a scripted `slow` failure before the call is handled."""
+    if failure is not None and failure.kind == "slow":
+        await asyncio.sleep(failure.delay)
+
+
+def cut(request: web.Request, call: Call, response: web.Response) -> web.StreamResponse:
+    """The answer of a scripted `drop`: the call took effect, but the connection closes before any byte of
+    `response` leaves, as when a server (or a proxy) dies after doing the work."""
+    call.status, call.response = 0, {"dropped": True, "would_answer": call.response}
+    if request.transport is not None:
+        request.transport.abort()
+    return response
 
 
 async def _cancel_leftovers() -> None:
@@ -180,6 +200,15 @@ class StandIn:
         """Answer the next `times` calls of `method` with a server error, or a 429 with Retry-After; with `after`,
         only once that many calls of `method` were answered as usual (the second part of a long message)."""
         self.failures.add(method, times, kind, retry_after, after)
+
+    def slow_next(self, method: str, times: int = 1, *, seconds: float) -> None:
+        """Answer the next `times` calls of `method` as usual, but only after `seconds`."""
+        self.failures.add(method, times, "slow", delay=seconds)
+
+    def drop_next(self, method: str, times: int = 1) -> None:
+        """Carry out the next `times` calls of `method`, then cut the connection before answering (the call's
+        `status` is recorded as 0): whatever they posted stays posted."""
+        self.failures.add(method, times, "drop")
 
     def record(self, request: web.Request, method: str, *, params: dict[str, Any] | None = None,
                files: dict[str, bytes] | None = None, response: Any = None) -> Call:

@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.standins._server import Call, StandIn, answer, decode_json_fields, parse_body
+from tests.standins._server import Call, Failure, StandIn, answer, cut, decode_json_fields, delay, parse_body
 
 # Slack takes these as JSON text inside form bodies.
 _JSON_FIELDS = {"blocks", "attachments", "files", "metadata", "view", "unfurls"}
@@ -112,17 +112,19 @@ class SlackStandIn(StandIn):
         body = await parse_body(request)
         params = decode_json_fields(body.params, _JSON_FIELDS)
         call = self.record(request, method, params=params, files=body.files)
-        return answer(call, *self._answer(method, call))
+        failure = None if self._auth_error(call) else self.failures.take(method)
+        await delay(failure)
+        response = answer(call, *self._answer(method, call, failure))
+        return cut(request, call, response) if failure is not None and failure.kind == "drop" else response
 
-    def _answer(self, method: str, call: Call) -> tuple[int, dict[str, str], dict[str, Any]]:
+    def _answer(self, method: str, call: Call, failure: Failure | None) -> tuple[int, dict[str, str], dict[str, Any]]:
         auth_error = self._auth_error(call)
         if auth_error:
             # Slack answers auth failures with HTTP 200 and ok: false.
             return 200, {}, {"ok": False, "error": auth_error}
-        failure = self.failures.take(method)
         if failure and failure.kind == "ratelimited":
             return 429, {"Retry-After": str(failure.retry_after)}, {"ok": False, "error": "ratelimited"}
-        if failure:
+        if failure and failure.kind == "error":
             return 500, {}, {"ok": False, "error": "internal_error"}
         handler = _HANDLERS.get(method)
         if handler is None:

@@ -25,6 +25,8 @@ class ReceivedEmail(BaseModel):
     message_id: str | None
     raw: bytes
     login: str | None = None
+    # False when a scripted drop cut the connection before the 250: kept (delivered), but its sender never knew.
+    answered: bool = True
 
 
 class SmtpStandIn:
@@ -33,6 +35,9 @@ class SmtpStandIn:
     `hold_for(rcpt)` makes the next message to `rcpt` wait at the end of DATA, neither accepted nor refused,
     until `release()`; `held` is set while one waits. If its client disconnects meanwhile (a killed worker),
     the message lands in `dropped`, never in `messages`, and the `dropped_event` is set.
+
+    `slow_next` answers the end of DATA late; `drop_next` accepts the message (it is in `messages`: delivered)
+    and then cuts the connection before the 250, so the client cannot tell it was accepted.
     """
 
     def __init__(self, *, credentials: tuple[str, str] | None = None) -> None:
@@ -47,6 +52,8 @@ class SmtpStandIn:
         self._holds: dict[str, int] = {}
         self._releases: list[asyncio.Event] = []
         self._failures: list[tuple[Stage, int, str]] = []
+        self._slow: list[float] = []
+        self._drops = 0
         self._controller: Controller | None = None
         # What QUIT answers; a server may say anything once the message is accepted (e.g. `421 closing`).
         self.quit_reply: str | None = None
@@ -114,7 +121,28 @@ class SmtpStandIn:
         with self._lock:
             self._failures.extend((stage, code, text) for _ in range(times))
 
+    def slow_next(self, times: int = 1, *, seconds: float) -> None:
+        """Answer the end of DATA of the next `times` messages only after `seconds` (then accept them)."""
+        with self._lock:
+            self._slow.extend(seconds for _ in range(times))
+
+    def drop_next(self, times: int = 1) -> None:
+        """Accept the next `times` messages, then close the connection instead of answering 250."""
+        with self._lock:
+            self._drops += times
+
     # -- server side (runs on the controller's loop) --------------------------------------------
+
+    def _take_slow(self) -> float:
+        with self._lock:
+            return self._slow.pop(0) if self._slow else 0.0
+
+    def _take_drop(self) -> bool:
+        with self._lock:
+            if self._drops > 0:
+                self._drops -= 1
+                return True
+        return False
 
     def _failure(self, stage: Stage) -> str | None:
         with self._lock:
@@ -173,6 +201,9 @@ class _Handler:
         refusal = self.stand_in._failure("DATA")
         if refusal:
             return refusal
+        late = self.stand_in._take_slow()
+        if late:
+            await asyncio.sleep(late)
         raw = cast(bytes, envelope.original_content or envelope.content)
         message = cast(EmailMessage, message_from_bytes(raw, policy=policy.default))
         login = session.auth_data if isinstance(session.auth_data, str) else None
@@ -197,6 +228,10 @@ class _Handler:
                 raise
             self.stand_in.held.clear()
         self.stand_in.messages.append(received)
+        if self.stand_in._take_drop() and server.transport is not None:
+            # Accepted and kept, but the client never hears so: it sees the connection close at DATA's end.
+            received.answered = False
+            server.transport.abort()
         return "250 OK"
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.standins._server import Call, StandIn, answer, parse_body
+from tests.standins._server import Call, Failure, StandIn, answer, cut, delay, parse_body
 
 MAX_TEXT = 4096
 MAX_CAPTION = 1024
@@ -181,20 +181,24 @@ class TelegramStandIn(StandIn):
         body = await parse_body(request)
         params = {k: v if k in _STRING_FIELDS else _json_or_str(v) for k, v in body.params.items()}
         call = self.record(request, method, params=params, files=body.files)
-        return answer(call, *await self._answer(request.match_info["token"], method, call))
+        token = request.match_info["token"]
+        failure = self.failures.take(method) if token == self.token else None
+        await delay(failure)
+        response = answer(call, *await self._answer(token, method, call, failure))
+        return cut(request, call, response) if failure is not None and failure.kind == "drop" else response
 
-    async def _answer(self, token: str, method: str, call: Call) -> tuple[int, dict[str, str], dict[str, Any]]:
+    async def _answer(self, token: str, method: str, call: Call,
+                      failure: Failure | None) -> tuple[int, dict[str, str], dict[str, Any]]:
         try:
             if token != self.token:
                 raise TelegramError(401, "Unauthorized")
-            failure = self.failures.take(method)
             if failure and failure.kind == "ratelimited":
                 raise TelegramError(
                     429,
                     f"Too Many Requests: retry after {failure.retry_after}",
                     {"retry_after": failure.retry_after},
                 )
-            if failure:
+            if failure and failure.kind == "error":
                 raise TelegramError(500, "Internal Server Error")
             handler = _HANDLERS.get(method)
             if handler is None:

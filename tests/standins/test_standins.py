@@ -76,6 +76,26 @@ def test_slack_rate_limit_is_retried_by_the_client_retry_handler(slack_api: Slac
     assert len(slack_api.messages()) == 1
 
 
+def test_slack_dropped_post_is_posted_but_never_answered(slack_api: SlackStandIn) -> None:
+    """A drop is the ambiguous failure: the message is in the channel, the client only sees the connection go."""
+    slack_api.drop_next("chat.postMessage")
+    client = WebClient(token=SLACK_BOT_TOKEN, base_url=slack_api.api_url, retry_handlers=[])
+    with pytest.raises(Exception) as error:
+        client.chat_postMessage(channel="C0OPS", text="did it land?")
+    assert not isinstance(error.value, SlackApiError)
+    assert [m["text"] for m in slack_api.messages("C0OPS")] == ["did it land?"]
+    assert [c.status for c in slack_api.calls_to("chat.postMessage")] == [0]
+
+
+async def test_slack_slow_answer_arrives_late_but_whole(slack_api: SlackStandIn) -> None:
+    slack_api.slow_next("chat.postMessage", seconds=0.3)
+    client = AsyncWebClient(token=SLACK_BOT_TOKEN, base_url=slack_api.api_url)
+    started = asyncio.get_running_loop().time()
+    response = await client.chat_postMessage(channel="C0OPS", text="late")
+    assert asyncio.get_running_loop().time() - started >= 0.3
+    assert response["ok"] and len(slack_api.messages()) == 1
+
+
 async def test_slack_async_client_posts_ephemeral_and_opens_dm(slack_api: SlackStandIn) -> None:
     slack_api.add_user("U0OPERATOR", name="operator", tz="Europe/Berlin")
     client = AsyncWebClient(token=SLACK_BOT_TOKEN, base_url=slack_api.api_url)
@@ -152,6 +172,19 @@ async def test_telegram_send_edit_answer_round_trip(telegram_api: TelegramStandI
     )
     assert edited.text == "Approved" and edited.reply_markup is None
     assert telegram_api.sent(42)[0]["text"] == "Approved"
+
+
+async def test_telegram_dropped_send_is_sent_but_never_answered(telegram_api: TelegramStandIn) -> None:
+    telegram_api.drop_next("sendMessage")
+    telegram_api.fail_next("sendMessage")
+    async with Bot(telegram_api.token, base_url=telegram_api.base_url) as bot:
+        with pytest.raises(Exception) as dropped:
+            await bot.send_message(chat_id=42, text="did it land?")
+        with pytest.raises(Exception) as failed:
+            await bot.send_message(chat_id=42, text="refused")
+    assert "Internal Server Error" not in str(dropped.value)
+    assert "Internal Server Error" in str(failed.value)
+    assert [m["text"] for m in telegram_api.sent(42)] == ["did it land?"]
 
 
 async def test_telegram_get_updates_honours_offset(telegram_api: TelegramStandIn) -> None:
@@ -296,6 +329,20 @@ def test_smtp_transient_failure_is_a_421(smtp_server: SmtpStandIn) -> None:
         client.send_message(_email("client@example.com"))
     assert error.value.smtp_code == 421
     assert smtp_server.messages == []
+
+
+def test_smtp_dropped_message_is_delivered_though_the_client_hears_no_250(smtp_server: SmtpStandIn) -> None:
+    smtp_server.drop_next()
+    with pytest.raises(smtplib.SMTPServerDisconnected), smtplib.SMTP(smtp_server.host, smtp_server.port) as client:
+        client.send_message(_email("client@example.com"))
+    assert [(m.message_id, m.answered) for m in smtp_server.to("client@example.com")] == [("<k1@opsos>", False)]
+
+
+def test_smtp_slow_message_is_accepted_late(smtp_server: SmtpStandIn) -> None:
+    smtp_server.slow_next(seconds=0.3)
+    with smtplib.SMTP(smtp_server.host, smtp_server.port, timeout=5) as client:
+        client.send_message(_email("client@example.com"))
+    assert len(smtp_server.messages) == 1
 
 
 def test_smtp_held_message_is_accepted_after_release(smtp_server: SmtpStandIn) -> None:
