@@ -26,6 +26,7 @@ from bot.digest_delivery import send_chart_slack
 from bot.errors import ConfigurationError
 from bot.render.blockkit import BlockKitRenderer, SlackMessage
 from orchestrator import (
+    STORES_UNAVAILABLE,
     CopyGone,
     Message,
     Operations,
@@ -46,6 +47,10 @@ ACK_BUDGET_SECONDS = 1.5
 # Orchestrator calls in flight at once, as many as the database pool has connections: more threads would only
 # wait for a connection while contending for the GIL with the event loop, which must stay free to ack.
 MAX_CONCURRENT_CALLS = 8
+# An event or a click is acked before it is handled (Slack sends it again only when the ack failed), so a
+# database restart under its handler would lose it: the handler tries again after these waits, about two minutes
+# in all, then tells the operator to send it again.
+STORE_RETRY_WAITS = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0)
 _MENTION = re.compile(r"^\s*<@[A-Z0-9]+>\s*")
 _BUTTONS = re.compile("^(" + "|".join(verb.value for verb in buttons.Verb) + ")$")
 
@@ -76,11 +81,27 @@ class SlackAdapter:
     def __init__(self, ops: Operations) -> None:
         self.ops = ops
         self._slots = asyncio.Semaphore(MAX_CONCURRENT_CALLS)
+        self.retry_waits: tuple[float, ...] = STORE_RETRY_WAITS
 
     async def call(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a blocking orchestrator call in a thread, queueing (cheaply, on the loop) when all slots are busy."""
         async with self._slots:
             return await asyncio.to_thread(function, *args, **kwargs)
+
+    async def call_acked(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """`call` for what Slack was already told arrived: our stores being away is waited out, not a loss.
+
+        Raises the last error once the waits are spent. Retrying is safe: what makes an intent carries the
+        event's dedupe key, and a decision is decided once.
+        """
+        for wait in self.retry_waits:
+            try:
+                return await self.call(function, *args, **kwargs)
+            except STORES_UNAVAILABLE as error:
+                log.warning("slack.stores_unavailable", call=getattr(function, "__name__", "?"), retry_in=wait,
+                            error=f"{type(error).__name__}: {error}")
+                await asyncio.sleep(wait)
+        return await self.call(function, *args, **kwargs)
 
     def attach(self, app: AsyncApp, *, command: str) -> None:
         app.command(command)(self.on_command)
@@ -116,10 +137,14 @@ class SlackAdapter:
         who = requester(event["user"], event["channel"])
         key = f"slack:{body['event_id']}"
         # Slack redelivers an event (X-Slack-Retry-Num) it thinks we missed: the first copy already made the intent.
-        if await self.call(self.ops.seen, key):
-            log.info("slack.event_redelivered", event_id=body["event_id"])
-            return
-        reply = await self.call(self.ops.handle_text, who, text, dedupe_key=key)
+        try:
+            if await self.call_acked(self.ops.seen, key):
+                log.info("slack.event_redelivered", event_id=body["event_id"])
+                return
+            reply = await self.call_acked(self.ops.handle_text, who, text, dedupe_key=key)
+        except STORES_UNAVAILABLE:
+            log.error("slack.event_lost", event_id=body["event_id"], user=event["user"])
+            reply = words.stores_unavailable()
         await say(**renderer.render(message=reply).as_kwargs())
 
     async def on_button(self, ack: AsyncAck, body: dict[str, Any], action: dict[str, Any],
@@ -137,7 +162,12 @@ class SlackAdapter:
             await self._ephemeral(client, channel_id, user_id, reply)
             return
         approval_id = pressed.argument
-        decided = await self.call(self.ops.decide, who, approval_id, pressed.decision)
+        try:
+            decided = await self.call_acked(self.ops.decide, who, approval_id, pressed.decision)
+        except STORES_UNAVAILABLE:
+            log.error("slack.click_lost", approval=approval_id, user=user_id)
+            await self._ephemeral(client, channel_id, user_id, words.stores_unavailable())
+            return
         if decided.updated is not None:
             # Also on a second click: a stale copy still showing buttons now shows the decision.
             original = (body.get("message") or {}).get("blocks") or []

@@ -283,24 +283,56 @@ def _retry_later(error: RetryAfter) -> RetryLater:
 
 
 class RecentUpdates:
-    """The last update ids seen by this process: a webhook redelivery is dropped before any handler runs."""
+    """The last update ids this process handled: a webhook redelivery is dropped before any handler runs.
+
+    An id is remembered once its update was handled, not when it arrives: an update whose handling failed
+    must be handled again when Telegram redelivers it.
+    """
 
     def __init__(self, size: int = 2048) -> None:
         self.size = size
         self._ids: OrderedDict[int, None] = OrderedDict()
 
     def seen(self, update_id: int) -> bool:
-        if update_id in self._ids:
-            return True
+        return update_id in self._ids
+
+    def handled(self, update_id: int) -> None:
         self._ids[update_id] = None
         if len(self._ids) > self.size:
             self._ids.popitem(last=False)
+
+
+class FailedUpdates:
+    """The updates whose handler raised, as python-telegram-bot's error handler reports them.
+
+    PTB catches a handler's exception and hands it to its error handlers, so `process_update` returns as if all
+    went well; without this the webhook would answer 200 to an update it lost (the database restarting under
+    the handler), and Telegram never sends an update again once it got a 200.
+    """
+
+    def __init__(self) -> None:
+        self._ids: set[int] = set()
+
+    async def record(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        log.error("telegram.update_failed", update_id=getattr(update, "update_id", None),
+                  error=f"{type(context.error).__name__}: {context.error}", exc_info=context.error)
+        if isinstance(update, Update):
+            self._ids.add(update.update_id)
+
+    def take(self, update_id: int) -> bool:
+        """Whether handling `update_id` failed (forgetting it: a redelivery is judged on its own)."""
+        if update_id in self._ids:
+            self._ids.discard(update_id)
+            return True
         return False
 
 
 def webhook_endpoint(application: Application, secret: str) -> Any:
-    """The aiohttp handler for /telegram/webhook: 403 without the secret, 400 for what is not an Update."""
+    """The aiohttp handler for /telegram/webhook: 403 without the secret, 400 for what is not an Update, 500 when
+    handling it failed, so that Telegram delivers it again (the intent's dedupe key makes the retry safe)."""
     recent = RecentUpdates()
+    failed = FailedUpdates()
+    application.add_error_handler(failed.record)
 
     async def handle(request: web.Request) -> web.StreamResponse:
         given = request.headers.get(SECRET_HEADER, "")
@@ -314,12 +346,16 @@ def webhook_endpoint(application: Application, secret: str) -> Any:
             update = None
         if update is None:
             return web.json_response({"error": "malformed update"}, status=400)
-        if not recent.seen(update.update_id):
-            await application.process_update(update)
+        if recent.seen(update.update_id):
+            return web.json_response({"ok": True})
+        await application.process_update(update)
+        if failed.take(update.update_id):
+            return web.json_response({"error": "not handled, send it again"}, status=500)
+        recent.handled(update.update_id)
         return web.json_response({"ok": True})
 
     return handle
 
 
-__all__ = ["CHANNEL", "RecentUpdates", "TelegramAdapter", "TelegramSender", "build_application", "chat_id",
-           "requester", "send_rendered", "webhook_endpoint"]
+__all__ = ["CHANNEL", "FailedUpdates", "RecentUpdates", "TelegramAdapter", "TelegramSender", "build_application",
+           "chat_id", "requester", "send_rendered", "webhook_endpoint"]

@@ -38,7 +38,7 @@ from orchestrator.delivery import (
     prepare,
     register,
 )
-from orchestrator.errors import NotFound, OpsError
+from orchestrator.errors import STORES_UNAVAILABLE, NotFound, OpsError
 from orchestrator.messages import Action, Attachment, Fact, Message, MessageKind, Section, Style
 from orchestrator.outbox import OutboxItem
 from orchestrator.queue import QUEUE_NAMES, rq_queue
@@ -49,6 +49,7 @@ from orchestrator.stores import Stores, open_stores, size_shared_buffers
 
 __all__ = [
     "QUEUE_NAMES",
+    "STORES_UNAVAILABLE",
     "Action",
     "Approval",
     "ApprovalState",

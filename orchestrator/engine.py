@@ -11,16 +11,13 @@ from __future__ import annotations
 
 import time
 
-import psycopg
 import structlog
-from psycopg_pool import PoolTimeout
-from redis.exceptions import RedisError
 
 from connectors import ActionInProgress, ConnectorUnavailable, fenced
 from memory import link, step_node
 from orchestrator import audit, intents, outbox, runs, steps, words
 from orchestrator.approvals import AwaitingApproval
-from orchestrator.errors import OwnershipLost
+from orchestrator.errors import STORES_UNAVAILABLE, OwnershipLost
 from orchestrator.keys import step_key
 from orchestrator.ownership import RunLock, hold_run
 from orchestrator.runs import RunEvent, RunState
@@ -35,7 +32,7 @@ from orchestrator.workflows.model import next_step
 log = structlog.get_logger(__name__)
 
 # Our own stores failing under a step: retried later by recovery, never a reason to compensate.
-INFRASTRUCTURE = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout, RedisError)
+INFRASTRUCTURE = STORES_UNAVAILABLE
 
 # An outside action another attempt still holds (see `idempotency.CLAIM`) is waited for in the worker when its
 # claim ends this soon; a longer wait would only idle the worker, so the run is left `running` and recovery

@@ -3,6 +3,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import psycopg
+from psycopg_pool import PoolTimeout
+from redis.exceptions import RedisError
+
+# Our own stores failing (a restart, a failover, a full pool): nothing says the work is wrong, so it is tried again
+# later, never undone or refused. The engine leaves a step to recovery; a front end retries what it acked.
+STORES_UNAVAILABLE: tuple[type[Exception], ...] = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout,
+                                                   RedisError)
+
 
 class OpsError(Exception):
     """Root of every error the control plane raises on purpose."""

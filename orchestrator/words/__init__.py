@@ -41,6 +41,7 @@ from orchestrator.words.requests import (
     params_missing,
     signin_in_private_only,
     still_working,
+    stores_unavailable,
     suggestion_expired,
     unknown_button,
 )
@@ -107,6 +108,7 @@ __all__ = [
     "sla_at_risk",
     "stepped_down",
     "still_working",
+    "stores_unavailable",
     "suggestion_expired",
     "undeliverable",
     "unknown_button",

@@ -86,6 +86,12 @@ def duplicate_request(intent: Intent) -> Message:
     return Message(kind=MessageKind.ACK, title=f"Already on it: that request is intent #{intent.id}.")
 
 
+def stores_unavailable() -> Message:
+    return Message(kind=MessageKind.REFUSAL,
+                   title="I couldn't take that just now: my database is not answering. Nothing was queued; "
+                         "please send it again in a minute.")
+
+
 def still_working() -> Message:
     return Message(kind=MessageKind.ACK, title="Got it — I'm writing that down; the confirmation follows in a moment.")
 

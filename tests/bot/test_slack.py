@@ -166,6 +166,29 @@ async def test_app_mention_in_a_channel_is_a_request(slack, slack_signer, db) ->
     assert (row["request"], row["conversation"]) == (WINBACK, "C0OPS")
 
 
+async def test_a_mention_acked_while_the_database_restarts_is_still_made_an_intent(slack, slack_signer, db,
+                                                                                  monkeypatch) -> None:
+    """Bolt acks an event before its listener runs, so Slack never sends it again: the fault suite's lost request.
+    A store error under the listener is waited out and the call made again, so the mention still becomes one
+    intent and one reply."""
+    import psycopg
+
+    real = slack.ops.handle_text
+    calls = []
+
+    def down_once(*args, **kwargs):
+        calls.append(args)
+        if len(calls) == 1:
+            raise psycopg.OperationalError("the database system is shutting down")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(slack.ops, "handle_text", down_once)
+    assert (await slack.post(slack_signer.app_mention(text=WINBACK)))[0] == 200
+    [reply] = await eventually(lambda: slack.api.messages("C0OPS"))
+    assert reply["text"].startswith("On it: intent #1")
+    assert count(db, "intents") == 1 and len(calls) == 2
+
+
 async def test_channel_chatter_without_a_mention_is_ignored(slack, slack_signer, db) -> None:
     await slack.post(slack_signer.message_event(text=WINBACK, channel="C0OPS", channel_type="channel"))
     await slack.post(slack_signer.app_mention(text="status"))

@@ -145,6 +145,32 @@ async def test_repeated_update_id_after_a_restart_still_makes_one_intent(telegra
     assert count(db, "intents") == 1 and len(telegram.texts()) == 1
 
 
+async def test_an_update_whose_handling_failed_is_answered_500_and_handled_when_redelivered(
+    telegram, db, monkeypatch
+) -> None:
+    """The fault suite's lost intent: PostgreSQL restarting under the handler made PTB log the error and the
+    webhook answer 200, and the redelivery was dropped as already seen, so the request was gone. Now the failure
+    is answered 500 (Telegram sends the update again) and the redelivery makes the intent, once."""
+    import psycopg
+
+    real = telegram.ops.handle_text
+    calls = []
+
+    def down_once(*args, **kwargs):
+        calls.append(args)
+        if len(calls) == 1:
+            raise psycopg.OperationalError("terminating connection due to administrator command")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(telegram.ops, "handle_text", down_once)
+    update = telegram.api.push_message(user_id=ME, chat_id=ME, text=WINBACK)
+    assert await telegram.post(update) == 500
+    assert count(db, "intents") == 0
+    assert await telegram.post(update) == 200
+    assert await telegram.post(update) == 200
+    assert count(db, "intents") == 1 and len(calls) == 2
+
+
 async def test_wrong_secret_token_is_403(telegram, db) -> None:
     update = telegram.api.push_message(user_id=ME, chat_id=ME, text=WINBACK)
     assert await telegram.post(update, secret="guess") == 403
