@@ -2,6 +2,20 @@
 from __future__ import annotations
 
 import argparse
+import time
+from typing import TYPE_CHECKING
+
+import structlog
+
+if TYPE_CHECKING:
+    from orchestrator import Services
+
+log = structlog.get_logger(__name__)
+
+# RQ's CronScheduler gives up when its Redis connection drops (a restart, a failover); the scheduler process starts
+# it again after these waits rather than die and leave the digest and recovery to a process manager.
+REDIS_RETRY_FIRST_SECONDS = 1.0
+REDIS_RETRY_MAX_SECONDS = 30.0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -23,7 +37,23 @@ def run(args: argparse.Namespace) -> int:
             print(f"ran {ran.job} for slot {ran.slot:%Y-%m-%d %H:%M} UTC{' (late)' if ran.late else ''}")
         if args.once:
             return 0
-        scheduler.cron(services.stores.redis, services.settings).start()
+        _tick_forever(services)
     finally:
         services.close()
     return 0
+
+
+def _tick_forever(services: Services) -> None:
+    from redis.exceptions import RedisError
+
+    from orchestrator import scheduler
+
+    wait = REDIS_RETRY_FIRST_SECONDS
+    while True:
+        try:
+            scheduler.cron(services.stores.redis, services.settings).start()
+            return
+        except RedisError as error:
+            log.warning("scheduler.redis_lost", retry_in=wait, error=f"{type(error).__name__}: {error}")
+            time.sleep(wait)
+            wait = min(wait * 2, REDIS_RETRY_MAX_SECONDS)
