@@ -51,6 +51,8 @@ MAX_CONCURRENT_CALLS = 8
 # database restart under its handler would lose it: the handler tries again after these waits, about two minutes
 # in all, then tells the operator to send it again.
 STORE_RETRY_WAITS = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0)
+# The metadata event type every posted outbox row carries, with its id: how a re-try finds what was posted.
+POST_TAG = "opsos_outbox"
 _MENTION = re.compile(r"^\s*<@[A-Z0-9]+>\s*")
 _BUTTONS = re.compile("^(" + "|".join(verb.value for verb in buttons.Verb) + ")$")
 
@@ -65,7 +67,10 @@ def requester(user_id: str, channel_id: str) -> Requester:
 
 
 def client(settings: Settings) -> AsyncWebClient:
-    return AsyncWebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url)
+    # No retry handlers: slack_sdk's default one posts again after a connection error, also when the error came
+    # after Slack had posted the message (the answer lost on the way back), a duplicate nobody could see coming.
+    # A failed post is retried through the outbox instead, which first looks for the message it may have posted.
+    return AsyncWebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url, retry_handlers=[])
 
 
 def build_app(ops: Operations, settings: Settings, *, web_client: AsyncWebClient | None = None) -> AsyncApp:
@@ -223,6 +228,10 @@ def _clicked(body: dict[str, Any]) -> tuple[str, str] | None:
     return container["channel_id"], container["message_ts"]
 
 
+def _tag(item: OutboxItem) -> dict[str, Any]:
+    return {"event_type": POST_TAG, "event_payload": {"outbox_id": item.id}}
+
+
 class SlackSender:
     """Outbox rows for Slack: chat.postMessage with Block Kit; the ref is where the message now lives.
 
@@ -242,13 +251,24 @@ class SlackSender:
         self.client = web_client
 
     async def send(self, *, item: OutboxItem, progress: Callable[[dict[str, Any]], Awaitable[None]]) -> dict[str, Any]:
-        """One chat.postMessage however long the message (the renderer keeps it within Slack's 50 blocks), so
-        there is nothing part-sent to resume and `progress` is not called; the chart upload after it never fails
-        the row (see below), so the post is never repeated for it."""
+        """One chat.postMessage however long the message (the renderer keeps it within Slack's 50 blocks),
+        tagged with the outbox row in its metadata; the chart upload after it never fails the row (see below).
+
+        An attempt is marked in `progress` before it posts. A row whose earlier attempt was marked may have been
+        posted with its answer lost (a connection cut after Slack took it, a deliverer killed): the conversation
+        is searched for the tagged message first, and a found one is the delivery, not posted again.
+        """
         rendered: SlackMessage = renderer.render(message=item.message)
+        if (item.progress or {}).get("attempted"):
+            found = await self._posted_earlier(item)
+            if found is not None:
+                log.info("slack.post_found", item=item.id, ts=found["ts"])
+                return found
+        await progress({"attempted": True})
         try:
             response = await self.client.chat_postMessage(channel=item.conversation, unfurl_links=False,
-                                                          unfurl_media=False, **rendered.as_kwargs())
+                                                          unfurl_media=False, metadata=_tag(item),
+                                                          **rendered.as_kwargs())
         except SlackApiError as error:
             busy = self._rate_limited(error)
             if busy is None:
@@ -265,6 +285,24 @@ class SlackSender:
             except Exception as error:
                 log.warning("slack.attachment_failed", item=item.id, error=str(error))
         return ref
+
+    async def _posted_earlier(self, item: OutboxItem) -> dict[str, Any] | None:
+        """The message an earlier attempt posted for `item`, by its tag, from the conversation's history since the
+        row was queued; None when there is none, or when the history cannot be read (then it is posted again:
+        at least once, never lost)."""
+        try:
+            history = await self.client.conversations_history(
+                channel=item.conversation, oldest=f"{item.created_at.timestamp() - 1:.6f}", limit=200,
+                include_all_metadata=True)
+        except Exception as error:  # a DM addressed by user id, a missing scope, Slack away: post as before
+            log.warning("slack.history_unavailable", item=item.id, error=str(error))
+            return None
+        for message in history.get("messages") or []:
+            metadata = message.get("metadata") or {}
+            if (metadata.get("event_type") == POST_TAG
+                    and (metadata.get("event_payload") or {}).get("outbox_id") == item.id):
+                return {"channel": history.get("channel") or item.conversation, "ts": message["ts"], "found": True}
+        return None
 
     async def edit(self, *, item: OutboxItem, target: OutboxItem, message: Message) -> dict[str, Any]:
         """chat.update the copy `target` to read `message`: its content re-rendered as first sent, the buttons of
@@ -290,9 +328,9 @@ class SlackSender:
         """A 429 as RetryLater, with Slack's Retry-After; None for any other failure."""
         if error.response.status_code != 429:
             return None
-        # The 429 reaches us because client() keeps slack_sdk's default retry handlers, which retry
-        # connection errors only: its RateLimitErrorRetryHandler would sleep out Retry-After inside this
-        # call and stall the whole delivery pass, where a deferred row costs nothing.
+        # The 429 reaches us because client() sets no retry handlers: slack_sdk's RateLimitErrorRetryHandler
+        # would sleep out Retry-After inside this call and stall the whole delivery pass, where a deferred row
+        # costs nothing.
         return RetryLater(cls._retry_after(error.response.headers), "Slack answered 429 ratelimited")
 
     @classmethod

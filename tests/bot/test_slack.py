@@ -267,6 +267,27 @@ async def test_failed_delivery_is_retried_with_backoff_and_delivered_later(slack
     assert count(db, "outbox", "state = 'delivered' AND delivery_ref ? 'ts'") == 1
 
 
+async def test_a_post_whose_answer_was_lost_is_found_in_the_conversation_not_posted_again(
+    slack, slack_signer, services, db, work
+) -> None:
+    """The fault suite's re-posted approval: Slack posted the message, then the connection dropped before its
+    answer. slack_sdk's retry handler posted it again at once; the outbox would have too. Now the retry looks for
+    the message tagged with its outbox row and settles the row with it: one post, and its ts kept for the edits."""
+    seed(services)
+    await slack.post(slack_signer.slash_command(text=WINBACK))
+    work()
+    slack.api.drop_next("chat.postMessage")
+    outcome = await slack.deliver()
+    assert outcome.failed and len(slack.api.messages()) == 1
+    assert (await slack.deliver(later=timedelta(seconds=5))).delivered
+    [posted] = slack.api.messages()
+    assert posted["metadata"]["event_type"] == "opsos_outbox"
+    with db.connection() as conn:
+        row = conn.execute("SELECT id, state, delivery_ref FROM outbox").fetchone()
+    assert row["state"] == "delivered" and row["delivery_ref"]["ts"] == posted["ts"]
+    assert posted["metadata"]["event_payload"] == {"outbox_id": row["id"]}
+
+
 async def test_healthz_reports_the_stores(slack) -> None:
     response = await slack.http.get("/healthz")
     assert response.status == 200 and (await response.json()) == {"ok": True}

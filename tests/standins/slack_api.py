@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import threading
+import time
 from typing import Any
 
 from aiohttp import web
@@ -39,7 +40,8 @@ class SlackStandIn(StandIn):
         self._ephemeral: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         # Slack's ts are microsecond timestamps, unique per channel and increasing; one counter covers both.
-        self._ts = itertools.count(1_700_000_000_000_100, 100)
+        self._last_ts = 0
+        self._ts_lock = threading.Lock()
         self._file_ids = itertools.count(1)
         self.add_user(bot_user_id, name="opsos", is_bot=True)
 
@@ -159,7 +161,11 @@ class SlackStandIn(StandIn):
     # -- methods ------------------------------------------------------------------------------------
 
     def _next_ts(self) -> str:
-        value = next(self._ts)
+        # As on Slack: the post's time in microseconds, unique and rising within the stand-in (history's `oldest`
+        # filters on it).
+        with self._ts_lock:
+            value = max(time.time_ns() // 1000, self._last_ts + 100)
+            self._last_ts = value
         return f"{value // 1_000_000}.{value % 1_000_000:06d}"
 
     def _auth_test(self, _params: dict[str, Any]) -> dict[str, Any]:
@@ -236,6 +242,21 @@ class SlackStandIn(StandIn):
             )
         return {"ok": True, "message_ts": ts}
 
+    def _history(self, params: dict[str, Any]) -> dict[str, Any]:
+        """conversations.history as Slack answers it: newest first, from `oldest` on, `limit` at most, and a
+        message's `metadata` only with `include_all_metadata`."""
+        channel = str(params.get("channel", ""))
+        if not channel.startswith(("C", "D", "G")):
+            return {"ok": False, "error": "channel_not_found"}
+        oldest = float(params.get("oldest") or 0)
+        with_metadata = str(params.get("include_all_metadata", "")).lower() in ("1", "true")
+        with self._lock:
+            found = [dict(m) for m in self._messages if m["channel"] == channel and float(m["ts"]) >= oldest]
+        found.sort(key=lambda m: float(m["ts"]), reverse=True)
+        messages = [{k: v for k, v in m.items() if k != "channel" and (with_metadata or k != "metadata")}
+                    for m in found[: int(params.get("limit") or 100)]]
+        return {"ok": True, "messages": messages, "has_more": False}
+
     def _open(self, params: dict[str, Any]) -> dict[str, Any]:
         users = params.get("users")
         if params.get("channel"):
@@ -303,6 +324,7 @@ _HANDLERS = {
     "chat.update": SlackStandIn._update,
     "chat.delete": SlackStandIn._delete,
     "chat.postEphemeral": SlackStandIn._post_ephemeral,
+    "conversations.history": SlackStandIn._history,
     "conversations.open": SlackStandIn._open,
     "files.getUploadURLExternal": SlackStandIn._get_upload_url,
     "files.completeUploadExternal": SlackStandIn._complete_upload,
