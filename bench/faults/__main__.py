@@ -28,6 +28,8 @@ def table(outcome: Outcome) -> list[str]:
         ("process restarts", ", ".join(f"{name} {n}" for name, n in sorted(outcome.restarts.items()) if n) or "0"),
         ("duplicates", str(sum(verdict.duplicates.values()))),
         *((f"  {kind}", str(n)) for kind, n in sorted(verdict.duplicates.items())),
+        ("re-sent after a lost answer", str(sum(verdict.resent.values()))),
+        *((f"  {kind}", str(n)) for kind, n in sorted(verdict.resent.items())),
         ("losses", str(sum(verdict.losses.values()))),
         *((f"  {kind}", str(n)) for kind, n in sorted(verdict.losses.items())),
         ("audit chain", f"{'verifies' if verdict.audit_ok else 'BROKEN ' + verdict.audit_error}, "
@@ -61,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     print()
     for line in outcome.verdict.duplicate_detail:
         print(f"faults.duplicate {line}")
+    for line in outcome.verdict.resent_detail:
+        print(f"faults.resent {line}")
     for line in outcome.verdict.loss_detail:
         print(f"faults.loss {line}")
     for line in outcome.verdict.held:

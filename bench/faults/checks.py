@@ -33,6 +33,9 @@ class Verdict:
     unfinished: list[int] = field(default_factory=list)
     duplicates: Counter[str] = field(default_factory=Counter)
     duplicate_detail: list[str] = field(default_factory=list)
+    # Sent again after the outside system took the first copy and its answer never came back (see UNANSWERED).
+    resent: Counter[str] = field(default_factory=Counter)
+    resent_detail: list[str] = field(default_factory=list)
     losses: Counter[str] = field(default_factory=Counter)
     loss_detail: list[str] = field(default_factory=list)
     requests_accepted: int = 0
@@ -49,8 +52,10 @@ class Verdict:
                 and not self.unfinished and not self.held_without_reason)
 
 
-# A duplicate whose earlier copy was accepted but never answered (the stand-in cut the connection) is the
-# ambiguity no retry can resolve without the receiver's help; any other duplicate means opsos did the act twice.
+# A copy sent again after an earlier one was accepted but never answered (the stand-in cut the connection) is the
+# ambiguity a sender cannot resolve without the receiver's help: SMTP and Telegram's sendMessage take no
+# idempotency key, so opsos sends again with the same Message-ID (a receiver that dedupes on it shows one). These
+# are counted apart and reported, not failed; any other duplicate means opsos did the act twice, and fails.
 UNANSWERED = " after an unanswered accept"
 
 
@@ -59,9 +64,13 @@ def _count(verdict: Verdict, kind: str, groups: dict[Any, list[bool]], describe:
     for key, answered in sorted(groups.items(), key=lambda kv: str(kv[0])):
         if len(answered) < 2:
             continue
-        label = kind + (UNANSWERED if not all(answered[:-1]) else "")
-        verdict.duplicates[label] += len(answered) - 1
-        verdict.duplicate_detail.append(f"{label}: {describe(key)} x{len(answered)}")
+        if all(answered[:-1]):
+            verdict.duplicates[kind] += len(answered) - 1
+            verdict.duplicate_detail.append(f"{kind}: {describe(key)} x{len(answered)}")
+        else:
+            label = kind + UNANSWERED
+            verdict.resent[label] += len(answered) - 1
+            verdict.resent_detail.append(f"{label}: {describe(key)} x{len(answered)}")
 
 
 def emails(verdict: Verdict, smtp: SmtpStandIn) -> None:
