@@ -205,8 +205,8 @@ def test_at_the_cap_the_run_waits_alerts_and_resumes_when_the_operator_raises_it
     assert count(db, "outbox", "kind = 'alert' AND message->>'title' LIKE '%100%%'") == 1
 
 
-def test_a_reason_tier_call_waits_for_an_approval_then_runs_once(services, db, work, monkeypatch):
-    """Every reason-tier call goes through an approval unless policy exempts the intent kind."""
+def reasoned(services, monkeypatch):
+    """Operations whose every request runs one step that thinks on the reason tier."""
     from agents import post_agent
     from orchestrator import Classification, Operations
     from orchestrator.policy import Effect
@@ -223,7 +223,12 @@ def test_a_reason_tier_call_waits_for_an_approval_then_runs_once(services, db, w
         def classify(self, text):
             return Classification(kind="reasoned", workflow="reasoned", confidence=1.0)
 
-    ops = Operations(services, Reasoned())
+    return Operations(services, Reasoned())
+
+
+def test_a_reason_tier_call_waits_for_an_approval_then_runs_once(services, db, work, monkeypatch):
+    """Every reason-tier call goes through an approval unless policy exempts the intent kind."""
+    ops = reasoned(services, monkeypatch)
     ops.submit(OPERATOR, "think hard about pricing")
     work()
     assert run_state(db, 1) == "awaiting_approval" and count(db, "agent_calls") == 0
@@ -239,28 +244,12 @@ def test_a_reason_tier_call_waits_for_an_approval_then_runs_once(services, db, w
 def test_a_reason_tier_approval_does_not_carry_over_to_another_model(services, db, work, monkeypatch):
     """The approval names the reasoning model: configured to another model before the call ran, the step asks
     again (naming the new one) instead of spending on a model the operator never approved."""
-    from agents import post_agent
-    from orchestrator import Classification, Operations
-    from orchestrator.policy import Effect
-    from orchestrator.workflows import WORKFLOWS
-    from orchestrator.workflows.model import Step, Workflow
-    from orchestrator.workflows.snapshot import Gathered
+    import dataclasses
 
-    def think(ctx):
-        return ctx.agent(post_agent, ctx.snapshot(gather=lambda: Gathered(facts={"topic": "pricing"})), tier="reason")
-
-    monkeypatch.setitem(WORKFLOWS, "reasoned", Workflow("reasoned", "reasoned", (Step("think", Effect.REASON, think),)))
-
-    class Reasoned:
-        def classify(self, text):
-            return Classification(kind="reasoned", workflow="reasoned", confidence=1.0)
-
-    ops = Operations(services, Reasoned())
+    ops = reasoned(services, monkeypatch)
     ops.submit(OPERATOR, "think hard about pricing")
     work()
     ops.decide(OPERATOR, pending_approval(db, 1), Decision.APPROVED)
-    import dataclasses
-
     bigger = services.models.reason.model_copy(update={"model_name": "bigger"})
     monkeypatch.setattr(services, "models", dataclasses.replace(services.models, reason=bigger))
     work()
