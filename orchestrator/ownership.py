@@ -63,6 +63,8 @@ def hold_run(database_url: str, run_id: int) -> Iterator[RunLock | None]:
     The concurrency rule: one session at a time holds a run's lock, and only its holder advances the run.
     Closing the connection on the way out releases the lock (or PostgreSQL does, when the process dies).
     """
-    with psycopg.connect(database_url, autocommit=True,
-                         options=f"-c statement_timeout={CHECK_TIMEOUT_MS}") as conn:
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        # A SET, not a startup `options`: that would replace any options the DATABASE_URL carries, and some
+        # poolers refuse startup options altogether.
+        conn.execute(f"SET statement_timeout = {int(CHECK_TIMEOUT_MS)}")
         yield RunLock(conn, run_id) if try_lock_run(conn, run_id) else None
