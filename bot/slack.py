@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
@@ -22,17 +22,14 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.digest_delivery import send_chart_slack
 from bot.errors import ConfigurationError
-from bot.render.blockkit import BlockKitRenderer, SlackMessage
+from bot.render.blockkit import BlockKitRenderer
+from bot.slack_sender import SlackSender, client
 from orchestrator import (
     STORES_UNAVAILABLE,
-    CopyGone,
     Message,
     Operations,
-    OutboxItem,
     Requester,
-    RetryLater,
     Settings,
     buttons,
     deliver_due,
@@ -51,8 +48,6 @@ MAX_CONCURRENT_CALLS = 8
 # database restart under its handler would lose it: the handler tries again after these waits, about two minutes
 # in all, then tells the operator to send it again.
 STORE_RETRY_WAITS = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0)
-# The metadata event type every posted outbox row carries, with its id: how a re-try finds what was posted.
-POST_TAG = "opsos_outbox"
 _MENTION = re.compile(r"^\s*<@[A-Z0-9]+>\s*")
 _BUTTONS = re.compile("^(" + "|".join(verb.value for verb in buttons.Verb) + ")$")
 
@@ -64,13 +59,6 @@ def requester(user_id: str, channel_id: str) -> Requester:
     # Slack's direct-message conversations are the ones whose id starts with D.
     return Requester(identity=f"{CHANNEL}:{user_id}", channel=CHANNEL, conversation=channel_id,
                      private=channel_id.startswith("D"))
-
-
-def client(settings: Settings) -> AsyncWebClient:
-    # No retry handlers: slack_sdk's default one posts again after a connection error, also when the error came
-    # after Slack had posted the message (the answer lost on the way back), a duplicate nobody could see coming.
-    # A failed post is retried through the outbox instead, which first looks for the message it may have posted.
-    return AsyncWebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url, retry_handlers=[])
 
 
 def build_app(ops: Operations, settings: Settings, *, web_client: AsyncWebClient | None = None) -> AsyncApp:
@@ -226,123 +214,6 @@ def _clicked(body: dict[str, Any]) -> tuple[str, str] | None:
     if container.get("is_ephemeral") or not container.get("message_ts"):
         return None
     return container["channel_id"], container["message_ts"]
-
-
-def _tag(item: OutboxItem) -> dict[str, Any]:
-    return {"event_type": POST_TAG, "event_payload": {"outbox_id": item.id}}
-
-
-class SlackSender:
-    """Outbox rows for Slack: chat.postMessage with Block Kit; the ref is where the message now lives.
-
-    Raises RetryLater on HTTP 429, with Slack's Retry-After, so the outbox defers the row.
-    """
-
-    # Slack sends Retry-After with every 429; should something in between strip it, wait a minute (Slack
-    # counts its limits per minute) rather than ask again at once.
-    FALLBACK_RETRY_AFTER = 60.0
-
-    # What chat.update answers when the message can never be edited again: deleted, its channel gone or archived,
-    # or no longer the bot's to edit. Anything else (a 500, a timeout) may pass and is retried.
-    GONE = frozenset({"message_not_found", "channel_not_found", "cant_update_message", "edit_window_closed",
-                      "is_archived"})
-
-    def __init__(self, web_client: AsyncWebClient) -> None:
-        self.client = web_client
-
-    async def send(self, *, item: OutboxItem, progress: Callable[[dict[str, Any]], Awaitable[None]]) -> dict[str, Any]:
-        """One chat.postMessage however long the message (the renderer keeps it within Slack's 50 blocks),
-        tagged with the outbox row in its metadata; the chart upload after it never fails the row (see below).
-
-        An attempt is marked in `progress` before it posts. A row whose earlier attempt was marked may have been
-        posted with its answer lost (a connection cut after Slack took it, a deliverer killed): the conversation
-        is searched for the tagged message first, and a found one is the delivery, not posted again.
-        """
-        rendered: SlackMessage = renderer.render(message=item.message)
-        if (item.progress or {}).get("attempted"):
-            found = await self._posted_earlier(item)
-            if found is not None:
-                log.info("slack.post_found", item=item.id, ts=found["ts"])
-                return found
-        await progress({"attempted": True})
-        try:
-            response = await self.client.chat_postMessage(channel=item.conversation, unfurl_links=False,
-                                                          unfurl_media=False, metadata=_tag(item),
-                                                          **rendered.as_kwargs())
-        except SlackApiError as error:
-            busy = self._rate_limited(error)
-            if busy is None:
-                raise
-            raise busy from error
-        ref: dict[str, Any] = {"channel": response["channel"], "ts": response["ts"]}
-        if item.message.attachments:
-            # The digest's chart goes up as a file under the message it belongs to. A failed upload is
-            # logged, not raised: raising would mark the row failed and post the text a second time. Any
-            # failure, not only Slack's answers: a dropped connection or a timeout re-posted the digest too.
-            try:
-                files = await send_chart_slack(self.client, channel=response["channel"], message=item.message)
-                ref["files"] = [f.get("id") for f in files if f]
-            except Exception as error:
-                log.warning("slack.attachment_failed", item=item.id, error=str(error))
-        return ref
-
-    async def _posted_earlier(self, item: OutboxItem) -> dict[str, Any] | None:
-        """The message an earlier attempt posted for `item`, by its tag, from the conversation's history since the
-        row was queued; None when there is none, or when the history cannot be read (then it is posted again:
-        at least once, never lost)."""
-        try:
-            history = await self.client.conversations_history(
-                channel=item.conversation, oldest=f"{item.created_at.timestamp() - 1:.6f}", limit=200,
-                include_all_metadata=True)
-        except Exception as error:  # a DM addressed by user id, a missing scope, Slack away: post as before
-            log.warning("slack.history_unavailable", item=item.id, error=str(error))
-            return None
-        for message in history.get("messages") or []:
-            metadata = message.get("metadata") or {}
-            if (metadata.get("event_type") == POST_TAG
-                    and (metadata.get("event_payload") or {}).get("outbox_id") == item.id):
-                return {"channel": history.get("channel") or item.conversation, "ts": message["ts"], "found": True}
-        return None
-
-    async def edit(self, *, item: OutboxItem, target: OutboxItem, message: Message) -> dict[str, Any]:
-        """chat.update the copy `target` to read `message`: its content re-rendered as first sent, the buttons of
-        decided approvals gone, their outcome under it. Raises CopyGone when Slack says it cannot be edited."""
-        ref = target.delivery_ref or {}
-        if not ref.get("ts"):
-            raise CopyGone(f"outbox row {target.id} has no Slack message to edit")
-        try:
-            await self.client.chat_update(channel=ref["channel"], ts=ref["ts"],
-                                          **renderer.render(message=message).as_kwargs())
-        except SlackApiError as error:
-            reason = error.response.get("error") if isinstance(error.response.data, dict) else None
-            if reason in self.GONE:
-                raise CopyGone(f"Slack answered {reason} for {ref['channel']}/{ref['ts']}") from error
-            busy = self._rate_limited(error)
-            if busy is None:
-                raise
-            raise busy from error
-        return {"channel": ref["channel"], "ts": ref["ts"]}
-
-    @classmethod
-    def _rate_limited(cls, error: SlackApiError) -> RetryLater | None:
-        """A 429 as RetryLater, with Slack's Retry-After; None for any other failure."""
-        if error.response.status_code != 429:
-            return None
-        # The 429 reaches us because client() sets no retry handlers: slack_sdk's RateLimitErrorRetryHandler
-        # would sleep out Retry-After inside this call and stall the whole delivery pass, where a deferred row
-        # costs nothing.
-        return RetryLater(cls._retry_after(error.response.headers), "Slack answered 429 ratelimited")
-
-    @classmethod
-    def _retry_after(cls, headers: Any) -> float:
-        """Seconds from a 429's Retry-After; headers are aiohttp's case-insensitive ones or a plain dict."""
-        value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
-        if isinstance(value, list):  # slack_sdk's retry layer keeps each header as a list
-            value = value[0] if value else None
-        try:
-            return float(value) if value is not None else cls.FALLBACK_RETRY_AFTER
-        except ValueError:  # an HTTP-date, which Slack does not send
-            return cls.FALLBACK_RETRY_AFTER
 
 
 def reread_form_body(bolt_request: AsyncBoltRequest) -> None:

@@ -88,14 +88,14 @@ async def test_a_dropped_connection_during_the_chart_upload_does_not_post_the_di
     posted the digest's text a second time. The text is out: the row is delivered, the chart's loss is logged."""
     import aiohttp
 
-    from bot import slack
+    from bot import slack_sender
 
     async def drops(*args, **kwargs):
         raise aiohttp.ClientConnectionError("Connection reset by peer")
 
-    monkeypatch.setattr(slack, "send_chart_slack", drops)
+    monkeypatch.setattr(slack_sender, "send_chart_slack", drops)
     item, _ = _queued_digest(db, "slack", "C0OPS")
-    sender = slack.SlackSender(AsyncWebClient(token=SLACK_BOT_TOKEN, base_url=slack_api.api_url))
+    sender = slack_sender.SlackSender(AsyncWebClient(token=SLACK_BOT_TOKEN, base_url=slack_api.api_url))
     ref = await sender.send(item=item, progress=no_progress)
     assert len(slack_api.messages("C0OPS")) == 1 and "files" not in ref
 
