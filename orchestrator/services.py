@@ -120,7 +120,7 @@ def check_payments(services: Services) -> tuple[bool, str]:
     try:
         payments.check()
     except CredentialsRejected as refused:
-        return False, words.stripe_key_rejected(str(refused).rpartition(": ")[2])
+        return False, words.stripe_key_rejected(str(refused))
     except ConnectorUnavailable as down:
         return False, words.stripe_unreachable(str(down))
     key = services.settings.stripe_api_key

@@ -49,7 +49,7 @@ def translate(error: stripe.StripeError, doing: str, *, record: str = "") -> Con
     if isinstance(error, stripe.APIConnectionError):
         return ConnectorUnavailable(f"Stripe could not be reached for {doing}: {said}")
     if isinstance(error, stripe.AuthenticationError):
-        return CredentialsRejected(f"Stripe does not accept the API key in OPSOS_STRIPE_API_KEY: {said}",
+        return CredentialsRejected(f"Stripe refused the API key in OPSOS_STRIPE_API_KEY: {said}",
                                    code="authentication")
     if isinstance(error, stripe.IdempotencyError):
         return ActionRejected(f"{doing} was sent to Stripe before with other details under the same key, so Stripe "

@@ -11,9 +11,10 @@ def stripe_key_works(mode: str) -> str:
 
 
 def stripe_key_rejected(said: str) -> str:
-    return (f"Stripe refused the API key in OPSOS_STRIPE_API_KEY: {said}. Copy a secret key (sk_…) or a restricted "
-            "key (rk_…) from Stripe's dashboard, Developers → API keys, and try again.")
+    """`said`: what the connector reported, Stripe's own words included."""
+    return (f"{said}. Copy a secret key (sk_…) or a restricted key (rk_…) from Stripe's dashboard, "
+            "Developers → API keys, and try again.")
 
 
 def stripe_unreachable(said: str) -> str:
-    return f"Stripe could not be asked whether the key works: {said}. Check the network (or OPSOS_STRIPE_API_BASE)."
+    return f"The Stripe key could not be checked: {said}. Check the network (or OPSOS_STRIPE_API_BASE)."
