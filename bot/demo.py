@@ -7,7 +7,7 @@ from pathlib import Path
 
 from bot.console import ConsoleSession, OutboxListener
 from bot.workers import start_worker, stop_worker
-from connectors import Contact
+from connectors import Contact, SandboxPayments
 from orchestrator import MessageKind, Operations, Settings, audit, build_services, router_classifier
 
 REQUEST = "grow MRR: launch a win-back campaign to lapsed subscribers"
@@ -35,6 +35,8 @@ def run_demo(base: Settings, write: Callable[[str], None] = print) -> int:
     settings = base.model_copy(update={
         "database_url": None, "redis_url": None, "data_dir": base.data_dir / "demo", "email_dir": None,
         "operators": [*base.operators, "console:operator"], "payment_retry_base_seconds": 0.2,
+        # The demo's declines are scripted in the sandbox, whatever backend the operator's workspace uses.
+        "payments": "sandbox",
     })
     write("━━ opsos demo: a solo creator's subscription funnel, through the real stack ━━")
     write(f"   data: {settings.data_dir} (embedded PostgreSQL 16 + pgvector, embedded Redis)")
@@ -43,7 +45,9 @@ def run_demo(base: Settings, write: Callable[[str], None] = print) -> int:
     listener = OutboxListener(services.stores.database_url)
     try:
         services.crm.upsert(demo_contacts(services.now()))
-        services.payments.fail_next_charges(DECLINING, reason="card_declined")
+        payments = services.payments
+        assert isinstance(payments, SandboxPayments), "the demo runs on the sandbox ledger"
+        payments.fail_next_charges(DECLINING, reason="card_declined")
         write(f"   seeded the sandbox CRM: 5 lapsed subscribers, {DECLINING}'s card will be declined")
         write(f"   drafting tier: {settings.draft_model} (deterministic templates, no key); worker pid {worker.pid}")
         ops = Operations(services, router_classifier(settings.kinds_file))
@@ -77,7 +81,7 @@ def run_demo(base: Settings, write: Callable[[str], None] = print) -> int:
         write("\n[6] Behind the transcript")
         write(f"   audit chain: {'intact' if chain.ok else 'BROKEN'}, {chain.checked} events verified")
         write(f"   emails: {len(emails)} .eml files in {settings.outbox_email_dir} (open them with any mail client)")
-        ledger = services.payments.ledger()
+        ledger = payments.ledger()
         write(f"   payments ledger: {sum(1 for e in ledger if e['status'] == 'succeeded')} charges succeeded, "
               f"{sum(1 for e in ledger if e['status'] == 'failed')} declined attempts")
         eve = services.crm.get(DECLINING)

@@ -13,20 +13,41 @@ from connectors.email import (
 from connectors.errors import (
     ActionDeclined,
     ActionInProgress,
+    ActionRejected,
     CircuitOpen,
     ConnectorError,
     ConnectorUnavailable,
+    CredentialsRejected,
     UnknownAction,
     UnknownRecord,
 )
 from connectors.fencing import Fence, check_fence, fenced
 from connectors.idempotency import ActionClaims, ActionEvent, ActionJournal, ActionRecord
-from connectors.payments import Charge, PaymentReceipt, Refund, RefundReceipt, SandboxPayments
+from connectors.payments import (
+    Charge,
+    PaymentReceipt,
+    PaymentsReads,
+    Refund,
+    RefundableCharge,
+    RefundReceipt,
+    SandboxPayments,
+)
 from connectors.protocol import Connector
 from connectors.registry import ActionRegistry, Route
 from connectors.resilience import CircuitBreaker, RetryPolicy, with_retries
 from connectors.retention import prune_actions
 from connectors.schema import MIGRATIONS
+from connectors.stripe import (
+    CancelSubscription,
+    PauseCollection,
+    ResumeCollection,
+    StripeCustomer,
+    StripeInvoice,
+    StripePayments,
+    StripeSubscription,
+    SubscriptionChanged,
+    stripe_client,
+)
 
 __all__ = [
     "MIGRATIONS",
@@ -39,6 +60,8 @@ __all__ = [
     "ActionJournal",
     "ActionRecord",
     "ActionRegistry",
+    "ActionRejected",
+    "CancelSubscription",
     "Categorisation",
     "Categorised",
     "Charge",
@@ -48,16 +71,21 @@ __all__ = [
     "ConnectorError",
     "ConnectorUnavailable",
     "Contact",
+    "CredentialsRejected",
     "EmailBackend",
     "EmailConnector",
     "Fence",
     "FileEmailBackend",
     "OutgoingEmail",
+    "PauseCollection",
     "PaymentReceipt",
+    "PaymentsReads",
     "Provision",
     "Provisioned",
     "Refund",
     "RefundReceipt",
+    "RefundableCharge",
+    "ResumeCollection",
     "RetryPolicy",
     "Route",
     "SandboxBooks",
@@ -65,11 +93,17 @@ __all__ = [
     "SandboxPayments",
     "SentEmail",
     "SmtpEmailBackend",
+    "StripeCustomer",
+    "StripeInvoice",
+    "StripePayments",
+    "StripeSubscription",
+    "SubscriptionChanged",
     "UnknownAction",
     "UnknownRecord",
     "check_fence",
     "fenced",
     "message_id_for",
     "prune_actions",
+    "stripe_client",
     "with_retries",
 ]

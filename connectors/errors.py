@@ -26,6 +26,19 @@ class ActionDeclined(ConnectorError):
         self.reason = reason
 
 
+class ActionRejected(ConnectorError):
+    """The outside system refused the request as made (a bad parameter, a record in a state that forbids it):
+    the same request will not work later either. `code` is the system's own name for the refusal."""
+
+    def __init__(self, message: str, *, code: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class CredentialsRejected(ActionRejected):
+    """The outside system does not accept the key or password opsos was given."""
+
+
 class UnknownRecord(ConnectorError):
     """The action names a record the outside system does not have (a contact, a charge, a transaction)."""
 

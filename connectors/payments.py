@@ -1,10 +1,13 @@
 """The payments connector: charges and refunds, once per key, against a sandbox ledger in PostgreSQL.
 
 The sandbox can be told to decline a customer's next charges (`fail_next_charges`), so the
-retry-and-compensate path of a workflow runs for real. A production backend (Stripe and the like)
-implements the same two calls with the provider's own idempotency keys.
+retry-and-compensate path of a workflow runs for real. The production backend (`connectors.stripe`)
+implements the same calls, and `PaymentsReads`, with the provider's own idempotency keys.
 """
 from __future__ import annotations
+
+from datetime import datetime
+from typing import Protocol
 
 from psycopg_pool import ConnectionPool
 from pydantic import BaseModel, Field
@@ -41,19 +44,22 @@ class Charge(BaseModel):
 
 
 class Refund(BaseModel):
-    """Refund one earlier charge, named by its key, in full."""
+    """Refund one earlier charge, named by its key: in full, or `amount_cents` of it where the backend can."""
 
     charge_key: str
     reason: str = ""
+    amount_cents: int | None = Field(default=None, gt=0)
 
 
 class PaymentReceipt(BaseModel):
     key: str
-    ledger_id: int
+    # The sandbox ledger's row; None with a provider, whose own id is `reference`.
+    ledger_id: int | None
     customer: str
     amount_cents: int
     currency: str
     duplicate: bool
+    reference: str = ""
 
 
 class RefundReceipt(BaseModel):
@@ -63,6 +69,23 @@ class RefundReceipt(BaseModel):
     amount_cents: int
     currency: str
     duplicate: bool
+
+
+class RefundableCharge(BaseModel):
+    """A succeeded charge with money left to refund: `key` is what a `Refund` names it by."""
+
+    key: str
+    amount_cents: int
+    currency: str
+    at: datetime
+
+
+class PaymentsReads(Protocol):
+    """What workflows read from any payments backend, sandbox or provider."""
+
+    def refundable(self, customer: str) -> list[RefundableCharge]:
+        """The customer's charges that can still be refunded, oldest first, with the amount left on each."""
+        ...
 
 
 class SandboxPayments:
@@ -124,6 +147,9 @@ class SandboxPayments:
             charge = conn.execute(CHARGED, (action.charge_key,)).fetchone()
             if charge is None:
                 raise UnknownRecord(f"no succeeded charge under {action.charge_key}", record=action.charge_key)
+            if action.amount_cents not in (None, charge["amount_cents"]):
+                # The ledger holds one refund per charge: a part of it would leave the rest unrefundable.
+                raise ActionDeclined(f"the sandbox refunds {action.charge_key} in full only", reason="partial_refund")
             duplicate = conn.execute(SUCCEEDED, (action.charge_key, "refund")).fetchone() is not None
             if not duplicate:
                 conn.execute(RECORD, (action.charge_key, charge["customer"], "refund", charge["amount_cents"],
@@ -158,6 +184,12 @@ class SandboxPayments:
         """Make the sandbox decline this customer's next `times` charges (-1: every charge)."""
         with self.pool.connection() as conn:
             conn.execute(SET_FAULT, (customer, reason, times))
+
+    def refundable(self, customer: str) -> list[RefundableCharge]:
+        entries = self.ledger(customer)
+        refunded = {e["key"] for e in entries if e["kind"] == "refund" and e["status"] == "succeeded"}
+        return [RefundableCharge(key=e["key"], amount_cents=e["amount_cents"], currency=e["currency"], at=e["at"])
+                for e in entries if e["kind"] == "charge" and e["status"] == "succeeded" and e["key"] not in refunded]
 
     def ledger(self, customer: str | None = None) -> list[dict]:
         with self.pool.connection() as conn:

@@ -43,7 +43,7 @@ from orchestrator.messages import Action, Attachment, Fact, Message, MessageKind
 from orchestrator.outbox import OutboxItem
 from orchestrator.queue import QUEUE_NAMES, rq_queue
 from orchestrator.runs import RunEvent, RunState
-from orchestrator.services import Services, build_services
+from orchestrator.services import Services, build_services, check_payments
 from orchestrator.settings import Settings
 from orchestrator.stores import Stores, open_stores, size_shared_buffers
 
@@ -84,6 +84,7 @@ __all__ = [
     "audit",
     "build_services",
     "buttons",
+    "check_payments",
     "database_roles",
     "deliver_due",
     "delivery",

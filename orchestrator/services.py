@@ -12,6 +12,8 @@ from connectors import (
     ActionRegistry,
     Categorisation,
     Charge,
+    ConnectorUnavailable,
+    CredentialsRejected,
     EmailBackend,
     EmailConnector,
     FileEmailBackend,
@@ -24,8 +26,11 @@ from connectors import (
     SandboxCrm,
     SandboxPayments,
     SmtpEmailBackend,
+    StripePayments,
+    stripe_client,
 )
 from memory import ContextCache, LongTermMemory, get_embedder
+from orchestrator import words
 from orchestrator.action_journal import AuditJournal
 from orchestrator.policy import Policy
 from orchestrator.settings import Settings
@@ -41,7 +46,9 @@ class Services:
     settings: Settings
     stores: Stores
     email: EmailConnector
-    payments: SandboxPayments
+    # Both implement the connector protocol and `connectors.PaymentsReads`; `fail_next_charges` and `ledger`
+    # are the sandbox's own (the demo, which always runs on the sandbox, uses them).
+    payments: SandboxPayments | StripePayments
     crm: SandboxCrm
     books: SandboxBooks
     # Which connector carries each proposed action type (see `action_registry`).
@@ -78,7 +85,7 @@ def email_backend(settings: Settings) -> EmailBackend:
     return FileEmailBackend(settings.outbox_email_dir)
 
 
-def action_registry(*, email: EmailConnector, payments: SandboxPayments, crm: SandboxCrm,
+def action_registry(*, email: EmailConnector, payments: SandboxPayments | StripePayments, crm: SandboxCrm,
                     books: SandboxBooks) -> ActionRegistry:
     """Every action type an agent may propose that an outside system carries, with its connector and model.
 
@@ -96,13 +103,38 @@ def action_registry(*, email: EmailConnector, payments: SandboxPayments, crm: Sa
     })
 
 
+def payments_backend(settings: Settings, stores: Stores, claims: ActionClaims) -> SandboxPayments | StripePayments:
+    if settings.payments == "stripe" and settings.stripe_api_key is not None:
+        client = stripe_client(settings.stripe_api_key.get_secret_value(), api_base=settings.stripe_api_base,
+                               timeout=settings.stripe_timeout_seconds)
+        return StripePayments(stores.pool, client, claims=claims)
+    return SandboxPayments(stores.pool, claims=claims)
+
+
+def check_payments(services: Services) -> tuple[bool, str]:
+    """Whether the payments backend can be used, and the line that tells the operator: one read call with the
+    Stripe key (its mode from its prefix, sk_live_ / rk_live_ being live), or the sandbox named as a sandbox."""
+    payments = services.payments
+    if not isinstance(payments, StripePayments):
+        return True, words.PAYMENTS_SANDBOX
+    try:
+        payments.check()
+    except CredentialsRejected as refused:
+        return False, words.stripe_key_rejected(str(refused))
+    except ConnectorUnavailable as down:
+        return False, words.stripe_unreachable(str(down))
+    key = services.settings.stripe_api_key
+    live = key is not None and "_live_" in key.get_secret_value()
+    return True, words.stripe_key_works("live" if live else "test")
+
+
 def build_services(settings: Settings, stores: Stores | None = None) -> Services:
     stores = stores or open_stores(settings)
     # Every outside action is journalled in the audit chain by the transaction that claims or finishes it.
     journal = AuditJournal(clock=utc_now)
     claims = ActionClaims(seconds=settings.action_claim_seconds, journal=journal)
     email = EmailConnector(stores.pool, email_backend(settings), claims=claims)
-    payments = SandboxPayments(stores.pool, claims=claims)
+    payments = payments_backend(settings, stores, claims)
     crm, books = SandboxCrm(stores.pool, claims=claims), SandboxBooks(stores.pool, claims=claims)
     services = Services(
         settings=settings,

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import platformdirs
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -97,6 +97,13 @@ class Settings(BaseSettings):
     # A budget ask is rounded up to this, so "needs about $0.40 more" stays the same while spend moves a little.
     budget_raise_step_usd: float = 0.10
 
+    # Payments: the sandbox ledger in PostgreSQL (the embedded default and the demo's), or the operator's Stripe
+    # account with a secret (sk_) or restricted (rk_) key. OPSOS_STRIPE_API_BASE points the library elsewhere
+    # (a proxy, a local stand-in); unset is Stripe's own https://api.stripe.com.
+    payments: Literal["sandbox", "stripe"] = "sandbox"
+    stripe_api_key: SecretStr | None = None
+    stripe_api_base: str | None = None
+    stripe_timeout_seconds: float = Field(default=30.0, gt=0)
     payment_retry_attempts: int = 3
     payment_retry_base_seconds: float = 0.2
 
@@ -221,6 +228,13 @@ class Settings(BaseSettings):
     @property
     def audit_anchor_file(self) -> Path:
         return self.audit_anchors_path or self.data_dir / "audit-anchors.jsonl"
+
+    @model_validator(mode="after")
+    def _check_payments(self) -> Settings:
+        if self.payments == "stripe" and self.stripe_api_key is None:
+            raise ValueError("OPSOS_PAYMENTS=stripe needs OPSOS_STRIPE_API_KEY (a secret key from Stripe's "
+                             "dashboard, Developers → API keys)")
+        return self
 
     @field_validator("audit_key")
     @classmethod

@@ -24,6 +24,8 @@ from orchestrator.words.common import money, plural, utc, within
 from orchestrator.words.delivery import RETRY_DEAD_COMMAND, dead_requeued, undeliverable
 from orchestrator.words.digest import digest_empty, digest_summary, digest_title
 from orchestrator.words.memory import action_chain, forgotten, recalled, remembered
+from orchestrator.words.payments import SANDBOX as PAYMENTS_SANDBOX
+from orchestrator.words.payments import stripe_key_rejected, stripe_key_works, stripe_unreachable
 from orchestrator.words.replay import REPLAY_AGREES, disagreement, replay_verdict
 from orchestrator.words.requests import (
     ANSWER_EXAMPLES,
@@ -51,6 +53,7 @@ __all__ = [
     "ANSWER_EXAMPLES",
     "COMMANDS_HELP",
     "DIGEST_AUDIT_TITLE",
+    "PAYMENTS_SANDBOX",
     "POST_HANDED_OVER",
     "REPLAY_AGREES",
     "RETRY_DEAD_COMMAND",
@@ -109,6 +112,9 @@ __all__ = [
     "stepped_down",
     "still_working",
     "stores_unavailable",
+    "stripe_key_rejected",
+    "stripe_key_works",
+    "stripe_unreachable",
     "suggestion_expired",
     "undeliverable",
     "unknown_button",

@@ -11,11 +11,9 @@ from orchestrator.workflows.proposals import Scope, execute, propose, resolve_cu
 
 
 def refundable_charges(ctx: StepContext, customer: str) -> list[dict[str, Any]]:
-    """The customer's succeeded charges not yet refunded, oldest first, read from the payments ledger."""
-    ledger = ctx.services.payments.ledger(customer)
-    refunded = {e["key"] for e in ledger if e["kind"] == "refund" and e["status"] == "succeeded"}
-    return [{"key": e["key"], "amount_cents": e["amount_cents"], "at": e["at"].isoformat()}
-            for e in ledger if e["kind"] == "charge" and e["status"] == "succeeded" and e["key"] not in refunded]
+    """The customer's succeeded charges not yet refunded, oldest first, as the payments backend has them."""
+    return [{"key": c.key, "amount_cents": c.amount_cents, "at": c.at.isoformat()}
+            for c in ctx.services.payments.refundable(customer)]
 
 
 def gather_for(operation: str) -> Callable[[StepContext], tuple[dict[str, Any], Scope]]:

@@ -10,12 +10,13 @@ from tests.standins.openai_api import OpenAIStandIn
 from tests.standins.slack_api import SlackStandIn
 from tests.standins.slack_signing import SlackSigner
 from tests.standins.smtp import SmtpStandIn
+from tests.standins.stripe_api import StripeStandIn
 from tests.standins.telegram_api import TelegramStandIn
 
 SLACK_BOT_TOKEN = "xoxb-opsos-test-token"
 SLACK_SIGNING_SECRET = "opsos-test-signing-secret"
 
-__all__ = ["openai_api", "slack_api", "slack_signer", "smtp_server", "telegram_api"]
+__all__ = ["openai_api", "slack_api", "slack_signer", "smtp_server", "stripe_api", "telegram_api"]
 
 
 @pytest.fixture
@@ -51,4 +52,11 @@ def openai_api() -> Iterator[OpenAIStandIn]:
 @pytest.fixture
 def smtp_server() -> Iterator[SmtpStandIn]:
     with SmtpStandIn() as server:
+        yield server
+
+
+@pytest.fixture
+def stripe_api() -> Iterator[StripeStandIn]:
+    """Stripe's REST API accepting only `tests.standins.stripe_api.API_KEY`; point StripeClient at `.url`."""
+    with StripeStandIn() as server:
         yield server

@@ -1,0 +1,48 @@
+"""The payments backend the services build from settings: the sandbox by default, Stripe with its key checked."""
+import pytest
+from pydantic import SecretStr
+
+from connectors import SandboxPayments
+from orchestrator.services import check_payments
+
+
+def test_the_sandbox_is_the_default_and_says_it_is_a_sandbox(services):
+    assert isinstance(services.payments, SandboxPayments)
+    usable, said = check_payments(services)
+    assert usable and said.startswith("Payments run on the sandbox ledger (no real money).")
+
+
+def test_stripe_payments_with_a_wrong_key_say_so_at_start_up(settings, db, redis, database_url, redis_url, stripe_api):
+    """`opsos serve` and `opsos payments check` run this check: a wrong key is a sentence, not a traceback."""
+    from connectors import StripePayments
+    from orchestrator.services import build_services
+    from orchestrator.stores import Stores
+
+    wrong = settings.model_copy(update={"payments": "stripe", "stripe_api_key": SecretStr("sk_test_wrong"),
+                                        "stripe_api_base": stripe_api.url})
+    services = build_services(wrong, Stores(pool=db, redis=redis, database_url=database_url, redis_url=redis_url))
+    assert isinstance(services.payments, StripePayments)
+    usable, said = check_payments(services)
+    assert not usable
+    assert said.startswith("Stripe refused the API key in OPSOS_STRIPE_API_KEY: Invalid API Key provided")
+
+
+def test_stripe_payments_with_the_right_key_name_its_mode(settings, db, redis, database_url, redis_url, stripe_api):
+    from orchestrator.services import build_services
+    from orchestrator.stores import Stores
+    from tests.standins.stripe_api import API_KEY
+
+    right = settings.model_copy(update={"payments": "stripe", "stripe_api_key": SecretStr(API_KEY),
+                                        "stripe_api_base": stripe_api.url})
+    services = build_services(right, Stores(pool=db, redis=redis, database_url=database_url, redis_url=redis_url))
+    assert check_payments(services) == (True, "Stripe accepted the API key (test mode: no real money moves).")
+    assert [call.method for call in stripe_api.calls] == ["customers.list"]
+
+
+def test_stripe_payments_need_a_key():
+    from pydantic import ValidationError
+
+    from orchestrator.settings import Settings
+
+    with pytest.raises(ValidationError, match="OPSOS_PAYMENTS=stripe needs OPSOS_STRIPE_API_KEY"):
+        Settings(payments="stripe", _env_file=None)
