@@ -1,4 +1,5 @@
-"""The web process: one aiohttp application for /slack/events, /telegram/webhook and /healthz, plus outbox delivery.
+"""The web process: one aiohttp application for /slack/events, /telegram/webhook, /stripe/webhook and /healthz, plus
+outbox delivery.
 
 `/` and `/metrics` are left free for the dashboard, which is mounted through `extensions`.
 """
@@ -95,6 +96,11 @@ def build_web_app(
 
         secret = settings.telegram_webhook_secret or ""
         app.router.add_post("/telegram/webhook", webhook_endpoint(apps.telegram, secret))
+    if settings.stripe_webhook_secret:
+        from bot.stripe_webhook import webhook_endpoint as stripe_endpoint
+
+        app.router.add_post("/stripe/webhook", stripe_endpoint(
+            ops, settings.stripe_webhook_secret, tolerance=settings.stripe_webhook_tolerance_seconds))
     app.cleanup_ctx.append(_lifecycle(ops, settings, apps, deliver=deliver))
     for extend in extensions:
         extend(app)

@@ -1,6 +1,15 @@
 """Connectors: idempotent, compensable actions on outside systems (email, payments, CRM, books)."""
 from connectors.books import Categorisation, Categorised, SandboxBooks
-from connectors.crm import AccessChange, AccessChanged, Contact, Provision, Provisioned, SandboxCrm
+from connectors.crm import (
+    AccessChange,
+    AccessChanged,
+    Contact,
+    Provision,
+    Provisioned,
+    SandboxCrm,
+    StatusChange,
+    StatusChanged,
+)
 from connectors.email import (
     EmailBackend,
     EmailConnector,
@@ -93,6 +102,8 @@ __all__ = [
     "SandboxPayments",
     "SentEmail",
     "SmtpEmailBackend",
+    "StatusChange",
+    "StatusChanged",
     "StripeCustomer",
     "StripeInvoice",
     "StripePayments",

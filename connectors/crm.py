@@ -1,4 +1,4 @@
-"""The CRM connector: contacts and their access, in a sandbox table; access changes and provisioning are keyed."""
+"""The CRM connector: contacts and their access, in a sandbox table; access, status and provisioning are keyed."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -12,6 +12,7 @@ from connectors.errors import UnknownRecord
 from connectors.idempotency import ActionClaims
 
 Access = Literal["active", "paused"]
+Status = Literal["active", "lapsed"]
 
 
 class Contact(BaseModel):
@@ -19,7 +20,7 @@ class Contact(BaseModel):
     email: str
     name: str
     plan: str
-    status: Literal["active", "lapsed"]
+    status: Status
     access: Access = "active"
     monthly_cents: int
     last_paid_at: datetime | None = None
@@ -35,6 +36,20 @@ class AccessChanged(BaseModel):
     contact_id: str
     access: Access
     previous: Access
+    duplicate: bool
+
+
+class StatusChange(BaseModel):
+    """A customer's standing changes: a subscription that ended makes them `lapsed` (a win-back candidate)."""
+
+    contact_id: str
+    status: Status
+
+
+class StatusChanged(BaseModel):
+    contact_id: str
+    status: Status
+    previous: Status
     duplicate: bool
 
 
@@ -92,21 +107,27 @@ class SandboxCrm:
             row = conn.execute("SELECT * FROM crm_contacts WHERE id = %s", (contact_id,)).fetchone()
         return Contact.model_validate(row) if row else None
 
-    def execute(self, *, action: AccessChange | Provision, key: str) -> AccessChanged | Provisioned:
-        """Change access, or provision an account, once per key; a repeated key returns the first outcome.
+    def execute(self, *, action: AccessChange | StatusChange | Provision,
+                key: str) -> AccessChanged | StatusChanged | Provisioned:
+        """Change access or status, or provision an account, once per key; a repeated key returns the first outcome.
 
         The claim, the change and its record share one transaction, so a crash leaves either all three or
         none, and a second worker with the same key waits on the claimed row, then finds it done.
-        Raises UnknownRecord when an access change names no contact.
+        Raises UnknownRecord when an access or status change names no contact.
         """
-        operation = "provision" if isinstance(action, Provision) else "set_access"
+        operation = OPERATIONS[type(action)]
         with self.pool.connection() as conn, conn.transaction():
             done = self.claims.claim(
                 conn, key=key, connector=self.name, action=operation, request=action.model_dump()
             ).done
             if done is not None and done.state == "done" and done.result is not None:
                 return _outcome(operation, done.result, duplicate=True)
-            result = self._provision(conn, action) if isinstance(action, Provision) else self._set_access(conn, action)
+            if isinstance(action, Provision):
+                result = self._provision(conn, action)
+            elif isinstance(action, StatusChange):
+                result = self._set_status(conn, action)
+            else:
+                result = self._set_access(conn, action)
             self.claims.finish(conn, key=key, result=result)
         return _outcome(operation, result, duplicate=False)
 
@@ -118,6 +139,15 @@ class SandboxCrm:
             raise UnknownRecord(f"no contact {action.contact_id}", record=action.contact_id)
         conn.execute("UPDATE crm_contacts SET access = %s WHERE id = %s", (action.access, action.contact_id))
         return {**action.model_dump(), "previous": before["access"]}
+
+    def _set_status(self, conn: Connection, action: StatusChange) -> dict[str, Any]:
+        before = conn.execute(
+            "SELECT status FROM crm_contacts WHERE id = %s FOR UPDATE", (action.contact_id,)
+        ).fetchone()
+        if before is None:
+            raise UnknownRecord(f"no contact {action.contact_id}", record=action.contact_id)
+        conn.execute("UPDATE crm_contacts SET status = %s WHERE id = %s", (action.status, action.contact_id))
+        return {**action.model_dump(), "previous": before["status"]}
 
     def _provision(self, conn: Connection, action: Provision) -> dict[str, Any]:
         # What was there before is kept in the record, so compensation can put an existing customer back.
@@ -149,6 +179,11 @@ class SandboxCrm:
                 else:
                     conn.execute(RESTORE, {**previous, "id": result["contact_id"]})
                     said = f"account of {result['contact_id']} back to {previous['plan']}, {previous['status']}"
+            elif record.action == "set_status":
+                conn.execute(
+                    "UPDATE crm_contacts SET status = %s WHERE id = %s", (result["previous"], result["contact_id"])
+                )
+                said = f"{result['contact_id']} back to {result['previous']}"
             else:
                 conn.execute(
                     "UPDATE crm_contacts SET access = %s WHERE id = %s", (result["previous"], result["contact_id"])
@@ -158,9 +193,17 @@ class SandboxCrm:
         return said
 
 
-def _outcome(operation: str, result: dict[str, Any], *, duplicate: bool) -> AccessChanged | Provisioned:
+OPERATIONS: dict[type[BaseModel], str] = {AccessChange: "set_access", StatusChange: "set_status",
+                                          Provision: "provision"}
+
+
+def _outcome(operation: str, result: dict[str, Any], *,
+             duplicate: bool) -> AccessChanged | StatusChanged | Provisioned:
     if operation == "provision":
         return Provisioned(contact_id=result["contact_id"], plan=result["plan"],
                            created=result["previous"] is None, duplicate=duplicate)
+    if operation == "set_status":
+        return StatusChanged(contact_id=result["contact_id"], status=result["status"], previous=result["previous"],
+                             duplicate=duplicate)
     return AccessChanged(contact_id=result["contact_id"], access=result["access"], previous=result["previous"],
                          duplicate=duplicate)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import psycopg
 import structlog
 
-from orchestrator import engine
+from orchestrator import engine, inbound
 from orchestrator.ownership import try_lock_run, unlock_run
 from orchestrator.queue import enqueue_advance, waiting_runs
 from orchestrator.services import Services, build_services
@@ -31,6 +31,12 @@ def services() -> Services:
 
 def advance_run(run_id: int) -> str:
     return engine.advance(services(), run_id).value
+
+
+def handle_stripe_event(event_id: str) -> str | None:
+    """Rule on a stored Stripe event (see `inbound.handle`); its outcome, or None if it was handled before."""
+    outcome = inbound.handle(services(), event_id)
+    return outcome.value if outcome is not None else None
 
 
 def recover_runs(services: Services) -> list[int]:
@@ -66,4 +72,4 @@ def recover_runs(services: Services) -> list[int]:
     return orphans
 
 
-__all__ = ["advance_run", "install", "recover_runs"]
+__all__ = ["advance_run", "handle_stripe_event", "install", "recover_runs"]

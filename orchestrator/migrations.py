@@ -267,6 +267,27 @@ ORCHESTRATOR_MIGRATIONS: list[str] = [
     CREATE INDEX outbox_conversation ON outbox (channel, conversation, id);
     CREATE INDEX outbox_dead ON outbox (channel) WHERE state = 'dead';
     """,
+    # 10: Stripe's webhook events, each stored once by Stripe's event id before the endpoint answers 2xx, then handled
+    # by a job: `object_key` is what the event is about (a subscription, else its own object) and `applied` says the
+    # event set that object's state, so an older event arriving later is recorded and not applied.
+    """
+    CREATE TABLE stripe_events (
+        id           text PRIMARY KEY,
+        type         text NOT NULL,
+        created      timestamptz NOT NULL,
+        object_key   text NOT NULL,
+        payload      jsonb NOT NULL,
+        received_at  timestamptz NOT NULL,
+        state        text NOT NULL DEFAULT 'received',
+        outcome      text,
+        detail       text NOT NULL DEFAULT '',
+        applied      boolean NOT NULL DEFAULT false,
+        intent_id    bigint REFERENCES intents(id),
+        handled_at   timestamptz
+    );
+    CREATE INDEX stripe_events_applied ON stripe_events (object_key, created) WHERE applied;
+    CREATE INDEX stripe_events_received ON stripe_events (received_at) WHERE state = 'received';
+    """,
 ]
 
 COMPONENTS: dict[str, list[str]] = {

@@ -31,7 +31,7 @@ from psycopg.types.json import Jsonb
 from redis import Redis
 
 from agents import TIER_ORDER
-from orchestrator import anchors, audit, budget, delivery, intents, jobs, outbox, retention, upkeep, words
+from orchestrator import anchors, audit, budget, delivery, inbound, intents, jobs, outbox, retention, upkeep, words
 from orchestrator.messages import Message
 from orchestrator.services import Services
 from orchestrator.settings import Settings
@@ -220,7 +220,7 @@ def check_budget(services: Services, conn: Connection, *, slot: datetime, now: d
 
 
 def recover(services: Services, conn: Connection, *, slot: datetime, now: datetime, late: bool) -> dict[str, Any]:
-    return {"recovered": jobs.recover_runs(services)}
+    return {"recovered": jobs.recover_runs(services), "stripe_events": inbound.recover(services)}
 
 
 def memory_upkeep(services: Services, conn: Connection, *, slot: datetime, now: datetime,

@@ -157,6 +157,11 @@ class Settings(BaseSettings):
     telegram_webhook_url: str | None = None
     telegram_api_url: str = "https://api.telegram.org/bot"
 
+    # Stripe webhooks: `opsos serve` serves /stripe/webhook only when the endpoint's signing secret (whsec_…) is set.
+    # A delivery signed longer ago than the tolerance is refused as a replay (Stripe's own default is 300 s).
+    stripe_webhook_secret: str | None = None
+    stripe_webhook_tolerance_seconds: int = Field(default=300, gt=0)
+
     # Where scheduled items (digests, budget alerts) go, as `channel:conversation`, e.g. slack:C123 or telegram:42.
     home_channel: str | None = None
     # How often the delivery loop looks for due outbox rows when no notification woke it.

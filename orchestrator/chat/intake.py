@@ -32,8 +32,8 @@ SUGGESTION_TTL_SECONDS = 3600
 
 
 def capabilities() -> list[tuple[str, str]]:
-    """What opsos can be asked for: each workflow's title and description."""
-    return [(workflow.title, workflow.describe) for workflow in WORKFLOWS.values()]
+    """What opsos can be asked for: each workflow's title and description (not those only events start)."""
+    return [(workflow.title, workflow.describe) for workflow in WORKFLOWS.values() if not workflow.triggered_by]
 
 
 def submit(services: Services, classifier: Classifier, who: Requester, text: str, *,

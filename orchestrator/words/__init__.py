@@ -1,5 +1,6 @@
 """Every sentence opsos says to the operator, in one place and split by topic, so tone and wording stay consistent
 and testable. Words read the records' types; no record module imports words."""
+from orchestrator.words import stripe_events
 from orchestrator.words.approvals import (
     POST_HANDED_OVER,
     action_line,
@@ -112,6 +113,7 @@ __all__ = [
     "stepped_down",
     "still_working",
     "stores_unavailable",
+    "stripe_events",
     "stripe_key_rejected",
     "stripe_key_works",
     "stripe_unreachable",

@@ -33,6 +33,8 @@ class Workflow:
     # The RQ queue its runs start on: `slow` for batch work (a month of books), so it never delays the
     # operator's other requests on `default`. A run the operator just unblocked resumes on `interactive`.
     queue: str = "default"
+    # The outside system whose events start it ("stripe"): never offered in chat, since no request in words makes one.
+    triggered_by: str = ""
 
     def step(self, name: str) -> Step:
         for step in self.steps:

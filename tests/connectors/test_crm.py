@@ -1,7 +1,7 @@
 """The sandbox CRM: access changes and provisioning are idempotent by key and compensated back to what they were."""
 import pytest
 
-from connectors import AccessChange, ConnectorError, Contact, Provision, SandboxCrm, UnknownRecord
+from connectors import AccessChange, ConnectorError, Contact, Provision, SandboxCrm, StatusChange, UnknownRecord
 
 
 def test_pause_access_once_per_key_and_compensate_restores_it(db):
@@ -13,6 +13,20 @@ def test_pause_access_once_per_key_and_compensate_restores_it(db):
     assert crm.get("c-1").access == "paused"
     assert crm.compensate(key="k") == "access of c-1 back to active"
     assert crm.get("c-1").access == "active"
+
+
+def test_a_contact_becomes_lapsed_once_per_key_and_compensation_puts_the_status_back(db):
+    crm = SandboxCrm(db)
+    crm.upsert([Contact(id="c-1", email="a@example.com", name="A", plan="monthly", status="active",
+                        monthly_cents=1200)])
+    first = crm.execute(action=StatusChange(contact_id="c-1", status="lapsed"), key="k")
+    again = crm.execute(action=StatusChange(contact_id="c-1", status="lapsed"), key="k")
+    assert (first.previous, first.duplicate, again.duplicate) == ("active", False, True)
+    assert crm.get("c-1").status == "lapsed"
+    assert crm.compensate(key="k") == "c-1 back to active"
+    assert crm.get("c-1").status == "active"
+    with pytest.raises(UnknownRecord):
+        crm.execute(action=StatusChange(contact_id="c-404", status="lapsed"), key="k2")
 
 
 def _lapsed(crm: SandboxCrm) -> None:
