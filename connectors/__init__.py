@@ -1,6 +1,8 @@
-"""Connectors: idempotent, compensable actions on outside systems (email, payments, CRM, books)."""
+"""Connectors: idempotent, compensable actions on outside systems (email, payments, CRM, books); contact imports."""
 from connectors.books import Categorisation, Categorised, SandboxBooks
-from connectors.crm import AccessChange, AccessChanged, Contact, Provision, Provisioned, SandboxCrm
+from connectors.contact_csv import BadRow, ContactCsv, ContactRow, Header, open_csv
+from connectors.contact_import import ImportCounts, import_rows
+from connectors.crm import AccessChange, AccessChanged, Contact, ContactCount, Provision, Provisioned, SandboxCrm
 from connectors.email import (
     EmailBackend,
     EmailConnector,
@@ -13,6 +15,7 @@ from connectors.email import (
 from connectors.errors import (
     ActionDeclined,
     ActionInProgress,
+    BadFile,
     CircuitOpen,
     ConnectorError,
     ConnectorUnavailable,
@@ -39,6 +42,8 @@ __all__ = [
     "ActionJournal",
     "ActionRecord",
     "ActionRegistry",
+    "BadFile",
+    "BadRow",
     "Categorisation",
     "Categorised",
     "Charge",
@@ -48,10 +53,15 @@ __all__ = [
     "ConnectorError",
     "ConnectorUnavailable",
     "Contact",
+    "ContactCount",
+    "ContactCsv",
+    "ContactRow",
     "EmailBackend",
     "EmailConnector",
     "Fence",
     "FileEmailBackend",
+    "Header",
+    "ImportCounts",
     "OutgoingEmail",
     "PaymentReceipt",
     "Provision",
@@ -69,7 +79,9 @@ __all__ = [
     "UnknownRecord",
     "check_fence",
     "fenced",
+    "import_rows",
     "message_id_for",
+    "open_csv",
     "prune_actions",
     "with_retries",
 ]
