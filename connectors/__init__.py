@@ -1,9 +1,12 @@
-"""Connectors: idempotent, compensable actions on outside systems (email, payments, CRM, books)."""
+"""Connectors: idempotent, compensable actions on outside systems (email, payments, CRM, books); contact imports."""
 from connectors.books import Categorisation, Categorised, SandboxBooks
+from connectors.contact_csv import BadRow, ContactCsv, ContactRow, Header, open_csv
+from connectors.contact_import import ImportCounts, import_rows
 from connectors.crm import (
     AccessChange,
     AccessChanged,
     Contact,
+    ContactCount,
     Provision,
     Provisioned,
     SandboxCrm,
@@ -23,6 +26,7 @@ from connectors.errors import (
     ActionDeclined,
     ActionInProgress,
     ActionRejected,
+    BadFile,
     CircuitOpen,
     ConnectorError,
     ConnectorUnavailable,
@@ -70,6 +74,8 @@ __all__ = [
     "ActionRecord",
     "ActionRegistry",
     "ActionRejected",
+    "BadFile",
+    "BadRow",
     "CancelSubscription",
     "Categorisation",
     "Categorised",
@@ -80,11 +86,16 @@ __all__ = [
     "ConnectorError",
     "ConnectorUnavailable",
     "Contact",
+    "ContactCount",
+    "ContactCsv",
+    "ContactRow",
     "CredentialsRejected",
     "EmailBackend",
     "EmailConnector",
     "Fence",
     "FileEmailBackend",
+    "Header",
+    "ImportCounts",
     "OutgoingEmail",
     "PauseCollection",
     "PaymentReceipt",
@@ -113,7 +124,9 @@ __all__ = [
     "UnknownRecord",
     "check_fence",
     "fenced",
+    "import_rows",
     "message_id_for",
+    "open_csv",
     "prune_actions",
     "stripe_client",
     "with_retries",

@@ -1,4 +1,5 @@
-"""The CRM connector: contacts and their access, in a sandbox table; access, status and provisioning are keyed."""
+"""The CRM connector: the operator's contacts and their access; found by name, address or id; access, status and
+provisioning are keyed."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -6,13 +7,13 @@ from typing import Any, Literal
 
 from psycopg import Connection
 from psycopg_pool import ConnectionPool
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from connectors.errors import UnknownRecord
 from connectors.idempotency import ActionClaims
 
 Access = Literal["active", "paused"]
-Status = Literal["active", "lapsed"]
+Status = Literal["active", "lapsed", "lead"]
 
 
 class Contact(BaseModel):
@@ -20,11 +21,22 @@ class Contact(BaseModel):
     email: str
     name: str
     plan: str
+    # A lead has no plan yet (imported from a list of people rather than of customers).
     status: Status
     access: Access = "active"
     monthly_cents: int
     last_paid_at: datetime | None = None
     notes: str = ""
+    tags: list[str] = Field(default_factory=list)
+    # The columns of an imported file that opsos has no field for, under their own header.
+    attributes: dict[str, Any] = Field(default_factory=dict)
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+class ContactCount(BaseModel):
+    total: int
+    by_status: dict[str, int]
 
 
 class AccessChange(BaseModel):
@@ -83,6 +95,17 @@ VALUES (%(contact_id)s, %(email)s, %(name)s, %(plan)s, 'active', 'active', 0)
 # An existing customer keeps their name, address, price and history; only the account comes back on.
 REACTIVATE = "UPDATE crm_contacts SET plan = %(plan)s, status = 'active', access = 'active' WHERE id = %(contact_id)s"
 RESTORE = "UPDATE crm_contacts SET plan = %(plan)s, status = %(status)s, access = %(access)s WHERE id = %(id)s"
+# Who a request names, most exact first: an id, an address or a whole name (indexed), then part of a name.
+FIND_EXACT = """
+SELECT * FROM crm_contacts WHERE id = %(who)s OR lower(email) = lower(%(who)s) OR lower(name) = lower(%(who)s)
+ORDER BY name, id LIMIT %(limit)s
+"""
+FIND_IN_NAME = """
+SELECT * FROM crm_contacts WHERE strpos(lower(name), lower(%(who)s)) > 0 ORDER BY name, id LIMIT %(limit)s
+"""
+COUNT = "SELECT status, count(*) AS n FROM crm_contacts GROUP BY status"
+# The rows of one import share its time: among them, by name (ids are text, and "c-10" sorts before "c-9").
+LATEST = "SELECT * FROM crm_contacts ORDER BY created_at DESC, name, id LIMIT %s"
 
 
 class SandboxCrm:
@@ -106,6 +129,29 @@ class SandboxCrm:
         with self.pool.connection() as conn:
             row = conn.execute("SELECT * FROM crm_contacts WHERE id = %s", (contact_id,)).fetchone()
         return Contact.model_validate(row) if row else None
+
+    def find(self, who: str, *, limit: int = 6) -> list[Contact]:
+        """The contacts `who` names: the one with that id or address, those with that whole name, else those
+        whose name contains it ("Ana", "souza"); at most `limit`, so a caller can tell one from several."""
+        wanted = who.strip()
+        if not wanted:
+            return []
+        with self.pool.connection() as conn:
+            rows = conn.execute(FIND_EXACT, {"who": wanted, "limit": limit}).fetchall()
+            if not rows:
+                rows = conn.execute(FIND_IN_NAME, {"who": wanted, "limit": limit}).fetchall()
+        return [Contact.model_validate(row) for row in rows]
+
+    def count(self) -> ContactCount:
+        with self.pool.connection() as conn:
+            by_status = {row["status"]: row["n"] for row in conn.execute(COUNT).fetchall()}
+        return ContactCount(total=sum(by_status.values()), by_status=by_status)
+
+    def latest(self, limit: int = 5) -> list[Contact]:
+        """The contacts added last, newest first (those of one import by name)."""
+        with self.pool.connection() as conn:
+            rows = conn.execute(LATEST, (limit,)).fetchall()
+        return [Contact.model_validate(row) for row in rows]
 
     def execute(self, *, action: AccessChange | StatusChange | Provision,
                 key: str) -> AccessChanged | StatusChanged | Provisioned:

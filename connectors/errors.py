@@ -47,6 +47,10 @@ class UnknownRecord(ConnectorError):
         self.record = record
 
 
+class BadFile(ConnectorError):
+    """A file to import cannot be read as records at all (empty, or no column to key them by); nothing was read."""
+
+
 class UnknownAction(ConnectorError):
     """No connector carries this action type, or the action is not the model its connector takes."""
 

@@ -1,4 +1,4 @@
-"""The connectors' tables: idempotency records, and the sandbox backends' own state (payments, CRM, books)."""
+"""The connectors' tables: idempotency records, the contacts, and the sandbox backends' own state (payments, books)."""
 
 MIGRATIONS: list[str] = [
     # 1: idempotency records for every outside action, the sandbox payments ledger and the sandbox CRM.
@@ -64,5 +64,20 @@ MIGRATIONS: list[str] = [
     # the database's clock; until then no other attempt acts on it. Rows from before have neither: free to take.
     """
     ALTER TABLE connector_actions ADD COLUMN owner text, ADD COLUMN claimed_until timestamptz;
+    """,
+    # 4: the contacts as the operator's CRM, filled by imports: tags, the columns opsos has no field for, when
+    # each was added and last imported. One contact per address whatever its case (an import matches by it);
+    # a database holding two contacts with one address stops here, naming it, rather than guess which to keep.
+    # Imported contacts get ids from a sequence (see `contact_import`).
+    """
+    ALTER TABLE crm_contacts
+        ADD COLUMN tags         text[] NOT NULL DEFAULT '{}',
+        ADD COLUMN attributes   jsonb NOT NULL DEFAULT '{}',
+        ADD COLUMN created_at   timestamptz NOT NULL DEFAULT now(),
+        ADD COLUMN updated_at   timestamptz NOT NULL DEFAULT now();
+    CREATE UNIQUE INDEX crm_contacts_email ON crm_contacts (lower(email));
+    CREATE INDEX crm_contacts_name ON crm_contacts (lower(name) text_pattern_ops);
+    CREATE INDEX crm_contacts_created ON crm_contacts (created_at DESC);
+    CREATE SEQUENCE crm_contact_ids;
     """,
 ]

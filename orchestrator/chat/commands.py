@@ -26,6 +26,8 @@ class Command(StrEnum):
     DIGEST = "digest"
     DASHBOARD = "dashboard"
     REPLAY = "replay"
+    CONTACTS = "contacts"
+    CONTACT = "contact"
 
 
 class ChatCommand(BaseModel):
@@ -37,6 +39,17 @@ _RUN_COMMANDS = {Command.PAUSE, Command.RESUME, Command.CANCEL}
 _APPROVAL_COMMANDS = {Command.APPROVE, Command.REJECT, Command.WHY}
 _NUMBER = re.compile(r"[0-9]{1,12}")
 _WORD = re.compile(r"^/?(\w+)\s*(.*)$", re.DOTALL)
+# "contact Ana", "contact ana@example.com", "contact c-12" look a contact up; "contact Ana about her renewal" or
+# "contact lapsed customers to offer a discount" are requests in words, told apart by length and linking words.
+_LOOKUP_WORDS = 3
+_REQUEST_WORDS = frozenset({"about", "to", "for", "and", "re", "regarding", "with", "who", "that", "if", "on", "in",
+                            "all", "every", "customers", "subscribers", "everyone"})
+
+
+def is_contact_lookup(rest: str) -> bool:
+    """Whether the words after "contact" name one contact rather than ask for something (pure)."""
+    words = rest.split()
+    return 0 < len(words) <= _LOOKUP_WORDS and not any(w.lower().strip(",.!?") in _REQUEST_WORDS for w in words)
 
 
 def _is_number(text: str) -> bool:
@@ -57,7 +70,7 @@ def parse(text: str) -> ChatCommand:
         return ChatCommand(command=Command.REQUEST, argument=stripped)
     if command in (Command.HELP,) and not rest:
         return ChatCommand(command=command)
-    if command in (Command.DIGEST, Command.DASHBOARD) and not rest:
+    if command in (Command.DIGEST, Command.DASHBOARD, Command.CONTACTS) and not rest:
         return ChatCommand(command=command)
     if command is Command.STATUS and (not rest or _is_number(rest.lstrip("#"))):
         return ChatCommand(command=command, argument=rest.lstrip("#"))
@@ -72,6 +85,8 @@ def parse(text: str) -> ChatCommand:
     if command is Command.WHY and rest:
         return ChatCommand(command=command, argument=rest)
     if command is Command.CHOOSE and re.fullmatch(CHOICE, rest):
+        return ChatCommand(command=command, argument=rest)
+    if command is Command.CONTACT and is_contact_lookup(rest):
         return ChatCommand(command=command, argument=rest)
     if command in (Command.REMEMBER, Command.RECALL) and rest:
         return ChatCommand(command=command, argument=rest)

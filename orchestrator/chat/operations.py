@@ -11,7 +11,7 @@ from psycopg_pool import ConnectionPool
 
 from orchestrator import buttons, intents, outbox, scheduler, words
 from orchestrator.approvals import Decision
-from orchestrator.chat import control, decisions, intake, knowledge, signin
+from orchestrator.chat import contacts, control, decisions, intake, knowledge, signin
 from orchestrator.chat.commands import Command, parse
 from orchestrator.chat.decisions import Decided
 from orchestrator.chat.requester import Requester, refuse
@@ -76,6 +76,10 @@ class Operations:
                 return signin.link_message(self.services, who.identity)
             case Command.REPLAY:
                 return control.replay_reply(self.services, int(command.argument))
+            case Command.CONTACTS:
+                return contacts.overview(self.services)
+            case Command.CONTACT:
+                return contacts.card(self.services, command.argument)
         return self.submit(who, command.argument, dedupe_key=dedupe_key)
 
     def submit(self, who: Requester, text: str, *, dedupe_key: str | None = None) -> Message:

@@ -22,6 +22,13 @@ from orchestrator.words.audit import DIGEST_AUDIT_TITLE, anchor_line, audit_alar
 from orchestrator.words.budget import budget_alert, budget_request, stepped_down, waiting_for_budget
 from orchestrator.words.campaign import campaign_request, renewals_changed, renewals_request
 from orchestrator.words.common import money, plural, utc, within
+from orchestrator.words.contacts import (
+    contact_card,
+    contacts_ambiguous,
+    contacts_overview,
+    no_contact,
+    no_single_customer,
+)
 from orchestrator.words.delivery import RETRY_DEAD_COMMAND, dead_requeued, undeliverable
 from orchestrator.words.digest import digest_empty, digest_summary, digest_title
 from orchestrator.words.memory import action_chain, forgotten, recalled, remembered
@@ -74,6 +81,9 @@ __all__ = [
     "budget_request",
     "campaign_request",
     "chain_verdict",
+    "contact_card",
+    "contacts_ambiguous",
+    "contacts_overview",
     "dashboard_link",
     "dead_requeued",
     "digest_approval_actions",
@@ -91,6 +101,8 @@ __all__ = [
     "invalid_request",
     "money",
     "needs_run",
+    "no_contact",
+    "no_single_customer",
     "not_authorised",
     "not_understood",
     "outcome",

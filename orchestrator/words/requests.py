@@ -20,6 +20,7 @@ COMMANDS_HELP = [
     ("remember <subject>: <fact>", "keep a fact for the agents, e.g. “remember Ana Souza: prefers email”"),
     ("recall <question>", "what I remember, with where each memory came from"),
     ("forget <memory>", "redact a memory (after your approval)"),
+    ("contacts / contact <name, address or id>", "your customers: how many and the latest, or one contact's card"),
     ("why <customer or action>", "the chain behind an action: intent, approval, memories, audit events"),
     ("replay <run>", "rebuild a run from the audit log and show where the tables disagree with it"),
     ("help", "this list"),

@@ -16,7 +16,6 @@ from typing import Any
 from pydantic import BaseModel, Field, TypeAdapter
 
 from agents import AnyAction, KindParams, StructuredAgent, extraction_agent, missing
-from connectors import Contact
 from orchestrator import audit, outbox, runs, words
 from orchestrator.policy import ACTION_EFFECTS, Effect
 from orchestrator.runs import RunEvent
@@ -112,23 +111,19 @@ def stop_and_ask(ctx: StepContext, title: str, gaps: list[str], *, detail: str =
     return {"missing": gaps, "detail": detail}
 
 
-def find_contact(ctx: StepContext, who: str) -> Contact | None:
-    """The one CRM contact `who` names (id, email, full or first name), or None when none or several match."""
-    contacts = ctx.services.crm.segment("active") + ctx.services.crm.segment("lapsed")
-    wanted = who.strip().lower()
-    exact = [c for c in contacts if wanted in (c.id.lower(), c.email.lower(), c.name.lower())]
-    loose = [c for c in contacts if wanted == c.name.lower().split()[0] or wanted in c.name.lower()]
-    found = exact or loose
-    return found[0] if len(found) == 1 else None
+# Named in the question when several customers match; one more is looked up, to know whether to say "and more".
+NAMED_MATCHES = 5
 
 
 def resolve_customer(field: str) -> Resolver:
+    """The request's customer, found in the CRM by id, address or name; nobody or several matching is asked about,
+    naming the ones that match, and the operator's reply (an address, an id) is read with the request again."""
     def resolve(ctx: StepContext, params: KindParams) -> tuple[dict[str, Any], str | None]:
         who = str(getattr(params, field))
-        contact = find_contact(ctx, who)
-        if contact is None:
-            return {}, f"I found no single customer matching “{who}”."
-        return {"customer": contact.model_dump(mode="json")}, None
+        matches = ctx.services.crm.find(who, limit=NAMED_MATCHES + 1)
+        if len(matches) != 1:
+            return {}, words.no_single_customer(who, matches[:NAMED_MATCHES], more=len(matches) > NAMED_MATCHES)
+        return {"customer": matches[0].model_dump(mode="json")}, None
 
     return resolve
 
