@@ -21,6 +21,8 @@ from connectors.errors import (
 )
 from connectors.fencing import Fence, check_fence, fenced
 from connectors.idempotency import ActionClaims, ActionEvent, ActionJournal, ActionRecord
+from connectors.inbound_email import AttachmentNote, InboundEmail, Unreadable, new_text, read_email, read_header
+from connectors.mailbox import Fetched, FolderState, ImapMailbox, MailboxSession
 from connectors.payments import Charge, PaymentReceipt, Refund, RefundReceipt, SandboxPayments
 from connectors.protocol import Connector
 from connectors.registry import ActionRegistry, Route
@@ -39,6 +41,7 @@ __all__ = [
     "ActionJournal",
     "ActionRecord",
     "ActionRegistry",
+    "AttachmentNote",
     "Categorisation",
     "Categorised",
     "Charge",
@@ -51,7 +54,12 @@ __all__ = [
     "EmailBackend",
     "EmailConnector",
     "Fence",
+    "Fetched",
     "FileEmailBackend",
+    "FolderState",
+    "ImapMailbox",
+    "InboundEmail",
+    "MailboxSession",
     "OutgoingEmail",
     "PaymentReceipt",
     "Provision",
@@ -67,9 +75,13 @@ __all__ = [
     "SmtpEmailBackend",
     "UnknownAction",
     "UnknownRecord",
+    "Unreadable",
     "check_fence",
     "fenced",
     "message_id_for",
+    "new_text",
     "prune_actions",
+    "read_email",
+    "read_header",
     "with_retries",
 ]

@@ -23,6 +23,13 @@ from orchestrator.words.campaign import campaign_request, renewals_changed, rene
 from orchestrator.words.common import money, plural, utc, within
 from orchestrator.words.delivery import RETRY_DEAD_COMMAND, dead_requeued, undeliverable
 from orchestrator.words.digest import digest_empty, digest_summary, digest_title
+from orchestrator.words.mailbox import (
+    attachments_line,
+    interaction_text,
+    mailbox_unreadable,
+    reply_chain,
+    reply_received,
+)
 from orchestrator.words.memory import action_chain, forgotten, recalled, remembered
 from orchestrator.words.replay import REPLAY_AGREES, disagreement, replay_verdict
 from orchestrator.words.requests import (
@@ -65,6 +72,7 @@ __all__ = [
     "approval_decided",
     "approval_request",
     "asked_again",
+    "attachments_line",
     "audit_alarm",
     "budget_alert",
     "budget_request",
@@ -84,7 +92,9 @@ __all__ = [
     "forget_request",
     "forgotten",
     "help_message",
+    "interaction_text",
     "invalid_request",
+    "mailbox_unreadable",
     "money",
     "needs_run",
     "not_authorised",
@@ -101,6 +111,8 @@ __all__ = [
     "renewals_changed",
     "renewals_request",
     "replay_verdict",
+    "reply_chain",
+    "reply_received",
     "run_actions",
     "run_changed",
     "run_failed",
