@@ -23,6 +23,7 @@ lint: $(BIN)/.installed
 
 test: $(BIN)/.installed
 	scripts/ensure-chromium
+	scripts/ensure-dovecot
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 

@@ -36,6 +36,8 @@ from connectors.errors import (
 )
 from connectors.fencing import Fence, check_fence, fenced
 from connectors.idempotency import ActionClaims, ActionEvent, ActionJournal, ActionRecord
+from connectors.inbound_email import AttachmentNote, InboundEmail, Unreadable, new_text, read_email, read_header
+from connectors.mailbox import Fetched, FolderState, ImapMailbox, MailboxSession
 from connectors.payments import (
     Charge,
     PaymentReceipt,
@@ -74,6 +76,7 @@ __all__ = [
     "ActionRecord",
     "ActionRegistry",
     "ActionRejected",
+    "AttachmentNote",
     "BadFile",
     "BadRow",
     "CancelSubscription",
@@ -93,9 +96,14 @@ __all__ = [
     "EmailBackend",
     "EmailConnector",
     "Fence",
+    "Fetched",
     "FileEmailBackend",
+    "FolderState",
     "Header",
+    "ImapMailbox",
     "ImportCounts",
+    "InboundEmail",
+    "MailboxSession",
     "OutgoingEmail",
     "PauseCollection",
     "PaymentReceipt",
@@ -122,12 +130,16 @@ __all__ = [
     "SubscriptionChanged",
     "UnknownAction",
     "UnknownRecord",
+    "Unreadable",
     "check_fence",
     "fenced",
     "import_rows",
     "message_id_for",
+    "new_text",
     "open_csv",
     "prune_actions",
+    "read_email",
+    "read_header",
     "stripe_client",
     "with_retries",
 ]

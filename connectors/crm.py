@@ -94,6 +94,8 @@ VALUES (%(contact_id)s, %(email)s, %(name)s, %(plan)s, 'active', 'active', 0)
 """
 # An existing customer keeps their name, address, price and history; only the account comes back on.
 REACTIVATE = "UPDATE crm_contacts SET plan = %(plan)s, status = 'active', access = 'active' WHERE id = %(contact_id)s"
+# Ordered so that an address entered twice answers with the same contact every time.
+BY_EMAIL = "SELECT * FROM crm_contacts WHERE lower(email) = lower(%s) ORDER BY id LIMIT 1"
 RESTORE = "UPDATE crm_contacts SET plan = %(plan)s, status = %(status)s, access = %(access)s WHERE id = %(id)s"
 # Who a request names, most exact first: an id, an address or a whole name (indexed), then part of a name.
 FIND_EXACT = """
@@ -128,6 +130,12 @@ class SandboxCrm:
     def get(self, contact_id: str) -> Contact | None:
         with self.pool.connection() as conn:
             row = conn.execute("SELECT * FROM crm_contacts WHERE id = %s", (contact_id,)).fetchone()
+        return Contact.model_validate(row) if row else None
+
+    def by_email(self, email: str) -> Contact | None:
+        """The contact at this address, compared without case; None for a stranger."""
+        with self.pool.connection() as conn:
+            row = conn.execute(BY_EMAIL, (email,)).fetchone()
         return Contact.model_validate(row) if row else None
 
     def find(self, who: str, *, limit: int = 6) -> list[Contact]:

@@ -288,6 +288,42 @@ ORCHESTRATOR_MIGRATIONS: list[str] = [
     CREATE INDEX stripe_events_applied ON stripe_events (object_key, created) WHERE applied;
     CREATE INDEX stripe_events_received ON stripe_events (received_at) WHERE state = 'received';
     """,
+    # 11: the operator's mailbox (`orchestrator/inbox`). A cursor per folder: the last UID read, valid only with
+    # the folder's UIDVALIDITY; and every message read, once per (folder, uidvalidity, uid), with what became of
+    # it (remembered, a reply to a run's email, an unknown sender, unreadable and why). Message-IDs are indexed
+    # so that a folder renumbered by its server (a new UIDVALIDITY) is not read into memory twice.
+    """
+    CREATE TABLE mailbox_cursors (
+        folder       text PRIMARY KEY,
+        uidvalidity  bigint NOT NULL,
+        last_uid     bigint NOT NULL,
+        polled_at    timestamptz NOT NULL
+    );
+    CREATE TABLE inbound_emails (
+        id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        folder       text NOT NULL,
+        uidvalidity  bigint NOT NULL,
+        uid          bigint NOT NULL,
+        status       text NOT NULL,
+        size         bigint NOT NULL,
+        message_id   text,
+        sender       text NOT NULL DEFAULT '',
+        sender_name  text NOT NULL DEFAULT '',
+        subject      text NOT NULL DEFAULT '',
+        sent_at      timestamptz,
+        received_at  timestamptz NOT NULL,
+        contact_id   text,
+        memory_id    bigint,
+        action_key   text,
+        run_id       bigint,
+        preview      text NOT NULL DEFAULT '',
+        attachments  jsonb NOT NULL DEFAULT '[]',
+        detail       text NOT NULL DEFAULT '',
+        UNIQUE (folder, uidvalidity, uid)
+    );
+    CREATE INDEX inbound_emails_message_id ON inbound_emails (folder, message_id) WHERE message_id IS NOT NULL;
+    CREATE INDEX inbound_emails_run ON inbound_emails (run_id, id) WHERE run_id IS NOT NULL;
+    """,
 ]
 
 COMPONENTS: dict[str, list[str]] = {

@@ -1,5 +1,5 @@
-"""Recurring jobs: the daily digest, SLA and budget checks, orphaned-run recovery, memory upkeep, retention and
-the audit anchor, once per slot.
+"""Recurring jobs: the daily digest, SLA and budget checks, orphaned-run recovery, memory upkeep, retention, the
+audit anchor and the mailbox, once per slot.
 
 Who ticks: RQ's own `rq.cron.CronScheduler` (`opsos scheduler`) enqueues `tick(<schedule>)` every
 `OPSOS_SCHEDULE_TICK_SECONDS` on the `default` queue, and any worker runs it. What runs when is
@@ -31,7 +31,9 @@ from psycopg.types.json import Jsonb
 from redis import Redis
 
 from agents import TIER_ORDER
+from connectors import ConnectorUnavailable
 from orchestrator import anchors, audit, budget, delivery, inbound, intents, jobs, outbox, retention, upkeep, words
+from orchestrator.inbox import poll as inbox
 from orchestrator.messages import Message
 from orchestrator.services import Services
 from orchestrator.settings import Settings
@@ -98,6 +100,8 @@ def schedules(settings: Settings) -> dict[str, Schedule]:
         Schedule("audit_anchor", every=timedelta(minutes=settings.audit_anchor_minutes)),
         Schedule("retention", daily_at=Settings.time_of_day(settings.upkeep_at), marks_late=False),
     ]
+    if settings.imap_host:
+        found.append(Schedule("mailbox", every=timedelta(minutes=settings.imap_poll_minutes)))
     return {s.name: s for s in found}
 
 
@@ -241,10 +245,28 @@ def prune(services: Services, conn: Connection, *, slot: datetime, now: datetime
     return {"pruned": pruned.counts}
 
 
+def read_mailbox(services: Services, conn: Connection, *, slot: datetime, now: datetime,
+                 late: bool) -> dict[str, Any]:
+    """Read new mail (`inbox.poll`). Each message commits in its own transaction, not with this slot's claim: a
+    poll that dies half-way keeps what it read, and the cursor, not the slot, says where the next one starts."""
+    mailbox = inbox.mailbox_of(services.settings)
+    if mailbox is None:
+        return {"skipped": "no OPSOS_IMAP_HOST"}
+    try:
+        return inbox.poll(services, mailbox).model_dump()
+    except ConnectorUnavailable as error:
+        log.warning("mailbox.unavailable", folder=mailbox.folder, error=str(error))
+        # Once a day while it lasts: a changed password must not silently stop the customers' mail reaching opsos.
+        day = now.astimezone(services.settings.zone).date()
+        _post_home(services, conn, words.mailbox_unreadable(folder=mailbox.folder, error=str(error)),
+                   dedupe_key=f"mailbox-unreadable:{mailbox.folder}:{day.isoformat()}")
+        return {"unavailable": str(error)}
+
+
 SlotAction = Callable[..., dict[str, Any]]
 ACTIONS: dict[str, SlotAction] = {"digest": send_digest, "sla": check_sla, "budget": check_budget,
                                   "recover": recover, "memory_upkeep": memory_upkeep, "audit_anchor": anchor_audit,
-                                  "retention": prune}
+                                  "retention": prune, "mailbox": read_mailbox}
 
 
 # -- the RQ side ------------------------------------------------------------------------------------

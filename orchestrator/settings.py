@@ -68,6 +68,21 @@ class Settings(BaseSettings):
     # only the wait of a run whose worker died mid-send before another worker may finish that send.
     action_claim_seconds: float = Field(default=300.0, gt=0)
 
+    # The operator's mailbox, read over IMAP every `imap_poll_minutes` when `imap_host` is set. The port defaults to
+    # 993 with SSL (IMAPS) and 143 without; without SSL the password crosses the network in the clear.
+    imap_host: str | None = None
+    imap_port: int | None = Field(default=None, gt=0, lt=65536)
+    imap_user: str | None = None
+    imap_password: SecretStr | None = None
+    imap_folder: str = "INBOX"
+    imap_ssl: bool = True
+    imap_poll_minutes: int = Field(default=5, gt=0)
+    imap_timeout_seconds: float = Field(default=30.0, gt=0)
+    # A message larger than this is recorded by its header and not downloaded (attachments count towards it).
+    imap_max_message_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+    # At most this many messages per poll; the rest wait for the next one, so one slot never runs for hours.
+    imap_batch: int = Field(default=100, gt=0)
+
     # The operator's own registry of intent kinds (TOML); unset means the one shipped in agents/kinds.toml.
     kinds_file: Path | None = None
 
@@ -225,6 +240,10 @@ class Settings(BaseSettings):
     @property
     def outbox_email_dir(self) -> Path:
         return self.email_dir or self.data_dir / "outbox-email"
+
+    @property
+    def imap_port_or_default(self) -> int:
+        return self.imap_port or (993 if self.imap_ssl else 143)
 
     @property
     def audit_key_file(self) -> Path:

@@ -12,6 +12,7 @@ from psycopg import Connection
 
 from memory import Chain, Kind, chain
 from orchestrator import audit, words
+from orchestrator.inbox import records as inbox
 from orchestrator.messages import Message
 from orchestrator.services import Services
 
@@ -30,6 +31,8 @@ CONNECTOR_OF_VERB = {"email": "email", "emailed": "email", "mail": "email", "mai
                      "send": "email", "charge": "payments", "charged": "payments", "refund": "payments",
                      "refunded": "payments", "pause": "crm", "paused": "crm", "resume": "crm", "resumed": "crm",
                      "provision": "crm", "provisioned": "crm", "categorise": "books", "categorised": "books"}
+# "why did Ana reply?" is about her reply (inbox.latest_reply): the email it answered, and the run that sent that.
+REPLY_VERBS = frozenset({"reply", "replied", "replies", "answer", "answered", "respond", "responded", "wrote"})
 
 
 def split_subject(text: str) -> tuple[str, str]:
@@ -96,6 +99,11 @@ def _detail(conn: Connection, type_: str, id_: str) -> tuple[str, str] | None:
                                 f"at {row['decided_at']:%Y-%m-%d %H:%M}")
         if row:
             return "Approval", f"{id_} {row['state']}"
+    elif type_ == "inbound_email" and id_.isdigit():
+        reply = inbox.get(conn, int(id_))
+        if reply:
+            return "Reply", (f"from {reply.sender_name or reply.sender} <{reply.sender}> at "
+                             f"{reply.received_at:%Y-%m-%d %H:%M}: “{reply.subject}” {reply.preview[:120]}")
     elif type_ == "memory":
         row = conn.execute("SELECT subject, text FROM memories WHERE id = %s", (int(id_),)).fetchone()
         if row:
@@ -109,7 +117,8 @@ def _detail(conn: Connection, type_: str, id_: str) -> tuple[str, str] | None:
 
 _FILLER = frozenset({"did", "does", "the", "and", "why", "was", "were", "have", "has", "had", "what", "when",
                      "email", "emailed", "mail", "charge", "charged", "pause", "paused", "refund", "refunded",
-                     "send", "sent", "our", "their", "them", "this", "that", "with", "from", "about", "last"})
+                     "send", "sent", "our", "their", "them", "this", "that", "with", "from", "about", "last",
+                     *REPLY_VERBS})
 
 
 def search_terms(about: str) -> list[str]:
@@ -133,9 +142,15 @@ def why(services: Services, *, about: str) -> Message:
     """The chain behind the latest action matching `about` (a customer, an address, a key, a question)."""
     if not about.strip():
         return words.invalid_request("say which action: a customer, an email address or an action key")
-    named = sorted({CONNECTOR_OF_VERB[word] for word in re.findall(r"\w+", about.lower()) if word in CONNECTOR_OF_VERB})
+    asked = re.findall(r"\w+", about.lower())
+    named = sorted({CONNECTOR_OF_VERB[word] for word in asked if word in CONNECTOR_OF_VERB})
+    about_a_reply = any(word in REPLY_VERBS for word in asked)
     with services.stores.pool.connection() as conn:
         for term in search_terms(about):
+            reply = inbox.latest_reply(conn, term) if about_a_reply else None
+            if reply is not None:
+                lines = _describe(conn, chain(conn, "inbound_email", reply.id))
+                return words.reply_chain(reply.sender_name or reply.sender, lines)
             action = conn.execute(LATEST_ACTION, {"like": f"%{term}%", "connectors": named or None}).fetchone()
             if action is not None:
                 lines = _describe(conn, chain(conn, "action", action["key"]))

@@ -12,6 +12,7 @@ from orchestrator.anchors import AnchorBook, AnchorReport
 from orchestrator.approvals import Approval
 from orchestrator.audit import AuditEvent
 from orchestrator.budget import spend
+from orchestrator.inbox import records as inbox
 from orchestrator.replay import ReplayReport
 from orchestrator.settings import Settings
 from orchestrator.views import charts, digest
@@ -71,6 +72,8 @@ class RunPage(BaseModel):
     approvals: list[Approval]
     events: list[AuditEvent]
     verdict: ReplayReport
+    # Customers' replies to the emails this run sent, oldest first.
+    replies: list[inbox.Inbound] = []
 
     @property
     def chain_text(self) -> str:
@@ -103,7 +106,8 @@ def overview(conn: Connection, *, settings: Settings, now: datetime, audit_limit
 
 
 def run_page(conn: Connection, run_id: int, *, anchors: AnchorBook) -> RunPage:
-    """A run with its steps, agent calls (rationale, cited memories), approvals, audit events and replay verdict.
+    """A run with its steps, agent calls (rationale, cited memories), approvals, audit events, replay verdict and
+    the replies to its emails.
 
     Raises NotFound if there is no such run.
     """
@@ -120,4 +124,5 @@ def run_page(conn: Connection, run_id: int, *, anchors: AnchorBook) -> RunPage:
         "SELECT * FROM approvals WHERE run_id = %s ORDER BY requested_at", (run_id,))]
     return RunPage(run=run, intent=intents.get(conn, run.intent_id),
                    steps=list(steps.records(conn, run_id).values()), calls=calls, cited=cited, approvals=found,
-                   events=audit.events(conn, run_id=run_id), verdict=replay.check(conn, run_id, anchors=anchors))
+                   events=audit.events(conn, run_id=run_id), verdict=replay.check(conn, run_id, anchors=anchors),
+                   replies=inbox.for_run(conn, run_id))

@@ -31,6 +31,13 @@ from orchestrator.words.contacts import (
 )
 from orchestrator.words.delivery import RETRY_DEAD_COMMAND, dead_requeued, undeliverable
 from orchestrator.words.digest import digest_empty, digest_summary, digest_title
+from orchestrator.words.mailbox import (
+    attachments_line,
+    interaction_text,
+    mailbox_unreadable,
+    reply_chain,
+    reply_received,
+)
 from orchestrator.words.memory import action_chain, forgotten, recalled, remembered
 from orchestrator.words.payments import SANDBOX as PAYMENTS_SANDBOX
 from orchestrator.words.payments import stripe_key_rejected, stripe_key_works, stripe_unreachable
@@ -76,6 +83,7 @@ __all__ = [
     "approval_decided",
     "approval_request",
     "asked_again",
+    "attachments_line",
     "audit_alarm",
     "budget_alert",
     "budget_request",
@@ -98,7 +106,9 @@ __all__ = [
     "forget_request",
     "forgotten",
     "help_message",
+    "interaction_text",
     "invalid_request",
+    "mailbox_unreadable",
     "money",
     "needs_run",
     "no_contact",
@@ -117,6 +127,8 @@ __all__ = [
     "renewals_changed",
     "renewals_request",
     "replay_verdict",
+    "reply_chain",
+    "reply_received",
     "run_actions",
     "run_changed",
     "run_failed",

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.standins import dovecot as dovecot_server
 from tests.standins.openai_api import OpenAIStandIn
 from tests.standins.slack_api import SlackStandIn
 from tests.standins.slack_signing import SlackSigner
@@ -16,7 +17,7 @@ from tests.standins.telegram_api import TelegramStandIn
 SLACK_BOT_TOKEN = "xoxb-opsos-test-token"
 SLACK_SIGNING_SECRET = "opsos-test-signing-secret"
 
-__all__ = ["openai_api", "slack_api", "slack_signer", "smtp_server", "stripe_api", "telegram_api"]
+__all__ = ["dovecot", "openai_api", "slack_api", "slack_signer", "smtp_server", "stripe_api", "telegram_api"]
 
 
 @pytest.fixture
@@ -59,4 +60,14 @@ def smtp_server() -> Iterator[SmtpStandIn]:
 def stripe_api() -> Iterator[StripeStandIn]:
     """Stripe's REST API accepting only `tests.standins.stripe_api.API_KEY`; point StripeClient at `.url`."""
     with StripeStandIn() as server:
+        yield server
+
+
+@pytest.fixture
+def dovecot() -> Iterator[dovecot_server.Dovecot]:
+    """A real Dovecot on 127.0.0.1 with an empty INBOX; skipped where Debian's dovecot-imapd is not installed
+    (`scripts/ensure-dovecot`, which `make test` runs, installs it)."""
+    if not dovecot_server.available():
+        pytest.skip("Dovecot is not installed: apt-get install -y dovecot-imapd")
+    with dovecot_server.Dovecot() as server:
         yield server
