@@ -31,6 +31,7 @@ bench: $(BIN)/.installed
 	$(BIN)/python -m bench.bench_router
 	$(BIN)/python -m bench.bench_slack_ack
 	$(BIN)/python -m bench.bench_memory --n 100000 --shared-buffers 1GB
+	$(BIN)/python -m bench.bench_contacts
 
 # The fault-injection suite: seeded faults against the shipped workflows; non-zero exit on any duplicate or loss.
 faults: $(BIN)/.installed
