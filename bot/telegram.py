@@ -23,6 +23,7 @@ from telegram.ext import Application, CallbackQueryHandler, CommandHandler, Cont
 from bot.digest_delivery import send_chart_telegram
 from bot.render.telegram import MAX_TEXT, TelegramMessage, TelegramRenderer
 from orchestrator import (
+    STORES_UNAVAILABLE,
     CopyGone,
     Message,
     Operations,
@@ -307,7 +308,9 @@ class FailedUpdates:
 
     PTB catches a handler's exception and hands it to its error handlers, so `process_update` returns as if all
     went well; without this the webhook would answer 200 to an update it lost (the database restarting under
-    the handler), and Telegram never sends an update again once it got a 200.
+    the handler), and Telegram never sends an update again once it got a 200. Only our stores being away counts:
+    Telegram holds every later update behind one it must resend, so an update that fails for any other reason
+    (a bug it would meet again) is logged and answered 200 rather than stall the bot for a day.
     """
 
     def __init__(self) -> None:
@@ -316,7 +319,7 @@ class FailedUpdates:
     async def record(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         log.error("telegram.update_failed", update_id=getattr(update, "update_id", None),
                   error=f"{type(context.error).__name__}: {context.error}", exc_info=context.error)
-        if isinstance(update, Update):
+        if isinstance(update, Update) and isinstance(context.error, STORES_UNAVAILABLE):
             self._ids.add(update.update_id)
 
     def take(self, update_id: int) -> bool:

@@ -171,6 +171,26 @@ async def test_an_update_whose_handling_failed_is_answered_500_and_handled_when_
     assert count(db, "intents") == 1 and len(calls) == 2
 
 
+async def test_an_update_whose_handler_has_a_bug_is_answered_200_so_later_updates_are_not_held(
+    telegram, db, monkeypatch
+) -> None:
+    """Telegram holds every later update behind one answered 500: an error that is no store outage (it would fail
+    again on every redelivery) is logged and answered 200, and the next update is handled."""
+    real = telegram.ops.handle_text
+    calls = []
+
+    def buggy_once(*args, **kwargs):
+        calls.append(args)
+        if len(calls) == 1:
+            raise ValueError("a bug in a handler")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(telegram.ops, "handle_text", buggy_once)
+    assert await telegram.say("status") == 200
+    assert await telegram.say(WINBACK) == 200
+    assert count(db, "intents") == 1
+
+
 async def test_wrong_secret_token_is_403(telegram, db) -> None:
     update = telegram.api.push_message(user_id=ME, chat_id=ME, text=WINBACK)
     assert await telegram.post(update, secret="guess") == 403
