@@ -2,6 +2,16 @@
 from connectors.books import Categorisation, Categorised, SandboxBooks
 from connectors.contact_csv import BadRow, ContactCsv, ContactRow, Header, open_csv
 from connectors.contact_import import ImportCounts, import_rows
+from connectors.contact_sync import (
+    SyncCounts,
+    SyncedContact,
+    SyncPosition,
+    clear_position,
+    save_position,
+    sync_position,
+    synced_contact,
+    upsert_synced,
+)
 from connectors.crm import (
     AccessChange,
     AccessChanged,
@@ -128,10 +138,14 @@ __all__ = [
     "StripePayments",
     "StripeSubscription",
     "SubscriptionChanged",
+    "SyncCounts",
+    "SyncPosition",
+    "SyncedContact",
     "UnknownAction",
     "UnknownRecord",
     "Unreadable",
     "check_fence",
+    "clear_position",
     "fenced",
     "import_rows",
     "message_id_for",
@@ -140,6 +154,10 @@ __all__ = [
     "prune_actions",
     "read_email",
     "read_header",
+    "save_position",
     "stripe_client",
+    "sync_position",
+    "synced_contact",
+    "upsert_synced",
     "with_retries",
 ]

@@ -30,6 +30,8 @@ class Contact(BaseModel):
     tags: list[str] = Field(default_factory=list)
     # The columns of an imported file that opsos has no field for, under their own header.
     attributes: dict[str, Any] = Field(default_factory=dict)
+    # The customer's id in the operator's Stripe account, once `opsos contacts sync stripe` linked them.
+    stripe_customer_id: str | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
 
@@ -136,6 +138,12 @@ class SandboxCrm:
         """The contact at this address, compared without case; None for a stranger."""
         with self.pool.connection() as conn:
             row = conn.execute(BY_EMAIL, (email,)).fetchone()
+        return Contact.model_validate(row) if row else None
+
+    def by_stripe_customer(self, customer: str) -> Contact | None:
+        """The contact linked to this Stripe customer id (`cus_…`); None when no contact is."""
+        with self.pool.connection() as conn:
+            row = conn.execute("SELECT * FROM crm_contacts WHERE stripe_customer_id = %s", (customer,)).fetchone()
         return Contact.model_validate(row) if row else None
 
     def find(self, who: str, *, limit: int = 6) -> list[Contact]:

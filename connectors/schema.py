@@ -80,4 +80,22 @@ MIGRATIONS: list[str] = [
     CREATE INDEX crm_contacts_created ON crm_contacts (created_at DESC);
     CREATE SEQUENCE crm_contact_ids;
     """,
+    # 5: contacts linked to their Stripe customers (`opsos contacts sync stripe`), one contact per Stripe customer;
+    # and where a sync of an outside source stopped: the last customer of each finished page and the counts so far,
+    # so an interrupted sync goes on from there (a row exists only while a sync is unfinished).
+    """
+    ALTER TABLE crm_contacts ADD COLUMN stripe_customer_id text;
+    CREATE UNIQUE INDEX crm_contacts_stripe_customer ON crm_contacts (stripe_customer_id)
+        WHERE stripe_customer_id IS NOT NULL;
+    CREATE TABLE contact_syncs (
+        source      text PRIMARY KEY,
+        after       text NOT NULL,
+        pages       int NOT NULL,
+        inserted    int NOT NULL,
+        updated     int NOT NULL,
+        unchanged   int NOT NULL,
+        skipped     int NOT NULL,
+        updated_at  timestamptz NOT NULL
+    );
+    """,
 ]

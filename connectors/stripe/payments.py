@@ -51,6 +51,8 @@ Purpose = Literal["do", "undo"]
 MAX_DECLINES = 50
 # A PaymentIntent in these states took (or is taking) the money; any other after confirm asks for the customer.
 CHARGED = frozenset({"succeeded", "processing"})
+# A charge or a charge list may name an opsos contact (`c-…`, what workflows hold) or a Stripe customer itself.
+LINKED_CUSTOMER = "SELECT stripe_customer_id FROM crm_contacts WHERE id = %s"
 StripeAction = Charge | Refund | PauseCollection | ResumeCollection | CancelSubscription
 StripeResult = PaymentReceipt | RefundReceipt | SubscriptionChanged
 
@@ -188,11 +190,24 @@ class StripePayments:
 
         return with_retries(lambda _attempt: self.breaker.call(once), self.retry, sleep=self.sleep)
 
+    def _stripe_customer(self, customer: str) -> str:
+        """The Stripe customer id for `customer`: a contact's linked one, else `customer` itself (a `cus_…` id).
+        Raises UnknownRecord for a contact that no sync has linked to a Stripe customer."""
+        with self.pool.connection() as conn:
+            row = conn.execute(LINKED_CUSTOMER, (customer,)).fetchone()
+        if row is None:
+            return customer
+        if row["stripe_customer_id"] is None:
+            raise UnknownRecord(f"the contact {customer} is not linked to a Stripe customer; `opsos contacts sync "
+                                f"stripe` links contacts to Stripe's customers by email", record=customer)
+        return str(row["stripe_customer_id"])
+
     def _charge(self, action: Charge, key: str) -> PaymentReceipt:
-        doing = f"the charge to {action.customer}"
-        method = self._saved_method(action.customer)
+        customer = self._stripe_customer(action.customer)
+        doing = f"the charge to {customer}"
+        method = self._saved_method(customer)
         params: dict[str, Any] = {
-            "customer": action.customer, "amount": action.amount_cents, "currency": action.currency,
+            "customer": customer, "amount": action.amount_cents, "currency": action.currency,
             "payment_method": method, "confirm": True, "off_session": True, "metadata": {"opsos_key": key},
         }
         if action.description:
@@ -343,8 +358,9 @@ class StripePayments:
         Stripe id (a `Refund` takes it as `charge_key`), whether opsos made them or not."""
         found: list[RefundableCharge] = []
         after: str | None = None
+        linked = self._stripe_customer(customer)
         while True:
-            params: dict[str, Any] = {"customer": customer, "limit": 100, "expand": ["data.latest_charge"],
+            params: dict[str, Any] = {"customer": linked, "limit": 100, "expand": ["data.latest_charge"],
                                       **({"starting_after": after} if after else {})}
             page = self._call(lambda p=params: self.client.v1.payment_intents.list(p),  # type: ignore[misc]
                               f"the charges of {customer}", record=customer)

@@ -94,9 +94,12 @@ def enqueue_handle(services: Services, event_id: str) -> bool:
 
 
 def find_contact(services: Services, facts: Facts) -> Contact | None:
-    """The CRM contact the event is about: the one whose id is the Stripe customer's, else the one with its email."""
-    if facts.customer and (contact := services.crm.get(facts.customer)) is not None:
-        return contact
+    """The CRM contact the event is about: the one linked to the Stripe customer (by `opsos contacts sync stripe`),
+    else the one whose id is the Stripe customer's, else the one with its email."""
+    if facts.customer:
+        contact = services.crm.by_stripe_customer(facts.customer) or services.crm.get(facts.customer)
+        if contact is not None:
+            return contact
     if not facts.email:
         return None
     wanted = facts.email.lower()
