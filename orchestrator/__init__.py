@@ -8,6 +8,7 @@ decided in `chat.decisions`; a connector action is made idempotent by its key (`
 from orchestrator import (
     anchors,
     audit,
+    backup,
     buttons,
     contacts,
     database_roles,
@@ -84,6 +85,7 @@ __all__ = [
     "Style",
     "anchors",
     "audit",
+    "backup",
     "build_services",
     "buttons",
     "check_payments",

@@ -32,7 +32,20 @@ from redis import Redis
 
 from agents import TIER_ORDER
 from connectors import ConnectorUnavailable
-from orchestrator import anchors, audit, budget, delivery, inbound, intents, jobs, outbox, retention, upkeep, words
+from orchestrator import (
+    anchors,
+    audit,
+    backup,
+    budget,
+    delivery,
+    inbound,
+    intents,
+    jobs,
+    outbox,
+    retention,
+    upkeep,
+    words,
+)
 from orchestrator.inbox import poll as inbox
 from orchestrator.messages import Message
 from orchestrator.services import Services
@@ -67,6 +80,8 @@ class Schedule:
     # Whether a daily slot run past the grace period is marked late (the digest says so in its title);
     # upkeep done at 09:00 instead of 03:30 is simply done.
     marks_late: bool = True
+    # How long the RQ job of one tick may run: a backup of a large database outlasts the default.
+    job_timeout: int = 300
 
     def slot(self, now: datetime, zone: ZoneInfo) -> datetime:
         """The latest slot that has started at `now` (pure)."""
@@ -102,6 +117,9 @@ def schedules(settings: Settings) -> dict[str, Schedule]:
     ]
     if settings.imap_host:
         found.append(Schedule("mailbox", every=timedelta(minutes=settings.imap_poll_minutes)))
+    if settings.backup_keep > 0:
+        found.append(Schedule("backup", daily_at=Settings.time_of_day(settings.backup_at), marks_late=False,
+                              job_timeout=6 * 3600))
     return {s.name: s for s in found}
 
 
@@ -263,10 +281,34 @@ def read_mailbox(services: Services, conn: Connection, *, slot: datetime, now: d
         return {"unavailable": str(error)}
 
 
+def nightly_backup(services: Services, conn: Connection, *, slot: datetime, now: datetime,
+                   late: bool) -> dict[str, Any]:
+    """Back up into OPSOS_BACKUP_DIR and keep the newest OPSOS_BACKUP_KEEP. The dump reads its own snapshot on its
+    own connection, so this claim holds no lock while it runs; a failure is recorded and told once, not retried
+    every tick: a full disk stays full, and `opsos backup` tries again by hand."""
+    settings = services.settings
+    try:
+        made = backup.make(settings, services.stores.database_url, dest=backup.default_path(settings, now), now=now)
+    except (backup.ToolFailed, OSError) as error:
+        log.error("backup.failed", error=str(error))
+        audit.append(conn, actor="scheduler", at=now, kind="backup.failed", payload={"slot": slot, "error": str(error)})
+        _post_home(services, conn, words.backup_failed(str(error)), dedupe_key=f"backup-failed:{slot.isoformat()}")
+        return {"failed": str(error)}
+    removed = backup.prune(settings.backup_folder, keep=settings.backup_keep)
+    head = made.head.event_id if made.head else None
+    audit.append(conn, actor="scheduler", at=now, kind="backup.made",
+                 payload={"path": str(made.path), "bytes": made.bytes, "head": head, "chain_ok": made.chain_ok})
+    if not made.chain_ok:
+        _post_home(services, conn, words.backup_unsigned(), dedupe_key=f"backup-unsigned:{slot.isoformat()}")
+    return {"path": str(made.path), "bytes": made.bytes, "head": head, "chain_ok": made.chain_ok,
+            "removed": [p.name for p in removed]}
+
+
 SlotAction = Callable[..., dict[str, Any]]
 ACTIONS: dict[str, SlotAction] = {"digest": send_digest, "sla": check_sla, "budget": check_budget,
                                   "recover": recover, "memory_upkeep": memory_upkeep, "audit_anchor": anchor_audit,
-                                  "retention": prune, "mailbox": read_mailbox}
+                                  "retention": prune, "mailbox": read_mailbox,
+                                  "backup": nightly_backup}
 
 
 # -- the RQ side ------------------------------------------------------------------------------------
@@ -288,7 +330,8 @@ def cron(redis: Redis, settings: Settings, *, name: str = "") -> Any:
     for schedule in schedules(settings).values():
         # A tick nobody ran within a few intervals is dropped: the next one does the same work.
         scheduler.register(tick, queue_name="default", args=(schedule.name,), interval=every,
-                           job_timeout=300, result_ttl=600, ttl=max(300, 5 * every), name=f"opsos.{schedule.name}")
+                           job_timeout=schedule.job_timeout, result_ttl=600, ttl=max(300, 5 * every),
+                           name=f"opsos.{schedule.name}")
     return scheduler
 
 

@@ -131,6 +131,11 @@ class Settings(BaseSettings):
     # finished connector records older than this many days are pruned nightly (with upkeep); 0 keeps everything.
     # Audit events are never pruned.
     retention_days: int = Field(default=90, ge=0)
+    # The nightly backup (`opsos backup`'s snapshot) at this local time into `backup_dir` (default
+    # <data_dir>/backups), keeping the newest `backup_keep`; 0 makes none. Put the folder on another disk.
+    backup_at: str = "03:00"
+    backup_dir: Path | None = None
+    backup_keep: int = Field(default=7, ge=0)
     # A missed digest younger than this is on time; older, it is sent at start-up marked late.
     digest_grace_minutes: int = 10
     # An unfinished intent whose deadline is this close is "at risk of missing its SLA".
@@ -211,7 +216,7 @@ class Settings(BaseSettings):
     def answer_window(self) -> timedelta:
         return timedelta(minutes=self.answer_window_minutes)
 
-    @field_validator("digest_at", "upkeep_at")
+    @field_validator("digest_at", "upkeep_at", "backup_at")
     @classmethod
     def _check_time_of_day(cls, value: str) -> str:
         hours, _, minutes = value.partition(":")
@@ -244,6 +249,10 @@ class Settings(BaseSettings):
     @property
     def imap_port_or_default(self) -> int:
         return self.imap_port or (993 if self.imap_ssl else 143)
+
+    @property
+    def backup_folder(self) -> Path:
+        return self.backup_dir or self.data_dir / "backups"
 
     @property
     def audit_key_file(self) -> Path:

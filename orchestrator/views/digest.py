@@ -6,6 +6,7 @@ with the approval and Resume / Cancel buttons inside and the budget burn chart a
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from psycopg import Connection
 from pydantic import BaseModel
@@ -36,6 +37,9 @@ AT_RISK = """
 SELECT i.id AS intent_id, r.id AS run_id, r.state, i.deadline FROM intents i JOIN runs r ON r.intent_id = i.id
 WHERE r.state NOT IN ('succeeded', 'failed', 'compensated', 'cancelled') AND i.deadline < %(horizon)s
 ORDER BY i.deadline, i.id
+"""
+LAST_BACKUP = """
+SELECT slot, result FROM schedule_slots WHERE job = 'backup' AND result IS NOT NULL ORDER BY slot DESC LIMIT 1
 """
 # The digest carries at most this many approvals with buttons; the rest are counted and on the dashboard.
 MAX_APPROVAL_BUTTONS = 5
@@ -86,6 +90,10 @@ class DigestData(BaseModel):
     tiers: list[spend.TierSpend]
     burn: list[spend.BurnDay]
     daily_cap: float
+    # The newest nightly backup's slot and outcome; `backups_kept` 0 means nightly backups are off.
+    backups_kept: int = 0
+    backup_slot: datetime | None = None
+    backup_result: dict[str, Any] | None = None
 
 
 def gather(conn: Connection, *, settings: Settings, now: datetime, day: date | None = None) -> DigestData:
@@ -98,12 +106,16 @@ def gather(conn: Connection, *, settings: Settings, now: datetime, day: date | N
     stuck = [StuckRun.model_validate(r) for r in conn.execute(STUCK, {"stuck_before": stuck_before})]
     at_risk = [AtRisk.model_validate(r) for r in
                conn.execute(AT_RISK, {"horizon": now + timedelta(hours=settings.sla_warn_hours)})]
+    backup = conn.execute(LAST_BACKUP).fetchone() if settings.backup_keep > 0 else None
     return DigestData(
         day=covered, now=now, finished=finished, waiting=approvals.pending(conn), stuck=stuck, at_risk=at_risk,
         caps=spend.caps(conn, now=now, zone=zone, caps=budget.Caps.from_settings(settings)),
         tiers=spend.by_tier(conn, start=start, end=end),
         burn=spend.burn(conn, now=now, zone=zone, days=30),
         daily_cap=settings.budget_daily_usd,
+        backups_kept=settings.backup_keep,
+        backup_slot=backup["slot"] if backup else None,
+        backup_result=backup["result"] if backup else None,
     )
 
 
@@ -149,6 +161,9 @@ def compose(data: DigestData, *, zone, late_by: timedelta | None = None, due_at:
               for t in data.tiers],
         ]),
     ]
+    if data.backups_kept > 0:
+        sections.append(Section(title=words.DIGEST_BACKUP_TITLE, text=words.digest_backup(
+            data.backup_slot, data.backup_result, zone=zone, keep=data.backups_kept)))
     if anchoring is not None:
         sections.append(Section(title=words.DIGEST_AUDIT_TITLE, text=words.digest_audit(anchoring)))
     attachments = []

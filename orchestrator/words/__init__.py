@@ -19,6 +19,14 @@ from orchestrator.words.approvals import (
     withdrawn,
 )
 from orchestrator.words.audit import DIGEST_AUDIT_TITLE, anchor_line, audit_alarm, chain_verdict, digest_audit
+from orchestrator.words.backup import (
+    DIGEST_BACKUP_TITLE,
+    backup_failed,
+    backup_made,
+    backup_unsigned,
+    digest_backup,
+    restore_verdict,
+)
 from orchestrator.words.budget import budget_alert, budget_request, stepped_down, waiting_for_budget
 from orchestrator.words.campaign import campaign_request, renewals_changed, renewals_request
 from orchestrator.words.common import money, plural, utc, within
@@ -68,6 +76,7 @@ __all__ = [
     "ANSWER_EXAMPLES",
     "COMMANDS_HELP",
     "DIGEST_AUDIT_TITLE",
+    "DIGEST_BACKUP_TITLE",
     "PAYMENTS_SANDBOX",
     "POST_HANDED_OVER",
     "REPLAY_AGREES",
@@ -85,6 +94,9 @@ __all__ = [
     "asked_again",
     "attachments_line",
     "audit_alarm",
+    "backup_failed",
+    "backup_made",
+    "backup_unsigned",
     "budget_alert",
     "budget_request",
     "campaign_request",
@@ -96,6 +108,7 @@ __all__ = [
     "dead_requeued",
     "digest_approval_actions",
     "digest_audit",
+    "digest_backup",
     "digest_empty",
     "digest_on_its_way",
     "digest_summary",
@@ -129,6 +142,7 @@ __all__ = [
     "replay_verdict",
     "reply_chain",
     "reply_received",
+    "restore_verdict",
     "run_actions",
     "run_changed",
     "run_failed",

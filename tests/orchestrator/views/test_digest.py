@@ -56,7 +56,8 @@ def test_digest_has_every_section_with_the_right_numbers(services, db, work):
         message = digest.build(conn, settings=services.settings, now=seeded["now"])
     sections = {s.title: s for s in message.sections}
     assert list(sections) == ["Finished yesterday", "Waiting for you", "Failing or stuck",
-                              "At risk of missing the deadline", "Model spend"]
+                              "At risk of missing the deadline", "Model spend", "Backup"]
+    assert sections["Backup"].text.startswith("no nightly backup has run yet")
     assert [f.label for f in sections["Finished yesterday"].facts] == ["#2 succeeded", "#3 failed"]
     assert "smtp down" in sections["Finished yesterday"].facts[1].value
     assert [f.label for f in sections["Waiting for you"].facts] == [f"#1 {seeded['approval']}"]
