@@ -9,7 +9,7 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
 
-.PHONY: install demo chat test lint bench faults
+.PHONY: install demo chat up test lint bench faults
 install: $(BIN)/.installed
 
 demo: $(BIN)/.installed
@@ -17,6 +17,10 @@ demo: $(BIN)/.installed
 
 chat: $(BIN)/.installed
 	$(BIN)/opsos chat
+
+# All of opsos on this machine (web, workers, scheduler), supervised; Ctrl-C stops it.
+up: $(BIN)/.installed
+	$(BIN)/opsos up
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
