@@ -71,3 +71,16 @@ class ActionInProgress(ConnectorError):
         super().__init__(message)
         self.key = key
         self.retry_after = retry_after
+
+
+class ClaimTakenOver(ConnectorError):
+    """This attempt acted under `key`, but its claim had run out and another attempt took the key over before
+    the outcome was recorded: the key's record is the other attempt's, and nothing of this one was written.
+
+    Not a failure and no reason to compensate, nor to wait and retry (unlike ActionInProgress): the other
+    attempt holds the work this one was doing, so the caller stops, as when its run is lost.
+    """
+
+    def __init__(self, message: str, *, key: str) -> None:
+        super().__init__(message)
+        self.key = key

@@ -46,6 +46,12 @@ def fenced(fence: Fence) -> Iterator[None]:
         _current.reset(token)
 
 
+def fence_owner() -> str | None:
+    """The current fence's owner token, unchecked; None outside any fence."""
+    fence = _current.get()
+    return None if fence is None else fence.owner
+
+
 def check_fence() -> str:
     """Check the current fence, if any, and return the owner token to claim an action under.
 

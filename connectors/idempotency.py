@@ -2,8 +2,9 @@
 
 A key is claimed before its action and finished after it. A claim is exclusive for a while: it names its
 owner (the run lock's token, see `fencing`) and lasts until `claimed_until` on the database's clock, so two
-workers that both believe they own a run cannot both act on one key. Every claim and every finish writes an
-event to the action journal in the same transaction, so no side effect goes unrecorded.
+workers that both believe they own a run cannot both act on one key, and only the owner records its outcome:
+an attempt that outlived its claim finds the key taken over and writes nothing. Every claim and every finish
+writes an event to the action journal in the same transaction, so no side effect goes unrecorded.
 """
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from pydantic import BaseModel
 
-from connectors.errors import ActionInProgress
-from connectors.fencing import check_fence
+from connectors.errors import ActionInProgress, ClaimTakenOver
+from connectors.fencing import check_fence, fence_owner
 
 # The concurrency rule: this upsert is the claim. A new key is inserted pending and owned; a pending key is
 # taken only by its own owner (a retry of the same hold) or once its claim has expired (its owner died, or
@@ -43,8 +44,16 @@ FROM connector_actions WHERE key = %s
 READ_FOR_UPDATE = """
 SELECT key, connector, action, state, result, attempts FROM connector_actions WHERE key = %s FOR UPDATE
 """
+# Only the claim's owner records its outcome: an attempt whose claim ran out and was taken over matches no row.
+# Outside any fence (`owner` null) each call is an owner of its own, so there is no hold to match.
 FINISH = """
-UPDATE connector_actions SET state = %(state)s, result = %(result)s, claimed_until = NULL, updated_at = now()
+UPDATE connector_actions SET state = 'done', result = %(result)s, claimed_until = NULL, updated_at = now()
+WHERE key = %(key)s AND (%(owner)s::text IS NULL OR owner = %(owner)s)
+RETURNING key, connector, action, state, result, attempts
+"""
+# A compensation holds the row from `for_undo` (FOR UPDATE, after the fence), whichever hold made the claim.
+COMPENSATED = """
+UPDATE connector_actions SET state = 'compensated', result = %(result)s, claimed_until = NULL, updated_at = now()
 WHERE key = %(key)s
 RETURNING key, connector, action, state, result, attempts
 """
@@ -124,9 +133,17 @@ class ActionClaims:
         return Claim(record=record, owner=owner, done=record)
 
     def finish(self, conn: Connection, *, key: str, result: dict[str, Any], state: str = "done") -> None:
-        """Record the action under `key` done (or compensated) with its result, and journal it."""
+        """Record the action under `key` done (or compensated) with its result, and journal it.
+
+        A `done` is recorded only under the claim's owner, the current fence's (as `claim` took it). Raises
+        ClaimTakenOver, writing and journalling nothing, when another attempt has taken the key over since.
+        """
+        owner = fence_owner() if state == "done" else None
+        sql = FINISH if state == "done" else COMPENSATED
         with conn.cursor(row_factory=dict_row) as cur:
-            row = cur.execute(FINISH, {"key": key, "state": state, "result": Jsonb(result)}).fetchone()
+            row = cur.execute(sql, {"key": key, "owner": owner, "result": Jsonb(result)}).fetchone()
+        if row is None and owner is not None:
+            raise ClaimTakenOver(f"{key} was taken over by another attempt before this one recorded it", key=key)
         if row is not None:
             self._journal(conn, ActionEvent(state), ActionRecord.model_validate(row))
 

@@ -5,7 +5,10 @@ advisory lock on the run id, held on a connection of its own, is released by Pos
 that connection dies, so a worker killed mid-step leaves the run free for the next one. Because that
 session can also end under a live worker, the lock is the run's fence (`ownership.RunLock`): checked
 before every outside action, before every step and before every write that follows a step; once it is
-lost the worker stops and touches nothing (`OwnershipLost`), since the run is another worker's now.
+lost the worker stops and touches nothing (`OwnershipLost`), since the run is another worker's now. A check
+made on the lock's connection cannot cover a write on a pool connection, so every transaction below begins
+with `lock.own_row`: the run's row names the newest hold, and a worker whose run was taken over between its
+check and its write rolls back, committing nothing.
 """
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ import time
 
 import structlog
 
-from connectors import ActionInProgress, ConnectorUnavailable, fenced
+from connectors import ActionInProgress, ClaimTakenOver, ConnectorUnavailable, fenced
 from memory import link, step_node
 from orchestrator import audit, intents, outbox, runs, steps, words
 from orchestrator.approvals import AwaitingApproval
@@ -65,6 +68,7 @@ def _advance_locked(services: Services, lock: RunLock) -> RunState:
     while True:
         lock.check()
         with pool.connection() as conn, conn.transaction():
+            lock.own_row(conn)
             run = runs.get(conn, run_id, for_update=True)
             if run.state is RunState.QUEUED:
                 run = move_run(conn, run_id, RunEvent.START, actor="worker", now=services.now())
@@ -98,9 +102,12 @@ def _advance_locked(services: Services, lock: RunLock) -> RunState:
             result = step.run(context)
         except OwnershipLost:
             raise
+        except ClaimTakenOver as taken:
+            # The step acted, then found its action's claim another hold's: that hold has the run now.
+            raise OwnershipLost(run_id, str(taken)) from taken
         except AwaitingApproval as wait:
             lock.check()
-            return _await_approval(services, run_id, step.name, wait)
+            return _await_approval(services, lock, step.name, wait)
         except ActionInProgress as busy:
             # Another attempt (a worker that lost this run, or died) holds one of the step's actions: nothing
             # failed, and acting now could do that action twice. Wait for its claim to run out, or leave the run.
@@ -113,7 +120,7 @@ def _advance_locked(services: Services, lock: RunLock) -> RunState:
             continue
         except ConnectorUnavailable as error:
             lock.check()
-            return _hold(services, run_id, step.name, error)
+            return _hold(services, lock, step.name, error)
         except INFRASTRUCTURE as error:
             # Our own database or Redis went away mid-step (a restart, a failover, a full pool): nothing says the
             # step is wrong, so nothing is undone. The run stays running; recovery re-enqueues it once no worker
@@ -127,14 +134,17 @@ def _advance_locked(services: Services, lock: RunLock) -> RunState:
             return _fail(services, lock, step.name, error)
         lock.check()
         with pool.connection() as conn, conn.transaction():
+            lock.own_row(conn)
             steps.finish(conn, run_id=run_id, name=step.name, state=StepState.SUCCEEDED, result=result)
             audit.append(conn, actor="worker", at=services.now(), kind="step.succeeded", intent_id=intent.id,
                          run_id=run_id,
                          payload={"step": step.name})
 
 
-def _await_approval(services: Services, run_id: int, step: str, wait: AwaitingApproval) -> RunState:
+def _await_approval(services: Services, lock: RunLock, step: str, wait: AwaitingApproval) -> RunState:
+    run_id = lock.run_id
     with services.stores.pool.connection() as conn, conn.transaction():
+        lock.own_row(conn)
         run = runs.get(conn, run_id, for_update=True)
         intent = intents.get(conn, run.intent_id)
         steps.finish(conn, run_id=run_id, name=step, state=StepState.WAITING)
@@ -155,9 +165,11 @@ def _await_approval(services: Services, run_id: int, step: str, wait: AwaitingAp
     return run.state
 
 
-def _hold(services: Services, run_id: int, step: str, error: ConnectorUnavailable) -> RunState:
+def _hold(services: Services, lock: RunLock, step: str, error: ConnectorUnavailable) -> RunState:
     """An outside system is down after its retries: pause the run, keep its work, tell the operator."""
+    run_id = lock.run_id
     with services.stores.pool.connection() as conn, conn.transaction():
+        lock.own_row(conn)
         steps.finish(conn, run_id=run_id, name=step, state=StepState.FAILED, error=str(error))
         run = runs.get(conn, run_id, for_update=True)
         audit.append(conn, actor="worker", at=services.now(), kind="step.failed", intent_id=run.intent_id,
@@ -184,6 +196,7 @@ def _fail(services: Services, lock: RunLock, step_name: str, error: Exception) -
     """
     detail, run_id = f"{type(error).__name__}: {error}", lock.run_id
     with services.stores.pool.connection() as conn, conn.transaction():
+        lock.own_row(conn)
         steps.finish(conn, run_id=run_id, name=step_name, state=StepState.FAILED, error=detail)
         run = runs.get(conn, run_id, for_update=True)
         audit.append(conn, actor="worker", at=services.now(), kind="step.failed", intent_id=run.intent_id,
@@ -193,6 +206,7 @@ def _fail(services: Services, lock: RunLock, step_name: str, error: Exception) -
                      reason=f"{step_name} failed: {error}")
     if run.state is RunState.PAUSED:
         with services.stores.pool.connection() as conn, conn.transaction():
+            lock.own_row(conn)
             intent = intents.get(conn, run.intent_id)
             outbox.post(conn, channel=intent.channel, conversation=intent.conversation, intent_id=intent.id,
                         run_id=run_id, message=words.run_failed(run, f"{step_name} failed: {error}", []))
@@ -240,12 +254,14 @@ def _unwind(services: Services, lock: RunLock) -> RunState:
             lock.check()
             log.exception("step.compensation_failed", run_id=run_id, step=step.name)
             with pool.connection() as conn, conn.transaction():
+                lock.own_row(conn)
                 audit.append(conn, actor="worker", at=services.now(), kind="step.compensation_failed",
                              intent_id=intent.id, run_id=run_id, payload={"step": step.name, "error": str(broken)})
             undone.append(f"{step.name}: compensation FAILED ({broken}) — check it by hand")
             continue
         lock.check()
         with pool.connection() as conn, conn.transaction():
+            lock.own_row(conn)
             if record.state is StepState.SUCCEEDED:
                 steps.finish(conn, run_id=run_id, name=step.name, state=StepState.COMPENSATED, result=record.result)
             audit.append(conn, actor="worker", at=services.now(), kind="step.compensated", intent_id=intent.id,
@@ -253,6 +269,7 @@ def _unwind(services: Services, lock: RunLock) -> RunState:
         undone.append(f"{step.name}: {outcome}")
     lock.check()
     with pool.connection() as conn, conn.transaction():
+        lock.own_row(conn)
         run = runs.get(conn, run_id, for_update=True)
         if run.state is RunState.COMPENSATING:
             event = RunEvent.COMPENSATE if undone else RunEvent.FAIL

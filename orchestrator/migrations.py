@@ -324,6 +324,11 @@ ORCHESTRATOR_MIGRATIONS: list[str] = [
     CREATE INDEX inbound_emails_message_id ON inbound_emails (folder, message_id) WHERE message_id IS NOT NULL;
     CREATE INDEX inbound_emails_run ON inbound_emails (run_id, id) WHERE run_id IS NOT NULL;
     """,
+    # 12: a run names the hold that advances it (`owner`, the run lock's token), so a worker whose lock was lost
+    # and whose run was taken over writes nothing more for it (`ownership.RunLock.own_row`). Null until held.
+    """
+    ALTER TABLE runs ADD COLUMN owner text;
+    """,
 ]
 
 COMPONENTS: dict[str, list[str]] = {

@@ -6,6 +6,11 @@ worker (`pg_terminate_backend`, a failover, a pooler or proxy closing it), and t
 a second worker takes it. So the holder checks, on the lock's own connection, that PostgreSQL still counts the
 lock as its own before every outside action (`RunLock.check`, the connectors' fence); a dead connection, or
 one that does not answer within a short statement timeout, counts as lost.
+
+A check on the lock's connection cannot guard a write on another connection: the lock may be lost between the
+two. So the run's row names its owner too (`runs.owner`, the hold's token), set by each new hold on the lock's
+own session while it holds the lock, and every transaction the engine commits for a run first locks the row and
+compares (`RunLock.own_row`): a worker whose run was taken over writes nothing, whenever it lost the lock.
 """
 from __future__ import annotations
 
@@ -27,6 +32,11 @@ SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND classid = 
 """
 # Long enough for a busy server to answer, short enough that an outside action waits little for it.
 CHECK_TIMEOUT_MS = 2000
+TAKE = "UPDATE runs SET owner = %s WHERE id = %s"
+# The take may wait for the run's row behind a transaction of the hold it replaces or an operator's click: longer
+# than a check may, since it is made once per hold and before anything else.
+TAKE_TIMEOUT_MS = 30000
+OWNER_FOR_UPDATE = "SELECT owner FROM runs WHERE id = %s FOR UPDATE"
 
 
 def try_lock_run(conn: psycopg.Connection, run_id: int) -> bool:
@@ -55,6 +65,28 @@ class RunLock:
         if not held:
             raise OwnershipLost(self.run_id, "PostgreSQL no longer counts its lock as held")
 
+    def take(self) -> None:
+        """Name this hold the run's owner, on the lock's own session.
+
+        The concurrency rule: a statement on the session that holds the lock commits only while that session
+        lives, so holding the lock; a later hold can take the lock only after this session ended. So takes
+        commit in the order the lock was held, and the row names the newest holder, never a stale one.
+        """
+        with self.conn.transaction():
+            self.conn.execute(f"SET LOCAL statement_timeout = {int(TAKE_TIMEOUT_MS)}")
+            self.conn.execute(TAKE, (self.owner, self.run_id))
+
+    def own_row(self, conn: psycopg.Connection) -> None:
+        """Lock the run's row for `conn`'s transaction, and raise OwnershipLost if it names another hold.
+
+        Called first in every transaction the engine commits for the run, so the row lock is taken before the
+        audit chain's (the repo's lock order) and a worker whose run was taken over rolls back, writing nothing.
+        """
+        row = conn.execute(OWNER_FOR_UPDATE, (self.run_id,)).fetchone()
+        owner = None if row is None else (row["owner"] if isinstance(row, dict) else row[0])
+        if owner != self.owner:
+            raise OwnershipLost(self.run_id, "the run names another worker's hold as its owner")
+
 
 @contextmanager
 def hold_run(database_url: str, run_id: int) -> Iterator[RunLock | None]:
@@ -67,4 +99,9 @@ def hold_run(database_url: str, run_id: int) -> Iterator[RunLock | None]:
         # A SET, not a startup `options`: that would replace any options the DATABASE_URL carries, and some
         # poolers refuse startup options altogether.
         conn.execute(f"SET statement_timeout = {int(CHECK_TIMEOUT_MS)}")
-        yield RunLock(conn, run_id) if try_lock_run(conn, run_id) else None
+        if not try_lock_run(conn, run_id):
+            yield None
+            return
+        lock = RunLock(conn, run_id)
+        lock.take()
+        yield lock

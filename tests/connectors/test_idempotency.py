@@ -1,7 +1,8 @@
 """Exclusive claims of outside actions: one attempt acts on a key at a time, until its claim runs out."""
 import pytest
 
-from connectors import ActionClaims, ActionInProgress, fenced
+from connectors import ActionClaims, ActionEvent, ActionInProgress, ClaimTakenOver, fenced
+from connectors.idempotency import lookup
 from tests.concurrency import at_once
 
 REQUEST = {"to": "ana@example.com"}
@@ -70,3 +71,44 @@ def test_a_released_claim_is_free_for_the_next_attempt_at_once(db):
     with db.connection() as conn, conn.transaction():
         claims.release(conn, held, error=RuntimeError("SMTP 421"))
     assert _claim(db, claims).done is None
+
+
+class Hold:
+    """One hold of run 1, named by its token (the engine mints one per hold of the run lock)."""
+
+    def __init__(self, owner: str) -> None:
+        self.owner = owner
+
+    def check(self) -> None:
+        return None
+
+
+class Journal:
+    """The events the claims journal, in order (`orchestrator.action_journal` writes them to the audit chain)."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[ActionEvent, dict | None]] = []
+
+    def record(self, conn, *, event, record, detail="") -> None:
+        self.events.append((event, record.result))
+
+
+def test_an_attempt_whose_claim_was_taken_over_records_nothing_when_it_finishes_late(db):
+    """Before, finishing ignored the owner: the first attempt, whose claim had run out and been taken over, still
+    set the key done with its own result and journalled a `done`, and the new owner then journalled another."""
+    journal = Journal()
+    with fenced(Hold("run:1:hold-a")):
+        _claim(db, ActionClaims(seconds=0, journal=journal))
+    with fenced(Hold("run:1:hold-b")):
+        _claim(db, ActionClaims(seconds=300, journal=journal))
+    claims = ActionClaims(seconds=300, journal=journal)
+    with fenced(Hold("run:1:hold-a")), db.connection() as conn, conn.transaction(), \
+            pytest.raises(ClaimTakenOver) as late:
+        claims.finish(conn, key="run:1:send:ana", result={"sent": "by a"})
+    assert late.value.key == "run:1:send:ana"
+    with fenced(Hold("run:1:hold-b")), db.connection() as conn, conn.transaction():
+        claims.finish(conn, key="run:1:send:ana", result={"sent": "by b"})
+    with db.connection() as conn:
+        record = lookup(conn, "run:1:send:ana")
+    assert record is not None and record.state == "done" and record.result == {"sent": "by b"}
+    assert [e for e in journal.events if e[0] is ActionEvent.DONE] == [(ActionEvent.DONE, {"sent": "by b"})]

@@ -11,7 +11,7 @@ from connectors import Charge, SmtpEmailBackend
 from orchestrator import Classification, Decision, Operations, RunState, engine
 from orchestrator.errors import OwnershipLost
 from orchestrator.jobs import recover_runs
-from orchestrator.ownership import hold_run
+from orchestrator.ownership import RunLock, hold_run
 from orchestrator.policy import Effect
 from orchestrator.workflows import WORKFLOWS
 from orchestrator.workflows.model import Step, Workflow
@@ -117,3 +117,43 @@ def test_a_step_that_loses_the_run_charges_nothing_marks_nothing_failed_and_undo
         assert conn.execute("SELECT state FROM steps WHERE run_id = 1").fetchone()["state"] == "running"
     assert engine.advance(services, 1) is RunState.SUCCEEDED
     assert [(e["kind"], e["status"]) for e in services.payments.ledger("c-ana")] == [("charge", "succeeded")]
+
+
+def test_a_worker_whose_run_is_taken_over_between_its_check_and_its_write_commits_nothing(
+    services, db, monkeypatch
+):
+    """Before, the worker checked its lock on the lock's connection and then wrote on a pool connection: a lock
+    lost in between let it finish the step a second time over the new owner's result, with a second audit event.
+    Here the lock is lost just after the post-step check passes, and the new owner runs the run to its end
+    before the first worker writes; the run's row names the new hold, so the first worker's write rolls back."""
+    runs_of_step: list[int] = []
+    armed = {"now": False}
+    second: dict[str, RunState] = {}
+
+    def note(ctx):
+        runs_of_step.append(len(runs_of_step) + 1)
+        armed["now"] = len(runs_of_step) == 1
+        return {"attempt": len(runs_of_step)}
+
+    checked = RunLock.check
+
+    def check_then_lose(lock):
+        checked(lock)
+        if armed["now"]:
+            armed["now"] = False
+            terminate_lock_holder(db, lock.run_id)
+            taker = threading.Thread(target=lambda: second.update(state=engine.advance(services, lock.run_id)))
+            taker.start()
+            taker.join(60)
+
+    flow = Workflow("lossy", "lossy", (Step("note", Effect.READ, note),))
+    monkeypatch.setitem(WORKFLOWS, "lossy", flow)
+    monkeypatch.setattr(RunLock, "check", check_then_lose)
+    Operations(services, Flow()).submit(OPERATOR, "note something")
+    assert engine.advance(services, 1) is RunState.RUNNING
+    assert second == {"state": RunState.SUCCEEDED} and runs_of_step == [1, 2]
+    with db.connection() as conn:
+        step = conn.execute("SELECT state, result FROM steps WHERE run_id = 1").fetchone()
+    assert step == {"state": "succeeded", "result": {"attempt": 2}}
+    assert count(db, "audit_events", "kind = 'step.succeeded'") == 1
+    assert run_state(db, 1) == "succeeded"
