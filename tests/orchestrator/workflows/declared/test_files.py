@@ -78,7 +78,8 @@ def test_unattended_says_so_explicitly_and_is_accepted(tmp_path) -> None:
 
 
 def test_an_irreversible_step_needs_a_reason_and_connector_undo_needs_a_reversible_route(tmp_path) -> None:
-    email = '\n[[step]]\nname = "tell"\ndo = "send_email"\nwith = { to = "{{ params.email }}", subject = "s", body = "b" }\n'
+    email = ('\n[[step]]\nname = "tell"\ndo = "send_email"\n'
+             'with = { to = "{{ params.email }}", subject = "s", body = "b" }\n')
     path = write(tmp_path, GATE + email)
     with pytest.raises(WorkflowFileError) as refused:
         read_file(path)
