@@ -5,7 +5,7 @@ import pytest
 
 from orchestrator.policy import Effect
 from orchestrator.workflows import WORKFLOWS, add_operator_workflows
-from orchestrator.workflows.declared import CONNECTOR_ACTIONS, WorkflowFileError, read_dir, read_file
+from orchestrator.workflows.declared import CONNECTOR_ACTIONS, SHIPPED_DIR, WorkflowFileError, read_file
 
 GATE = '''
 [[step]]
@@ -120,7 +120,7 @@ def test_a_name_clash_with_a_shipped_workflow_names_both_files(tmp_path) -> None
     shipped = WORKFLOWS["order_fulfilment"]
     assert shipped.steps[0].name == "confirm"
     assert str(refused.value) == (f"{path}: name: “order_fulfilment” is already the workflow of "
-                                  f"{read_dir.__globals__['SHIPPED_DIR'] / 'order_fulfilment.toml'}")
+                                  f"{SHIPPED_DIR / 'order_fulfilment.toml'}")
 
 
 def test_the_operators_folder_adds_its_workflows(tmp_path, monkeypatch) -> None:
