@@ -46,8 +46,9 @@ from orchestrator.messages import Action, Attachment, Fact, Message, MessageKind
 from orchestrator.outbox import OutboxItem
 from orchestrator.queue import QUEUE_NAMES, rq_queue
 from orchestrator.runs import RunEvent, RunState
-from orchestrator.services import Services, build_services, check_payments
+from orchestrator.services import Services, check_payments
 from orchestrator.settings import Settings
+from orchestrator.startup import build_services, workflow_detail, workflow_file_check, workflows_overview
 from orchestrator.stores import Stores, open_stores, size_shared_buffers
 
 __all__ = [
@@ -111,4 +112,7 @@ __all__ = [
     "upkeep",
     "views",
     "words",
+    "workflow_detail",
+    "workflow_file_check",
+    "workflows_overview",
 ]

@@ -62,10 +62,12 @@ class ApprovalRequest(BaseModel):
 class AwaitingApproval(OpsError):
     """Raised by a step whose action needs an approval that has not been given."""
 
-    def __init__(self, *, digest: str, ask: ApprovalRequest) -> None:
+    def __init__(self, *, digest: str, ask: ApprovalRequest, ttl: timedelta | None = None) -> None:
         super().__init__(ask.what)
         self.digest = digest
         self.ask = ask
+        # How long the approval stays open, when the step says (a workflow file's gate); else the settings'.
+        self.ttl = ttl
 
 
 class Approval(BaseModel):

@@ -152,7 +152,7 @@ def _await_approval(services: Services, lock: RunLock, step: str, wait: Awaiting
                      payload={"step": step})
         asked = ask_approval(
             conn, run_id=run_id, intent_id=intent.id, step=step, digest=wait.digest, ask=wait.ask,
-            ttl=services.settings.approval_ttl, now=services.now(),
+            ttl=wait.ttl or services.settings.approval_ttl, now=services.now(),
         )
         approval = asked.approval
         if asked.new:

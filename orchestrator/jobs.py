@@ -9,7 +9,7 @@ from orchestrator.ownership import try_lock_run, unlock_run
 from orchestrator.queue import enqueue_advance, waiting_runs
 from orchestrator.services import Services, build_services
 from orchestrator.settings import Settings
-from orchestrator.workflows import WORKFLOWS
+from orchestrator.workflows import WORKFLOWS, add_operator_workflows
 
 log = structlog.get_logger(__name__)
 
@@ -25,7 +25,9 @@ def install(services: Services | None) -> None:
 def services() -> Services:
     global _services
     if _services is None:
-        _services = build_services(Settings())
+        settings = Settings()
+        add_operator_workflows(settings.workflows_dir)
+        _services = build_services(settings)
     return _services
 
 

@@ -85,6 +85,8 @@ class Settings(BaseSettings):
 
     # The operator's own registry of intent kinds (TOML); unset means the one shipped in agents/kinds.toml.
     kinds_file: Path | None = None
+    # A folder of the operator's own workflow files (*.toml), added to the ones shipped in orchestrator/workflows/files.
+    workflows_dir: Path | None = None
 
     # Model tiers: `offline` or an `init_chat_model` string (`openai:gpt-4.1-mini`, `ollama:qwen3`, …).
     route_model: str = "offline"

@@ -28,6 +28,7 @@ class Command(StrEnum):
     REPLAY = "replay"
     CONTACTS = "contacts"
     CONTACT = "contact"
+    WORKFLOWS = "workflows"
 
 
 class ChatCommand(BaseModel):
@@ -70,7 +71,7 @@ def parse(text: str) -> ChatCommand:
         return ChatCommand(command=Command.REQUEST, argument=stripped)
     if command in (Command.HELP,) and not rest:
         return ChatCommand(command=command)
-    if command in (Command.DIGEST, Command.DASHBOARD, Command.CONTACTS) and not rest:
+    if command in (Command.DIGEST, Command.DASHBOARD, Command.CONTACTS, Command.WORKFLOWS) and not rest:
         return ChatCommand(command=command)
     if command is Command.STATUS and (not rest or _is_number(rest.lstrip("#"))):
         return ChatCommand(command=command, argument=rest.lstrip("#"))

@@ -19,6 +19,7 @@ from orchestrator.chat.routing import Classifier
 from orchestrator.messages import Message
 from orchestrator.runs import RunEvent
 from orchestrator.services import Services
+from orchestrator.startup import workflows_overview
 from orchestrator.workflows.forget import FORGET
 
 
@@ -80,6 +81,8 @@ class Operations:
                 return contacts.overview(self.services)
             case Command.CONTACT:
                 return contacts.card(self.services, command.argument)
+            case Command.WORKFLOWS:
+                return workflows_overview()
         return self.submit(who, command.argument, dedupe_key=dedupe_key)
 
     def submit(self, who: Requester, text: str, *, dedupe_key: str | None = None) -> Message:

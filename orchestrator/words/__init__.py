@@ -1,6 +1,6 @@
 """Every sentence opsos says to the operator, in one place and split by topic, so tone and wording stay consistent
 and testable. Words read the records' types; no record module imports words."""
-from orchestrator.words import stripe_events
+from orchestrator.words import stripe_events, workflow_files
 from orchestrator.words.approvals import (
     POST_HANDED_OVER,
     action_line,
@@ -162,4 +162,5 @@ __all__ = [
     "waiting_for_budget",
     "withdrawn",
     "within",
+    "workflow_files",
 ]
