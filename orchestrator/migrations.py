@@ -324,6 +324,12 @@ ORCHESTRATOR_MIGRATIONS: list[str] = [
     CREATE INDEX inbound_emails_message_id ON inbound_emails (folder, message_id) WHERE message_id IS NOT NULL;
     CREATE INDEX inbound_emails_run ON inbound_emails (run_id, id) WHERE run_id IS NOT NULL;
     """,
+    # 12: a Stripe event whose handling keeps failing is counted and given up on (`dead`) instead of swept forever;
+    # a signed one that opsos cannot read is stored as `unreadable` (both are states of the same text column).
+    """
+    ALTER TABLE stripe_events ADD COLUMN attempts integer NOT NULL DEFAULT 0, ADD COLUMN last_error text;
+    CREATE INDEX stripe_events_dead ON stripe_events (received_at) WHERE state = 'dead';
+    """,
 ]
 
 COMPONENTS: dict[str, list[str]] = {
