@@ -10,6 +10,12 @@ or before an anchored event changes or removes the hash the anchor holds.
 still has that hash, and re-hashes only the events after it, so a page load costs the events of the
 last few minutes, not the whole log. `verify(full=True)` re-hashes from the first event and checks
 every anchor. `anchor` re-hashes from the newest anchor to the head and signs the head.
+
+A deleted anchor file, or one replaced with an older copy, leaves only the unkeyed chain, which verifies however
+it was rewritten. Anchors are written every `audit_anchor_minutes`, so an event older than two intervals that no
+anchor covers means the anchors that should vouch for it are gone (or the anchor job stopped): the check reports
+the chain not trusted (`unanchored_from`), distinct from broken, and `anchor` signs nothing over that gap unless
+the operator accepts it (`opsos audit anchor --accept-gap`). A fresh install has no such event: it is fine.
 """
 from __future__ import annotations
 
@@ -19,8 +25,9 @@ import hmac
 import json
 import os
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 
@@ -37,6 +44,9 @@ log = structlog.get_logger(__name__)
 KEY_BYTES = 32
 HASH_OF = "SELECT hash FROM audit_events WHERE id = %s"
 HASHES_OF = "SELECT id, hash FROM audit_events WHERE id = ANY(%s)"
+FIRST_AFTER = "SELECT id, at FROM audit_events WHERE id > %s ORDER BY id LIMIT 1"
+# An anchor job may run late or miss one slot; an event left uncovered longer than this many intervals is not.
+GRACE_INTERVALS = 2
 
 
 class Anchor(BaseModel):
@@ -69,10 +79,14 @@ class AnchorReport(ChainReport):
     full: bool = False
     # How many anchors were compared with their events (one when incremental, every valid one when full).
     anchors_checked: int = 0
+    # The first event no anchor covers although it is older than the anchors' schedule allows, and when it happened:
+    # its anchors were deleted or rolled back (or the anchor job stopped). The links may verify; nothing vouches.
+    unanchored_from: int | None = None
+    unanchored_since: datetime | None = None
 
     @property
     def trusted(self) -> bool:
-        return self.ok and not self.refused
+        return self.ok and not self.refused and self.unanchored_from is None
 
 
 class Anchoring(BaseModel):
@@ -83,21 +97,30 @@ class Anchoring(BaseModel):
     written: bool
 
 
+def _wall_clock() -> datetime:
+    return datetime.now(UTC)
+
+
 @dataclass(frozen=True)
 class AnchorBook:
-    """Where the anchors are kept and the key they are signed with."""
+    """Where the anchors are kept, the key they are signed with, how often they are written and the clock that
+    says how old an unanchored event is (the services' clock, so a test that moves time moves it)."""
 
     path: Path
     key: bytes = field(repr=False)
+    interval: timedelta = timedelta(minutes=5)
+    clock: Callable[[], datetime] = field(default=_wall_clock, repr=False, compare=False)
 
 
-def book(settings: Settings) -> AnchorBook:
-    """The anchor file and key of these settings: OPSOS_AUDIT_KEY, else the key file (made on first use)."""
+def book(settings: Settings, *, clock: Callable[[], datetime] | None = None) -> AnchorBook:
+    """The anchor file and key of these settings: OPSOS_AUDIT_KEY, else the key file (made on first use); `clock`
+    the caller's (`services.now`), else the wall clock (a command run by hand)."""
     if settings.audit_key is not None:
         key = settings.audit_key.get_secret_value().encode()
     else:
         key = load_key(settings.audit_key_file)
-    return AnchorBook(path=settings.audit_anchor_file, key=key)
+    return AnchorBook(path=settings.audit_anchor_file, key=key,
+                      interval=timedelta(minutes=settings.audit_anchor_minutes), clock=clock or _wall_clock)
 
 
 def load_key(path: Path) -> bytes:
@@ -215,7 +238,16 @@ def write(anchors: AnchorBook, anchor: Anchor) -> None:
 
 def verify(conn: Connection, anchors: AnchorBook, *, full: bool = False) -> AnchorReport:
     """The chain checked against the anchor file: every signature, then the newest anchor's event and the events
-    after it (or, `full`, every event from the first and every anchor). Reads only; raises nothing on tampering."""
+    after it (or, `full`, every event from the first and every anchor), and whether an event older than the anchors'
+    schedule allows is left uncovered. Reads only; raises nothing on tampering."""
+    report = _verify_links(conn, anchors, full=full)
+    row = conn.execute(FIRST_AFTER, (report.anchor.event_id if report.anchor else 0,)).fetchone()
+    if row is not None and row["at"] < anchors.clock() - GRACE_INTERVALS * anchors.interval:
+        return report.model_copy(update={"unanchored_from": row["id"], "unanchored_since": row["at"]})
+    return report
+
+
+def _verify_links(conn: Connection, anchors: AnchorBook, *, full: bool) -> AnchorReport:
     found, refused = read(anchors)
     newest = max(found, key=lambda a: a.event_id, default=None)
     if full:
@@ -235,16 +267,19 @@ def verify(conn: Connection, anchors: AnchorBook, *, full: bool = False) -> Anch
     return AnchorReport(**chain.model_dump(), anchor=newest, refused=refused, anchors_checked=1)
 
 
-def anchor(conn: Connection, anchors: AnchorBook, *, now: datetime) -> Anchoring:
+def anchor(conn: Connection, anchors: AnchorBook, *, now: datetime, accept_gap: bool = False) -> Anchoring:
     """Re-hash the events after the newest anchor and sign the head they end at.
 
-    Writes nothing when the check fails (a rewritten chain must not be vouched for) or the head has not
-    moved. The head signed is the last event the check read, so an event committed while it read is
-    left for the next anchor rather than signed unchecked. Event ids follow commit order while appends
+    Writes nothing when the check fails (a rewritten chain must not be vouched for), when events older than the
+    schedule allows are unanchored (signing them would hide that their anchors went) unless `accept_gap`, or
+    when the head has not moved. The head signed is the last event the check read, so an event committed while
+    it read is left for the next anchor rather than signed unchecked. Event ids follow commit order while appends
     are serialised by the chain lock (`audit.LOCK_CHAIN`); nothing after the head can commit below it.
     """
     report = verify(conn, anchors)
     newest = report.anchor
+    if report.unanchored_from is not None and not accept_gap:
+        return Anchoring(report=report, anchor=None, written=False)
     if not report.ok or report.head_id is None or (newest is not None and report.head_id == newest.event_id):
         return Anchoring(report=report, anchor=newest if report.ok else None, written=False)
     assert report.head_hash is not None

@@ -329,6 +329,12 @@ ORCHESTRATOR_MIGRATIONS: list[str] = [
     """
     ALTER TABLE runs ADD COLUMN owner text;
     """,
+    # 13: a Stripe event whose handling keeps failing is counted and given up on (`dead`) instead of swept forever;
+    # a signed one that opsos cannot read is stored as `unreadable` (both are states of the same text column).
+    """
+    ALTER TABLE stripe_events ADD COLUMN attempts integer NOT NULL DEFAULT 0, ADD COLUMN last_error text;
+    CREATE INDEX stripe_events_dead ON stripe_events (received_at) WHERE state = 'dead';
+    """,
 ]
 
 COMPONENTS: dict[str, list[str]] = {

@@ -188,13 +188,14 @@ def send_digest(services: Services, conn: Connection, *, slot: datetime, now: da
 def _anchor(services: Services, conn: Connection, *, now: datetime) -> anchors.Anchoring:
     # Events committed by others are what it anchors; it appends no event of its own, or every anchor would move
     # the head and the next slot would always find something new to sign.
-    done = anchors.anchor(conn, anchors.book(services.settings), now=now)
+    done = anchors.anchor(conn, anchors.book(services.settings, clock=lambda: now), now=now)
     report = done.report
     if not report.trusted:
         log.error("audit.check_failed", first_broken_id=report.first_broken_id,
                   rewritten_up_to=report.rewritten_up_to, refused=[r.line for r in report.refused])
         # Once per distinct finding: the dedupe key names what was found, so each new one is told once.
-        found = f"{report.first_broken_id}:{report.rewritten_up_to}:{','.join(str(r.line) for r in report.refused)}"
+        found = (f"{report.first_broken_id}:{report.rewritten_up_to}:{','.join(str(r.line) for r in report.refused)}"
+                 f":{report.unanchored_from}")
         _post_home(services, conn, words.audit_alarm(report), dedupe_key=f"audit-check:{found}")
     return done
 

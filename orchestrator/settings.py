@@ -183,6 +183,9 @@ class Settings(BaseSettings):
     # A delivery signed longer ago than the tolerance is refused as a replay (Stripe's own default is 300 s).
     stripe_webhook_secret: str | None = None
     stripe_webhook_tolerance_seconds: int = Field(default=300, gt=0)
+    # Failed handlings after which a stored Stripe event is dead: kept, told to the operator once, no longer swept
+    # by recovery until `opsos stripe retry-dead`. An outage of opsos's own stores is never counted.
+    stripe_event_max_attempts: int = Field(default=10, gt=0)
 
     # Where scheduled items (digests, budget alerts) go, as `channel:conversation`, e.g. slack:C123 or telegram:42.
     home_channel: str | None = None

@@ -130,8 +130,8 @@ class Dashboard:
     def _run(self, run_id: int) -> views.overview.RunPage | None:
         with self.ops.pool.connection() as conn:
             try:
-                return views.overview.run_page(conn, run_id,
-                                               anchors=anchors.book(self.ops.services.settings))
+                book = anchors.book(self.ops.services.settings, clock=self.ops.services.now)
+                return views.overview.run_page(conn, run_id, anchors=book)
             except NotFound:
                 return None
 

@@ -11,12 +11,14 @@ the old decline again. A decline proves nothing was charged, so the charge's Nth
 key's Nth form; a re-run walks the forms from the first, skipping replayed declines, to the first one Stripe
 has not answered yet or the one it charged under. A charge thus stays once per opsos key however often
 it is declined, retried or re-run.
+
+Long because: every write, its compensation and the reads share one client, one retry policy and one breaker.
 """
 from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
@@ -26,7 +28,7 @@ import structlog
 from psycopg_pool import ConnectionPool
 from pydantic import BaseModel
 
-from connectors.errors import ActionDeclined, ActionRejected, UnknownRecord
+from connectors.errors import ActionDeclined, ActionInProgress, ActionRejected, ConnectorUnavailable, UnknownRecord
 from connectors.idempotency import ActionClaims, Claim, lookup
 from connectors.payments import Charge, PaymentReceipt, Refund, RefundableCharge, RefundReceipt
 from connectors.resilience import CircuitBreaker, RetryPolicy, with_retries
@@ -41,6 +43,7 @@ from connectors.stripe.records import (
     StripeSubscription,
     SubscriptionChanged,
 )
+from connectors.stripe.undo import NOTHING_CHARGED, PENDING_CLAIM, final_word, undo_key
 
 log = structlog.get_logger(__name__)
 
@@ -127,33 +130,70 @@ class StripePayments:
 
     def compensate(self, *, key: str) -> str:
         """Undo what was done under `key`, once: a charge is refunded (what is left of it), a paused collection
-        resumed. A refund or a cancellation cannot be taken back. Raises as `execute` does."""
+        resumed. A refund or a cancellation cannot be taken back. A charge whose worker died before recording
+        Stripe's answer is looked up in Stripe by its key and refunded if it took money. Raises ActionInProgress
+        while another attempt holds the charge or its undoing, else as `execute` does."""
+        # The concurrency rule: the charge's record is locked (FOR UPDATE) while the undo key is claimed, and that
+        # claim commits before Stripe is called, so of two compensators one holds the undoing across the call and
+        # finishes it; the other waits for the row, then meets the held claim (ActionInProgress) or, once the first
+        # finished, the compensated record.
         with self.pool.connection() as conn, conn.transaction():
             record = self.claims.for_undo(conn, key)
-        if record is None:
-            return "nothing was charged"
-        if record.action == "refund":
-            return "a refund cannot be taken back"
-        if record.action == "cancel_subscription":
-            return "a cancelled subscription cannot be taken back"
-        if record.action == "resume_collection":
-            return "resumed collection is left running"
-        if record.state == "compensated":
-            return "already refunded" if record.action == "charge" else "already resumed"
-        if record.state != "done" or record.result is None:
-            # Claimed and never finished: the worker died with Stripe's answer. A re-run of the step settles it.
-            return f"the outcome under {key} is not known yet; run the step again to settle it"
-        # Two compensations of one key at once send the same undo key, so Stripe does the undo once.
-        if record.action == "charge":
-            said = self._refund_rest(record.result["reference"], key)
-        else:
-            changed = self._update(record.result["subscription"], {"pause_collection": ""}, key,
-                                   "resuming collection of", purpose="undo")
-            said = f"resumed collection of {changed.subscription}"
-        if said != "already refunded":
-            with self.pool.connection() as conn, conn.transaction():
-                self.claims.finish(conn, key=key, result=record.result, state="compensated")
+            if record is None:
+                # A claim commits before Stripe is called, and one whose worker died is never pruned: no record is
+                # no request.
+                return NOTHING_CHARGED
+            said = final_word(record)
+            if said is not None:
+                return said
+            unknown = record.state != "done" or record.result is None
+            if unknown and record.action != "charge":
+                return f"the outcome under {key} is not known yet; run the step again to settle it"
+            if unknown:
+                pending = conn.execute(PENDING_CLAIM, (key,)).fetchone()
+                if pending["live"]:
+                    raise ActionInProgress(f"{key} is being charged by another attempt", key=key,
+                                           retry_after=pending["remaining"])
+            claim = self.claims.claim(conn, key=undo_key(key), connector=self.name, action=f"undo_{record.action}",
+                                      request={"undoes": key})
+        if claim.done is not None:
+            # Undone before, with nothing to mark compensated: the charge it looked for was never made.
+            return (claim.done.result or {}).get("said", NOTHING_CHARGED)
+        try:
+            if unknown:
+                result, said = self._undo_lost_charge(key, pending["request"])
+            elif record.action == "charge":
+                result, said = record.result, self._refund_rest(record.result["reference"], key)
+            else:
+                changed = self._update(record.result["subscription"], {"pause_collection": ""}, key,
+                                       "resuming collection of", purpose="undo")
+                result, said = record.result, f"resumed collection of {changed.subscription}"
+        except Exception as error:
+            self._give_back(claim, error)
+            raise
+        with self.pool.connection() as conn, conn.transaction():
+            self.claims.finish(conn, key=undo_key(key), result={"undoes": key, "said": said})
+            if result is not None:
+                self.claims.finish(conn, key=key, result=result, state="compensated")
         return said
+
+    def _undo_lost_charge(self, key: str, request: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
+        """Refund the charge made under `key` whose answer opsos never recorded, found in Stripe by the key in its
+        metadata; the receipt it would have recorded and the words, or (None, "nothing was charged")."""
+        charge = Charge.model_validate(request)
+        customer = self._stripe_customer(charge.customer)
+        # Listed rather than searched: Stripe's search lags behind its writes by up to a minute, a list does not.
+        intents = [intent for intent in self._intents(customer, charge.customer)
+                   if (intent.get("metadata") or {}).get("opsos_key") == key]
+        taken = next((i for i in intents if i["status"] == "succeeded"), None)
+        if taken is None:
+            if any(i["status"] == "processing" for i in intents):
+                raise ConnectorUnavailable(f"Stripe is still processing the charge under {key}; it is undone once "
+                                           f"Stripe settles it")
+            return None, NOTHING_CHARGED
+        receipt = PaymentReceipt(key=key, ledger_id=None, reference=taken["id"], customer=charge.customer,
+                                 amount_cents=taken["amount"], currency=taken["currency"], duplicate=False)
+        return receipt.model_dump(mode="json", exclude={"duplicate"}), self._refund_rest(taken["id"], key)
 
     def _once(self, key: str, action: str, request: dict[str, Any], model: type[R], act: Callable[[], R]) -> R:
         # The claim commits before Stripe is called: while it lasts no other worker acts under the key.
@@ -357,23 +397,27 @@ class StripePayments:
         """The customer's succeeded PaymentIntents with money left to refund, oldest first, named by their
         Stripe id (a `Refund` takes it as `charge_key`), whether opsos made them or not."""
         found: list[RefundableCharge] = []
+        for intent in self._intents(self._stripe_customer(customer), customer, expand=["data.latest_charge"]):
+            # Expanded, the latest charge says how much of it was refunded already.
+            charge = intent.get("latest_charge")
+            refunded = charge.get("amount_refunded", 0) if isinstance(charge, dict) else 0
+            left = intent.get("amount_received", 0) - refunded
+            if intent["status"] == "succeeded" and left > 0:
+                found.append(RefundableCharge(key=intent["id"], amount_cents=left, currency=intent["currency"],
+                                              at=datetime.fromtimestamp(intent["created"], UTC)))
+        return sorted(found, key=lambda c: c.at)
+
+    def _intents(self, linked: str, customer: str, *, expand: list[str] | None = None) -> Iterator[dict[str, Any]]:
+        """Every PaymentIntent of the Stripe customer `linked` (opsos's `customer`), newest first, page by page."""
         after: str | None = None
-        linked = self._stripe_customer(customer)
         while True:
-            params: dict[str, Any] = {"customer": linked, "limit": 100, "expand": ["data.latest_charge"],
+            params: dict[str, Any] = {"customer": linked, "limit": 100, **({"expand": expand} if expand else {}),
                                       **({"starting_after": after} if after else {})}
             page = self._call(lambda p=params: self.client.v1.payment_intents.list(p),  # type: ignore[misc]
                               f"the charges of {customer}", record=customer)
-            for intent in map(_dict, page.data):
-                # Expanded, the latest charge says how much of it was refunded already.
-                charge = intent.get("latest_charge")
-                refunded = charge.get("amount_refunded", 0) if isinstance(charge, dict) else 0
-                left = intent.get("amount_received", 0) - refunded
-                if intent["status"] == "succeeded" and left > 0:
-                    found.append(RefundableCharge(key=intent["id"], amount_cents=left, currency=intent["currency"],
-                                                  at=datetime.fromtimestamp(intent["created"], UTC)))
+            yield from map(_dict, page.data)
             if not page.has_more or not page.data:
-                return sorted(found, key=lambda c: c.at)
+                return
             after = page.data[-1].id
 
     def _page(self, list_call: Callable[..., Any], params: dict[str, Any], after: str | None, limit: int,

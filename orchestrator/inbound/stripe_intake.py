@@ -6,7 +6,10 @@ rules on each (`stripe_rules`) and makes the intent, or tells the operator what 
                                                       `stripe:<event id>`) │ a report to the operator's home channel
 
 A lost job (Redis away after the row was stored) is enqueued again by the next redelivery of the event, or by
-the scheduler's recovery sweep (`recover`).
+the scheduler's recovery sweep (`recover`). A handling that fails is counted; after `stripe_event_max_attempts`
+the event is dead (no longer swept, told to the operator once) until `retry_dead`. A signed body that does not fit
+`StripeEvent` is stored as unreadable and told to the operator: answered 2xx, since Stripe would only send the same
+body again for days.
 """
 from __future__ import annotations
 
@@ -16,13 +19,14 @@ from typing import Any
 
 import structlog
 from psycopg import Connection
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from redis.exceptions import RedisError
 
 from connectors import Contact
 from orchestrator import audit, intents, outbox, runs, words
 from orchestrator.chat.requester import Requester
 from orchestrator.delivery.address import operator_address
+from orchestrator.errors import STORES_UNAVAILABLE
 from orchestrator.inbound import events
 from orchestrator.inbound.events import EventState
 from orchestrator.inbound.stripe_rules import Facts, Outcome, Ruling, StripeEvent, decide, read
@@ -44,10 +48,14 @@ STALE_AFTER = timedelta(minutes=2)
 
 
 class Delivery(BaseModel):
-    """A verified webhook body: the event as opsos reads it, and the JSON as Stripe sent it (what is stored)."""
+    """A verified webhook body: the event as opsos reads it, and the JSON as Stripe sent it (what is stored).
 
-    event: StripeEvent
+    `event` is None for a body that does not fit `StripeEvent`; `unreadable` then says why."""
+
+    event_id: str
     raw: dict[str, Any]
+    event: StripeEvent | None = None
+    unreadable: str = ""
 
 
 class Received(BaseModel):
@@ -57,11 +65,18 @@ class Received(BaseModel):
 
 
 def parse(body: bytes | str) -> Delivery:
-    """The event in a (verified) webhook body; raises ValueError when it is not a Stripe event."""
+    """The event in a (verified) webhook body, or the body as an unreadable event when it has an id but does not fit
+    the model (nor its facts be read); raises ValueError when it is not JSON or not an object with an id."""
     raw = json.loads(body)
-    if not isinstance(raw, dict):
-        raise ValueError("a Stripe event is a JSON object")
-    return Delivery(event=StripeEvent.model_validate(raw), raw=raw)
+    if not isinstance(raw, dict) or not isinstance(raw.get("id"), str) or not raw["id"]:
+        raise ValueError("a Stripe event is a JSON object with an id")
+    try:
+        event = StripeEvent.model_validate(raw)
+        read(event)
+    except ValidationError as error:
+        why = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'event'}: {e['msg']}" for e in error.errors()[:3])
+        return Delivery(event_id=raw["id"], raw=raw, unreadable=why)
+    return Delivery(event_id=raw["id"], raw=raw, event=event)
 
 
 def receive(services: Services, delivery: Delivery) -> Received:
@@ -71,6 +86,8 @@ def receive(services: Services, delivery: Delivery) -> Received:
     A failed enqueue is only logged: the row is safe, and a redelivery or the recovery sweep enqueues it again.
     """
     event = delivery.event
+    if event is None:
+        return _receive_unreadable(services, delivery)
     with services.stores.pool.connection() as conn, conn.transaction():
         new = events.store(conn, id=event.id, type=event.type, created=event.created,
                            object_key=read(event).object_key, payload=delivery.raw, received_at=services.now())
@@ -81,6 +98,23 @@ def receive(services: Services, delivery: Delivery) -> Received:
     enqueued = enqueue_handle(services, event.id) if waiting else False
     log.info("stripe.event_received", event_id=event.id, type=event.type, new=new, enqueued=enqueued)
     return Received(event_id=event.id, new=new, enqueued=enqueued)
+
+
+def _receive_unreadable(services: Services, delivery: Delivery) -> Received:
+    """Store a signed event opsos cannot read, and tell the operator, once (one transaction)."""
+    kind = delivery.raw.get("type")
+    kind = kind if isinstance(kind, str) else ""
+    with services.stores.pool.connection() as conn, conn.transaction():
+        new = events.store_unreadable(conn, id=delivery.event_id, payload=delivery.raw, kind=kind,
+                                      why=delivery.unreadable, received_at=services.now())
+        if new:
+            channel, conversation = operator_address(conn, services.settings.home_channel)
+            outbox.post(conn, channel=channel, conversation=conversation, dedupe_key=f"stripe:{delivery.event_id}",
+                        message=words.stripe_events.unreadable(kind, delivery.event_id, delivery.unreadable))
+            audit.append(conn, actor=REQUESTER, kind="stripe.event_unreadable", at=services.now(),
+                         payload={"event": delivery.event_id, "type": kind, "why": delivery.unreadable[:500]})
+    log.warning("stripe.event_unreadable", event_id=delivery.event_id, new=new, why=delivery.unreadable[:200])
+    return Received(event_id=delivery.event_id, new=new, enqueued=False)
 
 
 def enqueue_handle(services: Services, event_id: str) -> bool:
@@ -110,13 +144,44 @@ def find_contact(services: Services, facts: Facts) -> Contact | None:
 def handle(services: Services, event_id: str) -> Outcome | None:
     """Rule on a stored event once: make its intent and queued run, or report it; None if it was handled before.
 
+    Re-raises what made the handling fail, after counting the failure (an outage of opsos's own stores is not
+    counted: it says nothing about the event); the attempt that reaches the limit makes the event dead.
+    """
+    try:
+        return _handle(services, event_id)
+    except STORES_UNAVAILABLE:
+        raise
+    except Exception as error:
+        _count_failure(services, event_id, error)
+        raise
+
+
+def _count_failure(services: Services, event_id: str, error: Exception) -> None:
+    detail = f"{type(error).__name__}: {error}"
+    log.warning("stripe.event_failed", event_id=event_id, error=detail[:300])
+    with services.stores.pool.connection() as conn, conn.transaction():
+        counted = events.failed(conn, event_id, error=detail, max_attempts=services.settings.stripe_event_max_attempts)
+        if counted is None or counted[0] is not EventState.DEAD:
+            return
+        stored = events.get(conn, event_id)
+        assert stored is not None, "a counted event exists"
+        channel, conversation = operator_address(conn, services.settings.home_channel)
+        outbox.post(conn, channel=channel, conversation=conversation,
+                    message=words.stripe_events.dead(stored.type, event_id, counted[1], detail))
+        audit.append(conn, actor=REQUESTER, kind="stripe.event_dead", at=services.now(),
+                     payload={"event": event_id, "type": stored.type, "attempts": counted[1], "error": detail[:500]})
+
+
+def _handle(services: Services, event_id: str) -> Outcome | None:
+    """`handle` without the counting of failures.
+
     The ruling, the intent, the run, the report and the event's outcome are one transaction, so a worker killed
     half-way leaves the event unhandled for the sweep, never an intent without its outcome or the other way round.
     """
     pool = services.stores.pool
     with pool.connection() as conn:
         stored = events.get(conn, event_id)
-    if stored is None or stored.state is EventState.HANDLED:
+    if stored is None or stored.state is not EventState.RECEIVED:
         return None
     event = StripeEvent.model_validate(stored.payload)
     facts = read(event)
@@ -125,8 +190,8 @@ def handle(services: Services, event_id: str) -> Outcome | None:
     with pool.connection() as conn, conn.transaction():
         conn.execute(LOCK_OBJECT, (stored.object_key,))
         stored = events.get(conn, event_id, for_update=True)
-        if stored is None or stored.state is EventState.HANDLED:
-            return None  # another worker handled it while this one read the CRM
+        if stored is None or stored.state is not EventState.RECEIVED:
+            return None  # another worker handled it (or gave up on it) while this one read the CRM
         ruling = decide(event, facts, contact=contact, fulfilled=events.fulfilled(conn, object_key=stored.object_key),
                         newest_applied=events.newest_applied(conn, object_key=stored.object_key, besides=event_id))
         channel, conversation = operator_address(conn, services.settings.home_channel)
@@ -211,3 +276,15 @@ def recover(services: Services) -> list[str]:
     if enqueued:
         log.info("stripe.events_recovered", events=enqueued)
     return enqueued
+
+
+def retry_dead(services: Services, *, actor: str, ids: list[str] | None = None) -> list[str]:
+    """Give dead events (all, or those of `ids`) a fresh allowance of attempts and enqueue them; their ids."""
+    with services.stores.pool.connection() as conn, conn.transaction():
+        again = events.retry_dead(conn, ids=ids)
+        if again:
+            audit.append(conn, actor=actor, kind="stripe.events_retried", at=services.now(),
+                         payload={"events": again})
+    for event_id in again:
+        enqueue_handle(services, event_id)
+    return again

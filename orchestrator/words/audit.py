@@ -63,14 +63,29 @@ def chain_verdict(report: AnchorReport) -> str:
                 f"{plural(report.checked, 'event')} since, every link intact.")
     else:
         text = f"Chain verified: {plural(report.checked, 'event')}, every link intact (no anchor yet)."
+    if report.ok and report.unanchored_from is not None:
+        text = f"{unanchored(report)} {text}"
     refused = refused_lines(report)
     return f"{text} {refused}" if refused else text
+
+
+def unanchored(report: AnchorReport) -> str:
+    """Why a chain whose links hold is not trusted: events its anchors should cover are not covered."""
+    since = f" (the first from {utc(report.unanchored_since)})" if report.unanchored_since else ""
+    return (f"Chain NOT TRUSTED: no anchor covers the events from #{report.unanchored_from} on{since}, though "
+            f"anchors are written every few minutes. The anchor file was deleted or replaced with an older copy, or "
+            f"the anchor job (`opsos scheduler`) has not run; without anchors, anyone with the database could have "
+            f"rewritten these events and the links would still verify. Restore the anchor file from a backup and "
+            f"compare with the anchor lines of past digests; if only the scheduler was stopped, `opsos audit anchor "
+            f"--accept-gap` vouches for the chain as it stands.")
 
 
 def audit_alarm(report: AnchorReport) -> Message:
     """To the operator when the anchor job finds the log or its anchor file tampered with."""
     title = ("The audit log fails its check against its anchors" if not report.ok
+             else "The audit log is no longer covered by its anchors" if report.unanchored_from is not None
              else "The audit anchor file has lines opsos did not sign")
     return Message(kind=MessageKind.ALERT, title=title, text=chain_verdict(report), sections=[Section(
         text="No new anchor is written over a broken chain. `opsos audit verify --full` checks every event "
-             "and every anchor; compare with the anchor lines of past digests.")] if not report.ok else [])
+             "and every anchor; compare with the anchor lines of past digests.")]
+        if not report.ok or report.unanchored_from is not None else [])

@@ -117,3 +117,27 @@ def unknown_customer(event_type: str, event_id: str, customer: str | None, email
 def not_handled(event_type: str, event_id: str) -> Message:
     return Message(kind=MessageKind.NOTICE,
                    title=f"Stripe event recorded: {event_type} ({event_id}); I have no rule for it, nothing was done.")
+
+
+def unreadable(event_type: str, event_id: str, why: str) -> Message:
+    return Message(
+        kind=MessageKind.ALERT,
+        title=f"Stripe event I could not read, recorded: {event_type or 'no type'} ({event_id})",
+        text=f"It was signed by Stripe but does not have the shape I expect ({why}), so nothing was done. It is kept "
+             f"as Stripe sent it; check the event in Stripe's dashboard (Developers → Events) and act on it there.",
+    )
+
+
+def dead(event_type: str, event_id: str, attempts: int, error: str) -> Message:
+    return Message(
+        kind=MessageKind.ALERT,
+        title=f"Stripe event given up on after {attempts} failed attempts: {event_type} ({event_id})",
+        text=f"Handling it failed every time, last with: {error[:300]}. It is kept and no longer retried; once the "
+             f"cause is fixed, `opsos stripe retry-dead {event_id}` tries it again.",
+    )
+
+
+def dead_retried(event_ids: list[str]) -> str:
+    if not event_ids:
+        return "No dead Stripe events to retry."
+    return f"Queued again with a fresh allowance of attempts: {', '.join(event_ids)}."

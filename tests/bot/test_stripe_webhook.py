@@ -79,8 +79,24 @@ async def test_a_stale_signature_outside_the_tolerance_is_refused(stripe_app, db
 
 
 async def test_a_signed_body_that_is_no_event_is_refused(stripe_app, db) -> None:
-    assert await stripe_app.post('{"id": "evt_x"}') == 400
+    """Not an object, or no event id to store it by: nothing Stripe could usefully send again."""
+    for body in ('{"type": "invoice.paid"}', '["evt_x"]', '{"id": ""}'):
+        assert await stripe_app.post(body) == 400
     assert count(db, "stripe_events") == 0
+
+
+async def test_a_signed_event_that_does_not_fit_the_model_is_stored_unreadable_and_reported_once(
+        stripe_app, db, work) -> None:
+    """Answered 200 (a 400 would have Stripe send it for days, and opsos lose it): kept as sent, told once."""
+    body = '{"id": "evt_odd", "type": "invoice.paid", "created": "yesterday", "data": {"object": {}}}'
+    assert await stripe_app.post(body) == 200
+    assert await stripe_app.post(body) == 200
+    work()
+    stored = stripe_app.stored("evt_odd")
+    assert (stored["state"], stored["type"], stored["payload"]["created"]) == ("unreadable", "invoice.paid",
+                                                                               "yesterday")
+    (told,) = stripe_app.told()
+    assert told.startswith("Stripe event I could not read, recorded: invoice.paid (evt_odd)") and "created" in told
 
 
 async def test_a_duplicate_delivery_is_stored_once_and_makes_one_intent(stripe_app, services, db, work) -> None:

@@ -5,6 +5,7 @@ import pytest
 
 from connectors import (
     ActionDeclined,
+    ActionInProgress,
     ActionRejected,
     CancelSubscription,
     Charge,
@@ -20,6 +21,7 @@ from connectors import (
     stripe_client,
 )
 from connectors.stripe import stripe_key
+from tests.concurrency import at_once
 from tests.standins.stripe_api import API_KEY, StripeStandIn, decode_form
 
 KEY = "run:7:collect_renewals:cus_ana"
@@ -235,3 +237,56 @@ def test_the_stand_in_reads_stripes_nested_form_encoding(pairs, decoded):
 def test_the_idempotency_key_is_the_opsos_key_when_it_fits(key, purpose, attempt, sent):
     made = stripe_key(key, purpose=purpose, attempt=attempt)
     assert made == sent if sent is not None else (made.startswith("opsos/") and len(made) <= 255)
+
+
+def test_two_compensations_at_once_send_stripe_one_refund(payments, stripe_api):
+    """The undoing is claimed across the refund call: a second compensator meanwhile is told it is in progress
+    (or, once the first finished, already refunded) and sends Stripe nothing."""
+    payments.execute(action=Charge(customer="cus_ana", amount_cents=1200), key=KEY)
+    stripe_api.slow_next("refunds.create", seconds=1.0)
+    said = at_once([lambda: payments.compensate(key=KEY) for _ in range(2)], expect=(ActionInProgress,))
+    assert "refunded 12.00 USD" in said
+    (other,) = [s for s in said if s != "refunded 12.00 USD"]
+    assert isinstance(other, ActionInProgress) or other == "already refunded"
+    assert len(stripe_api.calls_to("refunds.create")) == 1 and len(stripe_api.refunds) == 1
+    assert payments.compensate(key=KEY) == "already refunded"
+
+
+def die_before_finish(db, key: str) -> None:
+    """As a worker killed after Stripe answered and before it recorded the answer: the claim pending, run out."""
+    with db.connection() as conn:
+        conn.execute("UPDATE connector_actions SET state = 'pending', result = NULL, owner = 'dead-worker',"
+                     " claimed_until = clock_timestamp() - interval '1 second' WHERE key = %s", (key,))
+
+
+def test_a_charge_whose_answer_was_never_recorded_is_found_in_stripe_and_refunded_once(db, payments, stripe_api):
+    """Compensation looks the charge up by the opsos key in its metadata instead of saying "not known yet"."""
+    receipt = payments.execute(action=Charge(customer="cus_ana", amount_cents=1200), key=KEY)
+    die_before_finish(db, KEY)
+    assert payments.compensate(key=KEY) == "refunded 12.00 USD"
+    assert payments.compensate(key=KEY) == "already refunded"
+    assert [r["payment_intent"] for r in stripe_api.refunds.values()] == [receipt.reference]
+    with db.connection() as conn:
+        row = conn.execute("SELECT state, result FROM connector_actions WHERE key = %s", (KEY,)).fetchone()
+    assert row["state"] == "compensated" and row["result"]["reference"] == receipt.reference
+
+
+def test_a_charge_whose_worker_died_before_stripe_charged_compensates_to_nothing_charged(db, payments, stripe_api):
+    """Declined tries carry the key too; only a PaymentIntent that took money is refunded."""
+    stripe_api.decline_next("cus_ana")
+    with pytest.raises(ActionDeclined):
+        payments.execute(action=Charge(customer="cus_ana", amount_cents=1200), key=KEY)
+    die_before_finish(db, KEY)
+    assert payments.compensate(key=KEY) == "nothing was charged"
+    assert payments.compensate(key=KEY) == "nothing was charged"
+    assert stripe_api.calls_to("refunds.create") == []
+
+
+def test_a_charge_claim_still_held_by_a_live_worker_is_not_compensated_under_it(db, payments, stripe_api):
+    payments.execute(action=Charge(customer="cus_ana", amount_cents=1200), key=KEY)
+    with db.connection() as conn:
+        conn.execute("UPDATE connector_actions SET state = 'pending', result = NULL, owner = 'live-worker',"
+                     " claimed_until = clock_timestamp() + interval '5 minutes' WHERE key = %s", (KEY,))
+    with pytest.raises(ActionInProgress) as busy:
+        payments.compensate(key=KEY)
+    assert busy.value.retry_after > 0 and stripe_api.calls_to("refunds.create") == []

@@ -15,12 +15,16 @@ from pydantic import SecretStr
 from orchestrator import anchors, audit, words
 
 T0 = datetime(2026, 3, 14, 9, 0, tzinfo=UTC)
+# The checks' clock: a minute after the newest event appended, unless a test moves it (see `_append`).
+NOW = [T0]
 
 
-def _append(db, n: int, *, start: int = 0) -> None:
+def _append(db, n: int, *, start: int = 0, at: datetime | None = None) -> None:
     with db.connection() as conn, conn.transaction():
         for k in range(start, start + n):
-            audit.append(conn, actor="tester", kind="test.event", payload={"n": k}, at=T0 + timedelta(minutes=k))
+            when = at or T0 + timedelta(seconds=k)
+            audit.append(conn, actor="tester", kind="test.event", payload={"n": k}, at=when)
+            NOW[0] = when + timedelta(minutes=1)
 
 
 def _anchor(db, book, *, now=T0 + timedelta(hours=1)) -> anchors.Anchoring:
@@ -58,7 +62,8 @@ def _as_superuser_without_triggers(database_url: str, sql: str) -> None:
 
 @pytest.fixture
 def book(settings):
-    return anchors.book(settings)
+    NOW[0] = T0
+    return anchors.book(settings, clock=lambda: NOW[0])
 
 
 def test_a_rewrite_with_every_hash_recomputed_is_found_by_the_anchor(db, database_url, book):
@@ -174,9 +179,10 @@ def test_opsos_audit_verify_uses_the_anchors_and_full_rehashes_all(db, database_
     monkeypatch.setenv("DATABASE_URL", database_url)
     monkeypatch.setenv("REDIS_URL", redis_url)
     monkeypatch.setenv("OPSOS_DATA_DIR", str(settings.data_dir))
-    _append(db, 5)
-    _anchor(db, anchors.book(settings))
-    _append(db, 1, start=5)
+    # The command judges unanchored events by the wall clock: these were written just now.
+    _append(db, 5, at=datetime.now(UTC))
+    _anchor(db, anchors.book(settings), now=datetime.now(UTC))
+    _append(db, 1, start=5, at=datetime.now(UTC))
     assert main(["audit", "verify"]) == 0
     out = capsys.readouterr().out
     assert "anchored through event #5, 1 event since" in out and "Audit anchor: event #5" in out
@@ -185,3 +191,46 @@ def test_opsos_audit_verify_uses_the_anchors_and_full_rehashes_all(db, database_
     _rewrite_consistently(database_url, 1, {"n": 100})
     assert main(["audit", "verify"]) == 1
     assert "events up to #5 were rewritten" in capsys.readouterr().out
+
+
+def _forty_minutes_later_with_the_anchor_file(db, book, restore: str | None) -> anchors.AnchorReport:
+    _append(db, 3, start=3)
+    if restore is None:
+        book.path.unlink()
+    else:
+        book.path.write_text(restore)
+    NOW[0] += timedelta(minutes=40)
+    return _verify(db, book)
+
+
+@pytest.mark.parametrize("what", ["deleted", "rolled back"])
+def test_an_anchor_file_deleted_or_rolled_back_leaves_the_chain_not_trusted(db, book, what):
+    """Proves the review's finding: anchors are written every 5 minutes, so events 40 minutes old that no anchor
+    covers mean the anchors that covered them went; the links still verify, yet the chain is not trusted, the
+    verdict says why and what to do, and the anchor job signs nothing over the gap until the operator accepts."""
+    _append(db, 3)
+    _anchor(db, book)
+    older = book.path.read_text()
+    _append(db, 3, start=3)
+    _anchor(db, book, now=NOW[0])
+    report = _forty_minutes_later_with_the_anchor_file(db, book, None if what == "deleted" else older)
+    assert report.ok and not report.trusted
+    assert report.unanchored_from == (1 if what == "deleted" else 4)
+    said = words.chain_verdict(report)
+    assert said.startswith(f"Chain NOT TRUSTED: no anchor covers the events from #{report.unanchored_from} on")
+    assert "deleted or replaced with an older copy" in said and "opsos audit anchor --accept-gap" in said
+    assert words.audit_alarm(report).title == "The audit log is no longer covered by its anchors"
+    assert not _anchor(db, book, now=NOW[0]).written
+    with db.connection() as conn:
+        assert anchors.anchor(conn, book, now=NOW[0], accept_gap=True).written
+    assert _verify(db, book).trusted
+
+
+def test_a_fresh_install_with_only_recent_unanchored_events_is_trusted(db, book):
+    """Events younger than two anchoring intervals wait for the anchor job: nothing is wrong yet."""
+    assert _verify(db, book).trusted  # no events at all
+    _append(db, 3)
+    NOW[0] += timedelta(minutes=5)
+    report = _verify(db, book)
+    assert report.trusted and report.unanchored_from is None
+    assert words.chain_verdict(report) == "Chain verified: 3 events, every link intact (no anchor yet)."

@@ -9,6 +9,7 @@ are answered before anything executes, so they are not stored and a retry under 
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import re
 from collections import deque
@@ -65,7 +66,8 @@ class StripeStandIn(StandIn):
     """Stripe at `url`: point `StripeClient(API_KEY, base_addresses={"api": url})` at it.
 
     Scripted failures are named by operation (`payment_intents.create`, `refunds.create`, `subscriptions.update`,
-    `customers.list`, …): `fail_next(op, kind="ratelimited")` for a 429, `fail_next(op)` for a 500.
+    `customers.list`, …): `fail_next(op, kind="ratelimited")` for a 429, `fail_next(op)` for a 500;
+    `slow_next(op, seconds=…)` for the real answer, late (a request in flight that a concurrent one can overtake).
     """
 
     def __init__(self, *, api_key: str = API_KEY) -> None:
@@ -145,6 +147,9 @@ class StripeStandIn(StandIn):
             return answer(call, 401, headers, {"error": {
                 "type": "invalid_request_error", "message": f"Invalid API Key provided: {shown[:8]}****"}})
         failure = self.failures.take(operation)
+        if failure is not None and failure.kind == "slow":
+            await asyncio.sleep(failure.delay)
+            failure = None
         if failure is not None and failure.kind == "ratelimited":
             return answer(call, 429, headers, StripeError(429, "invalid_request_error", "Too many requests hit the "
                                                           "API too quickly.", code="rate_limit").body)
