@@ -27,7 +27,8 @@ def on_stripe(services, stripe_api: StripeStandIn):
     cancelled), Cleo paying, Dev a customer who never subscribed (lapsed with nothing to renew)."""
     services.clock = lambda: NOW
     services.payments = StripePayments(services.stores.pool, stripe_client(API_KEY, api_base=stripe_api.url),
-                                       claims=services.payments.claims, retry=RetryPolicy(attempts=2, base_seconds=0.01, retry_declines=False),
+                                       claims=services.payments.claims,
+                                       retry=RetryPolicy(attempts=2, base_seconds=0.01, retry_declines=False),
                                        breaker=CircuitBreaker("stripe", threshold=50), sleep=lambda _s: None)
     services.connectors = action_registry(email=services.email, payments=services.payments, crm=services.crm,
                                           books=services.books)
