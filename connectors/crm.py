@@ -68,12 +68,17 @@ class StatusChanged(BaseModel):
 
 
 class Provision(BaseModel):
-    """Give a customer an active account on a plan: the contact is created when new, reactivated when not."""
+    """Give a customer an active account on a plan: the contact is created when new, reactivated when not.
+
+    A contact is the same customer by id or, failing that, by address: a Stripe checkout for someone imported
+    before (a lead from a list) provisions that contact, linked to `stripe_customer_id`, rather than a second one.
+    """
 
     contact_id: str
     email: str
     name: str
     plan: str = "monthly"
+    stripe_customer_id: str | None = None
 
 
 class Provisioned(BaseModel):
@@ -90,12 +95,23 @@ ON CONFLICT (id) DO UPDATE SET email = excluded.email, name = excluded.name, pla
     status = excluded.status, access = excluded.access, monthly_cents = excluded.monthly_cents,
     last_paid_at = excluded.last_paid_at, notes = excluded.notes
 """
+# A concurrent provision of the same address (another key) inserts first: this one then reuses its contact.
 PROVISION_NEW = """
-INSERT INTO crm_contacts (id, email, name, plan, status, access, monthly_cents)
-VALUES (%(contact_id)s, %(email)s, %(name)s, %(plan)s, 'active', 'active', 0)
+INSERT INTO crm_contacts (id, email, name, plan, status, access, monthly_cents, stripe_customer_id)
+VALUES (%(contact_id)s, %(email)s, %(name)s, %(plan)s, 'active', 'active', 0, %(stripe_customer_id)s)
+ON CONFLICT DO NOTHING RETURNING id
 """
-# An existing customer keeps their name, address, price and history; only the account comes back on.
-REACTIVATE = "UPDATE crm_contacts SET plan = %(plan)s, status = 'active', access = 'active' WHERE id = %(contact_id)s"
+PROVISIONED_BEFORE = """
+SELECT id, plan, status, access FROM crm_contacts WHERE id = %(contact_id)s OR lower(email) = lower(%(email)s)
+ORDER BY id = %(contact_id)s DESC LIMIT 1 FOR UPDATE
+"""
+# An existing customer keeps their name, address, price and history; only the account comes back on, and a
+# Stripe customer is linked to it unless it is linked to one already.
+REACTIVATE = """
+UPDATE crm_contacts SET plan = %(plan)s, status = 'active', access = 'active',
+    stripe_customer_id = coalesce(stripe_customer_id, %(stripe_customer_id)s)
+WHERE id = %(id)s
+"""
 # Ordered so that an address entered twice answers with the same contact every time.
 BY_EMAIL = "SELECT * FROM crm_contacts WHERE lower(email) = lower(%s) ORDER BY id LIMIT 1"
 RESTORE = "UPDATE crm_contacts SET plan = %(plan)s, status = %(status)s, access = %(access)s WHERE id = %(id)s"
@@ -213,15 +229,19 @@ class SandboxCrm:
 
     def _provision(self, conn: Connection, action: Provision) -> dict[str, Any]:
         # What was there before is kept in the record, so compensation can put an existing customer back.
-        before = conn.execute(
-            "SELECT plan, status, access FROM crm_contacts WHERE id = %s FOR UPDATE", (action.contact_id,)
-        ).fetchone()
+        # The row lock (FOR UPDATE) orders two provisions of one contact; the insert's conflict, two of one address.
+        params = action.model_dump()
+        before = conn.execute(PROVISIONED_BEFORE, params).fetchone()
+        if before is None and conn.execute(PROVISION_NEW, params).fetchone() is not None:
+            return {"contact_id": action.contact_id, "plan": action.plan, "previous": None}
         if before is None:
-            conn.execute(PROVISION_NEW, action.model_dump())
-        else:
-            conn.execute(REACTIVATE, action.model_dump())
-        return {"contact_id": action.contact_id, "plan": action.plan,
-                "previous": dict(before) if before is not None else None}
+            before = conn.execute(PROVISIONED_BEFORE, params).fetchone()
+            if before is None:
+                raise UnknownRecord(f"no contact {action.contact_id} and none at {action.email}",
+                                    record=action.contact_id)
+        conn.execute(REACTIVATE, {**params, "id": before["id"]})
+        previous = {k: before[k] for k in ("plan", "status", "access")}
+        return {"contact_id": before["id"], "plan": action.plan, "previous": previous}
 
     def compensate(self, *, key: str) -> str:
         """Undo the change made under `key`: access back to what it was; a provisioned account suspended

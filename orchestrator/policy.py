@@ -22,6 +22,10 @@ class Effect(StrEnum):
     EMAIL_CUSTOMERS = "email.customers"
     CHARGE = "payments.charge"
     REFUND = "payments.refund"
+    # A subscription's collection paused or resumed at Stripe: taken back by resuming, so it goes like access.
+    COLLECTION = "payments.collection"
+    # A subscription cancelled at Stripe: Stripe cannot take a cancellation back.
+    CANCEL = "payments.cancel"
     ACCESS = "crm.access"
     BOOKS = "books.write"
     POST = "content.post"
@@ -33,6 +37,10 @@ ACTION_EFFECTS: dict[str, Effect] = {
     "send_email": Effect.EMAIL_CUSTOMERS,
     "charge": Effect.CHARGE,
     "refund": Effect.REFUND,
+    # Carried only when payments run on Stripe (see `services.action_registry`); the sandbox has no subscriptions.
+    "pause_collection": Effect.COLLECTION,
+    "resume_collection": Effect.COLLECTION,
+    "cancel_subscription": Effect.CANCEL,
     "pause_access": Effect.ACCESS,
     "resume_access": Effect.ACCESS,
     "provision_account": Effect.ACCESS,
@@ -44,6 +52,8 @@ ACTION_EFFECTS: dict[str, Effect] = {
 
 # What never waits, however careful the intent: reading, and drafting on the mid tier (nothing leaves the business).
 UNGATED = frozenset({Effect.READ, Effect.DRAFT})
+# What always waits, whatever a policy file says: nothing undoes it.
+ALWAYS_ASK = frozenset({Effect.CANCEL})
 
 
 class Policy(BaseModel):
@@ -63,8 +73,9 @@ class Policy(BaseModel):
 
     def needs_approval(self, effect: Effect, *, risk: Risk = Risk.NORMAL) -> bool:
         """Whether an action with `effect` waits for the operator. A high-risk intent raises the bar: every
-        effect on the outside world waits, also the ones policy lets through (renewal charges, access)."""
-        if risk is Risk.HIGH and effect not in UNGATED:
+        effect on the outside world waits, also the ones policy lets through (renewal charges, access). A cancelled
+        subscription always waits: it cannot be undone."""
+        if effect in ALWAYS_ASK or (risk is Risk.HIGH and effect not in UNGATED):
             return True
         return effect in self.approval_required
 

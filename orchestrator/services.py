@@ -10,6 +10,7 @@ from connectors import (
     AccessChange,
     ActionClaims,
     ActionRegistry,
+    CancelSubscription,
     Categorisation,
     Charge,
     ConnectorUnavailable,
@@ -18,8 +19,10 @@ from connectors import (
     EmailConnector,
     FileEmailBackend,
     OutgoingEmail,
+    PauseCollection,
     Provision,
     Refund,
+    ResumeCollection,
     RetryPolicy,
     Route,
     SandboxBooks,
@@ -90,8 +93,16 @@ def action_registry(*, email: EmailConnector, payments: SandboxPayments | Stripe
     """Every action type an agent may propose that an outside system carries, with its connector and model.
 
     `post_content` is not here: a post is handed to the operator through the outbox (they publish
-    it), so nothing outside is touched, and connectors know nothing of chat.
+    it), so nothing outside is touched, and connectors know nothing of chat. A subscription's collection and
+    cancellation are here only on Stripe: the sandbox ledger has no subscriptions, and pretending to pause one
+    would tell the operator a customer stopped being billed when nothing changed (`proposals.execute` refuses them
+    in words). Resuming undoes a pause; a resume and a cancellation are not taken back.
     """
+    subscriptions = {
+        "pause_collection": Route(payments, PauseCollection, reversible=True),
+        "resume_collection": Route(payments, ResumeCollection, reversible=False),
+        "cancel_subscription": Route(payments, CancelSubscription, reversible=False),
+    } if isinstance(payments, StripePayments) else {}
     return ActionRegistry({
         "send_email": Route(email, OutgoingEmail, reversible=False),
         "charge": Route(payments, Charge, reversible=True),
@@ -100,6 +111,7 @@ def action_registry(*, email: EmailConnector, payments: SandboxPayments | Stripe
         "resume_access": Route(crm, AccessChange, reversible=True),
         "provision_account": Route(crm, Provision, reversible=True),
         "categorise": Route(books, Categorisation, reversible=True),
+        **subscriptions,
     })
 
 

@@ -48,7 +48,7 @@ from orchestrator.words.mailbox import (
 )
 from orchestrator.words.memory import action_chain, forgotten, recalled, remembered
 from orchestrator.words.payments import SANDBOX as PAYMENTS_SANDBOX
-from orchestrator.words.payments import stripe_key_rejected, stripe_key_works, stripe_unreachable
+from orchestrator.words.payments import needs_stripe, stripe_key_rejected, stripe_key_works, stripe_unreachable
 from orchestrator.words.replay import REPLAY_AGREES, disagreement, replay_verdict
 from orchestrator.words.requests import (
     ANSWER_EXAMPLES,
@@ -124,6 +124,7 @@ __all__ = [
     "mailbox_unreadable",
     "money",
     "needs_run",
+    "needs_stripe",
     "no_contact",
     "no_single_customer",
     "not_authorised",

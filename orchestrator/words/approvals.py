@@ -3,7 +3,15 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from connectors import AccessChanged, Categorised, PaymentReceipt, Provisioned, RefundReceipt, SentEmail
+from connectors import (
+    AccessChanged,
+    Categorised,
+    PaymentReceipt,
+    Provisioned,
+    RefundReceipt,
+    SentEmail,
+    SubscriptionChanged,
+)
 from orchestrator import buttons
 from orchestrator.approvals import Approval, ApprovalRequest, ApprovalState
 from orchestrator.intents import Intent
@@ -137,6 +145,10 @@ def reason_request(*, step: str, agent: str, model: str, estimate_usd: float, in
     )
 
 
+SUBSCRIPTION_VERBS = {"pause_collection": "pause billing of", "resume_collection": "resume billing of",
+                      "cancel_subscription": "cancel"}
+
+
 def action_line(action: dict, executes: dict | None = None) -> str:
     """One proposed action in a line, as the operator reads it in an approval or a report; with `executes` (what
     its connector is handed, resolved from the records) the line names what only the records know: the address."""
@@ -150,6 +162,8 @@ def action_line(action: dict, executes: dict | None = None) -> str:
         return f"charge {action['customer']} {money(action['amount_cents'] / 100)}"
     if kind in ("pause_access", "resume_access"):
         return f"{kind.split('_')[0]} {action['customer']}'s access"
+    if kind in SUBSCRIPTION_VERBS:
+        return f"{SUBSCRIPTION_VERBS[kind]} {action.get('customer', '')}'s Stripe subscription {action['subscription']}"
     if kind == "provision_account":
         return f"provision an account for {action['name']} <{action['email']}>"
     if kind == "post_content":
@@ -175,6 +189,9 @@ def action_outcome(result: BaseModel) -> str:
             return f"access {'already ' if duplicate else ''}{access}"
         case Provisioned(duplicate=duplicate):
             return "account already provisioned" if duplicate else "account provisioned"
+        case SubscriptionChanged(status=status, collection_paused=paused, duplicate=duplicate):
+            state = "cancelled" if status == "canceled" else ("billing paused" if paused else "billing on")
+            return ("already " if duplicate else "") + state
         case Categorised(changed=changed, duplicate=duplicate):
             return "categorised" if changed and not duplicate else "already categorised"
     raise TypeError(f"no words for a {type(result).__name__}")

@@ -18,3 +18,9 @@ def stripe_key_rejected(said: str) -> str:
 
 def stripe_unreachable(said: str) -> str:
     return f"The Stripe key could not be checked: {said}. Check the network (or OPSOS_STRIPE_API_BASE)."
+
+
+def needs_stripe(line: str) -> str:
+    """Why a subscription action is refused on the sandbox, which has no subscriptions to pause or cancel."""
+    return (f"{line}: subscriptions are paused, resumed and cancelled at Stripe, and payments run on the sandbox "
+            "(set OPSOS_PAYMENTS=stripe)")

@@ -33,6 +33,9 @@ FIELDS: dict[str, Fields] = {
     "resume_access": _access("active"),
     "provision_account": lambda _s, a: {"contact_id": a["customer"], "email": a["email"], "name": a["name"],
                                         "plan": a["plan"]},
+    "pause_collection": lambda _s, a: {"subscription": a["subscription"]},
+    "resume_collection": lambda _s, a: {"subscription": a["subscription"]},
+    "cancel_subscription": lambda _s, a: {"subscription": a["subscription"]},
     "categorise": lambda _s, a: {"transaction_id": a["transaction_id"], "category": a["category"], "by": "agent"},
 }
 

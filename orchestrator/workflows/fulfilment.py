@@ -13,13 +13,17 @@ from orchestrator.workflows.model import Step, Workflow
 
 def provision(ctx: StepContext) -> dict[str, Any]:
     p = ctx.intent.params
-    action = Provision(contact_id=p["contact_id"], email=p["email"], name=p["name"], plan=p["plan"])
+    # A customer new to opsos by Stripe id is named by that id (see `stripe_rules.decide`): the contact made, or
+    # the one already at their address (imported as a lead), is linked to it.
+    linked = p["contact_id"] if p.get("new_contact") else None
+    action = Provision(contact_id=p["contact_id"], email=p["email"], name=p["name"], plan=p["plan"],
+                       stripe_customer_id=linked)
     ctx.require_approval(effect=Effect.ACCESS, action=action.model_dump(), ask=words.stripe_events.provision_request(
         p["name"], p["email"], p["plan"]))
     key = ctx.action_key(p["contact_id"])
     ctx.link_action(key)
     done = ctx.services.crm.execute(action=action, key=key)
-    return {"provisioned": done.model_dump(), "name": p["name"], "key": key}
+    return {"provisioned": done.model_dump(), "name": p["name"], "key": key, "contact_id": done.contact_id}
 
 
 def unprovision(ctx: StepContext, result: dict[str, Any]) -> dict[str, Any]:

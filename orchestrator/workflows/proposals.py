@@ -164,6 +164,8 @@ def execute(allowed: frozenset[str], *, title: str, what: str) -> Step:
         for raw in proposal.get("actions", []):
             action = ACTIONS.validate_python(raw).model_dump(mode="json")
             reason = "already proposed above" if action in accepted else screen(action, allowed, scope)
+            if reason is None and action["type"] not in ctx.services.connectors.action_types | {"post_content"}:
+                reason = words.needs_stripe(words.action_line(action))
             if reason is None:
                 accepted.append(action)
             else:

@@ -31,16 +31,22 @@ def _contacts(ctx: StepContext) -> list[Contact]:
     return [Contact.model_validate(c) for c in ctx.results["select_audience"]["contacts"]]
 
 
+def _lapsed(ctx: StepContext) -> list[Contact]:
+    """Lapsed subscribers with a price to renew at: a customer synced from Stripe who never subscribed is lapsed
+    with no plan, and has no renewal to be won back to (a $0 charge is no charge)."""
+    return [contact for contact in ctx.services.crm.segment("lapsed") if contact.monthly_cents > 0]
+
+
 def _audience(ctx: StepContext) -> list[Contact]:
     """The subscribers the campaign was drafted for, as the CRM has them now: what the approval shows and what
     runs is read at each step, so an address or a price changed since asks again. One no longer lapsed (renewed
     on their own, or gone) is left out; one lapsed since is not added: the operator approved these people."""
     drafted_for = {contact.id for contact in _contacts(ctx)}
-    return [contact for contact in ctx.services.crm.segment("lapsed") if contact.id in drafted_for]
+    return [contact for contact in _lapsed(ctx) if contact.id in drafted_for]
 
 
 def select_audience(ctx: StepContext) -> dict[str, Any]:
-    contacts = ctx.services.crm.segment("lapsed")
+    contacts = _lapsed(ctx)
     return {"contacts": [c.model_dump(mode="json") for c in contacts], "segment": "lapsed"}
 
 

@@ -46,3 +46,38 @@ def test_stripe_payments_need_a_key():
 
     with pytest.raises(ValidationError, match="OPSOS_PAYMENTS=stripe needs OPSOS_STRIPE_API_KEY"):
         Settings(payments="stripe", _env_file=None)
+
+
+def test_subscription_actions_are_carried_only_on_stripe_and_a_cancellation_always_asks(services, stripe_api):
+    """Proves pause/resume/cancel route to StripePayments when Stripe is the backend, not at all on the sandbox
+    (a proposal of one is refused in words there), and a cancellation waits for the operator even under a policy
+    that asks for nothing."""
+    from connectors import StripePayments, stripe_client
+    from orchestrator.policy import ACTION_EFFECTS, Effect, Policy
+    from orchestrator.services import action_registry
+    from tests.standins.stripe_api import API_KEY
+
+    kinds = {"pause_collection", "resume_collection", "cancel_subscription"}
+    assert not kinds & services.connectors.action_types
+    stripe = StripePayments(services.stores.pool, stripe_client(API_KEY, api_base=stripe_api.url))
+    routes = action_registry(email=services.email, payments=stripe, crm=services.crm, books=services.books)
+    assert {kind: (routes.route(kind).connector is stripe, routes.route(kind).reversible) for kind in kinds} == {
+        "pause_collection": (True, True), "resume_collection": (True, False), "cancel_subscription": (True, False)}
+    lenient = Policy(operators=frozenset(), approval_required=frozenset())
+    assert lenient.needs_approval(ACTION_EFFECTS["cancel_subscription"])
+    assert not lenient.needs_approval(Effect.COLLECTION)
+
+
+def test_a_collection_paused_through_the_registry_is_resumed_by_its_compensation(services, stripe_api):
+    from connectors import PauseCollection, StripePayments, stripe_client
+    from orchestrator.services import action_registry
+    from tests.standins.stripe_api import API_KEY
+
+    stripe_api.add_customer("cus_ana", email="ana@example.com", name="Ana")
+    stripe_api.add_subscription("sub_ana", customer="cus_ana", amount_cents=1200)
+    stripe = StripePayments(services.stores.pool, stripe_client(API_KEY, api_base=stripe_api.url))
+    routes = action_registry(email=services.email, payments=stripe, crm=services.crm, books=services.books)
+    changed = routes.execute("pause_collection", action=PauseCollection(subscription="sub_ana"), key="run:9:x:ana")
+    assert changed.collection_paused and stripe_api.subscriptions["sub_ana"]["pause_collection"] is not None
+    assert routes.compensate("pause_collection", key="run:9:x:ana") == "resumed collection of sub_ana"
+    assert stripe_api.subscriptions["sub_ana"]["pause_collection"] is None

@@ -164,6 +164,7 @@ def test_a_careful_intent_tells_the_agent_that_every_outside_action_waits_for_ap
     from orchestrator.workflows.snapshot import needs_approval
 
     policy = Policy(operators=frozenset({"console:operator"}))
-    assert needs_approval(policy, Risk.NORMAL) == ["refund", "send_email"]
-    assert needs_approval(policy, Risk.HIGH) == ["categorise", "charge", "pause_access", "post_content",
-                                                 "provision_account", "refund", "resume_access", "send_email"]
+    assert needs_approval(policy, Risk.NORMAL) == ["cancel_subscription", "refund", "send_email"]
+    assert needs_approval(policy, Risk.HIGH) == ["cancel_subscription", "categorise", "charge", "pause_access",
+                                                 "pause_collection", "post_content", "provision_account", "refund",
+                                                 "resume_access", "resume_collection", "send_email"]

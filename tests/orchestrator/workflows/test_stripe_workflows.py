@@ -72,3 +72,29 @@ def test_a_welcome_the_operator_rejects_is_not_sent_and_the_paid_account_stays(s
 def test_workflows_only_events_start_are_not_offered_in_chat() -> None:
     offered = {title for title, _ in capabilities()}
     assert offered and not offered & {"dunning", "fulfilment", "subscription cancelled"}
+
+
+def test_a_checkout_for_an_imported_contacts_address_provisions_that_contact_once(services, db, work, tmp_path):
+    """Proves fulfilment reuses the contact already at the address: Bo was imported from a list (a lead, whom
+    events do not find by address); his checkout and its first invoice make no second contact (before, the
+    provision hit the unique address index and the run failed), link his Stripe id, and welcome him once."""
+    from orchestrator import contacts
+
+    people = tmp_path / "people.csv"
+    people.write_text("email,name,status\nBO@example.com,Bo Lin,lead\n")
+    contacts.import_csv(services, people, actor="console:operator")
+    deliver(services, event("checkout.session.completed", checkout_session(
+        customer="cus_bo", subscription="sub_bo", email="bo@example.com", name="Bo Lin"), created=T0))
+    deliver(services, event("invoice.paid", invoice(customer="cus_bo", subscription="sub_bo", paid=True,
+                                                    billing_reason="subscription_create", email="bo@example.com"),
+                            created=T0 + 1))
+    work()
+    operations(services).decide(OPERATOR, pending_approval(db, 1), Decision.APPROVED)
+    work()
+    assert run_state(db, 1) == "succeeded"
+    assert count(db, "crm_contacts") == 1 and count(db, "runs") == 1
+    bo = services.crm.by_email("bo@example.com")
+    assert (bo.id.startswith("c-"), bo.stripe_customer_id, bo.status, bo.access) == (True, "cus_bo", "active",
+                                                                                       "active")
+    assert count(db, "connector_actions", "connector = 'email'") == 1
+    assert len(list(services.settings.outbox_email_dir.glob("*.eml"))) == 1
