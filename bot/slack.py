@@ -84,8 +84,10 @@ class SlackAdapter:
     async def call_acked(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """`call` for what Slack was already told arrived: our stores being away is waited out, not a loss.
 
-        Raises the last error once the waits are spent. Retrying is safe: what makes an intent carries the
-        event's dedupe key, and a decision is decided once.
+        Raises the last error once the waits are spent. Only for calls a second time does nothing more than the
+        first, since the error may have come after the first committed (its answer lost): a read, a request whose
+        intent carries the event's dedupe key (`Operations.repeatable`), a decision (the same operator's repeat is
+        answered as its success).
         """
         for wait in self.retry_waits:
             try:
@@ -129,15 +131,19 @@ class SlackAdapter:
     async def _request(self, event: dict[str, Any], body: dict[str, Any], say: AsyncSay, text: str) -> None:
         who = requester(event["user"], event["channel"])
         key = f"slack:{body['event_id']}"
+        repeatable = self.ops.repeatable(text, dedupe_key=key)
         # Slack redelivers an event (X-Slack-Retry-Num) it thinks we missed: the first copy already made the intent.
         try:
             if await self.call_acked(self.ops.seen, key):
                 log.info("slack.event_redelivered", event_id=body["event_id"])
                 return
-            reply = await self.call_acked(self.ops.handle_text, who, text, dedupe_key=key)
+            handle = self.call_acked if repeatable else self.call
+            reply = await handle(self.ops.handle_text, who, text, dedupe_key=key)
         except STORES_UNAVAILABLE:
-            log.error("slack.event_lost", event_id=body["event_id"], user=event["user"])
-            reply = words.stores_unavailable()
+            # A command the key does not make once (pause, remember, digest…) is not tried again: its error may
+            # have come after it was done, and the operator, told so, checks before sending it again.
+            log.error("slack.event_lost", event_id=body["event_id"], user=event["user"], retried=repeatable)
+            reply = words.stores_unavailable() if repeatable else words.stores_unavailable_unsure()
         await say(**renderer.render(message=reply).as_kwargs())
 
     async def on_button(self, ack: AsyncAck, body: dict[str, Any], action: dict[str, Any],

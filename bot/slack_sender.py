@@ -5,6 +5,7 @@ posted instead of posting it twice.
 """
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -20,6 +21,12 @@ log = structlog.get_logger(__name__)
 
 # The metadata event type every posted outbox row carries, with its id: how a re-try finds what was posted.
 POST_TAG = "opsos_outbox"
+# Where the search for an earlier post starts: this long before the first attempt was marked, for the skew between
+# our clock and Slack's (its ts are Slack's time). It ends after this many pages of history, newest first: a post
+# further back is posted again (at least once, never lost) rather than a retry reading a busy channel for minutes.
+HISTORY_MARGIN_SECONDS = 120.0
+HISTORY_PAGE = 200
+HISTORY_PAGES = 10
 
 renderer = BlockKitRenderer()
 
@@ -50,24 +57,29 @@ class SlackSender:
     GONE = frozenset({"message_not_found", "channel_not_found", "cant_update_message", "edit_window_closed",
                       "is_archived"})
 
-    def __init__(self, web_client: AsyncWebClient) -> None:
+    def __init__(self, web_client: AsyncWebClient, *, wall_clock: Callable[[], float] = time.time) -> None:
         self.client = web_client
+        # The real time, not the injected one: an attempt's time is compared with Slack's message timestamps.
+        self.wall_clock = wall_clock
 
     async def send(self, *, item: OutboxItem, progress: Callable[[dict[str, Any]], Awaitable[None]]) -> dict[str, Any]:
         """One chat.postMessage however long the message (the renderer keeps it within Slack's 50 blocks),
         tagged with the outbox row in its metadata; the chart upload after it never fails the row (see below).
 
-        An attempt is marked in `progress` before it posts. A row whose earlier attempt was marked may have been
-        posted with its answer lost (a connection cut after Slack took it, a deliverer killed): the conversation
-        is searched for the tagged message first, and a found one is the delivery, not posted again.
+        An attempt is marked in `progress` before it posts, with the time of the row's first attempt. A row whose
+        earlier attempt was marked may have been posted with its answer lost (a connection cut after Slack took it,
+        a deliverer killed): the conversation is searched from that time on for the tagged message first, and a
+        found one is the delivery, not posted again.
         """
         rendered: SlackMessage = renderer.render(message=item.message)
-        if (item.progress or {}).get("attempted"):
+        marked = item.progress or {}
+        if marked.get("attempted"):
             found = await self._posted_earlier(item)
             if found is not None:
                 log.info("slack.post_found", item=item.id, ts=found["ts"])
                 return found
-        await progress({"attempted": True})
+        # The first attempt's time is kept: any post of this row, by any attempt, is later than it.
+        await progress({"attempted": True, "attempted_at": marked.get("attempted_at") or self.wall_clock()})
         try:
             response = await self.client.chat_postMessage(channel=item.conversation, unfurl_links=False,
                                                           unfurl_media=False, metadata=_tag(item),
@@ -91,21 +103,38 @@ class SlackSender:
 
     async def _posted_earlier(self, item: OutboxItem) -> dict[str, Any] | None:
         """The message an earlier attempt posted for `item`, by its tag, from the conversation's history since the
-        row was queued; None when there is none, or when the history cannot be read (then it is posted again:
-        at least once, never lost)."""
+        row's first attempt (its queueing, for a row marked before attempts had a time); None when there is none in
+        HISTORY_PAGES pages, or when the history cannot be read (then it is posted again: at least once, never
+        lost)."""
+        since = (item.progress or {}).get("attempted_at") or item.created_at.timestamp()
         try:
-            history = await self.client.conversations_history(
-                channel=item.conversation, oldest=f"{item.created_at.timestamp() - 1:.6f}", limit=200,
-                include_all_metadata=True)
-        except Exception as error:  # a DM addressed by user id, a missing scope, Slack away: post as before
+            channel = await self._conversation_id(item.conversation)
+            cursor: str | None = None
+            for _ in range(HISTORY_PAGES):
+                history = await self.client.conversations_history(
+                    channel=channel, oldest=f"{float(since) - HISTORY_MARGIN_SECONDS:.6f}", limit=HISTORY_PAGE,
+                    include_all_metadata=True, cursor=cursor)
+                for message in history.get("messages") or []:
+                    metadata = message.get("metadata") or {}
+                    if (metadata.get("event_type") == POST_TAG
+                            and (metadata.get("event_payload") or {}).get("outbox_id") == item.id):
+                        return {"channel": channel, "ts": message["ts"], "found": True}
+                cursor = (history.get("response_metadata") or {}).get("next_cursor") or None
+                if cursor is None:
+                    return None
+        except Exception as error:  # a missing scope, a closed DM, Slack away: post as before
             log.warning("slack.history_unavailable", item=item.id, error=str(error))
             return None
-        for message in history.get("messages") or []:
-            metadata = message.get("metadata") or {}
-            if (metadata.get("event_type") == POST_TAG
-                    and (metadata.get("event_payload") or {}).get("outbox_id") == item.id):
-                return {"channel": history.get("channel") or item.conversation, "ts": message["ts"], "found": True}
+        log.warning("slack.history_too_long", item=item.id, pages=HISTORY_PAGES)
         return None
+
+    async def _conversation_id(self, conversation: str) -> str:
+        """The id whose history holds what was posted to `conversation`: a user id (U…, W…) posts into the bot's
+        direct message with that user, which conversations.history knows only by its own id (D…)."""
+        if not conversation.startswith(("U", "W")):
+            return conversation
+        opened = await self.client.conversations_open(users=conversation)
+        return str(opened["channel"]["id"])
 
     async def edit(self, *, item: OutboxItem, target: OutboxItem, message: Message) -> dict[str, Any]:
         """chat.update the copy `target` to read `message`: its content re-rendered as first sent, the buttons of

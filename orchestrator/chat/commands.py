@@ -37,6 +37,12 @@ class ChatCommand(BaseModel):
 
 
 _RUN_COMMANDS = {Command.PAUSE, Command.RESUME, Command.CANCEL}
+# What may be handled again after a store error that can have come after its work committed (the answer lost, not
+# the work): reads; a decision, whose repeat by the same operator is answered as its success; a choice, keyed by its
+# suggestion. A request in words too, when it carries its delivery's dedupe key. The rest (pause, remember, forget,
+# digest, a sign-in link) would be done a second time.
+_REPEATABLE = frozenset({Command.HELP, Command.STATUS, Command.WHY, Command.RECALL, Command.REPLAY, Command.CONTACTS,
+                         Command.CONTACT, Command.APPROVE, Command.REJECT, Command.CHOOSE})
 _APPROVAL_COMMANDS = {Command.APPROVE, Command.REJECT, Command.WHY}
 _NUMBER = re.compile(r"[0-9]{1,12}")
 _WORD = re.compile(r"^/?(\w+)\s*(.*)$", re.DOTALL)
@@ -51,6 +57,11 @@ def is_contact_lookup(rest: str) -> bool:
     """Whether the words after "contact" name one contact rather than ask for something (pure)."""
     words = rest.split()
     return 0 < len(words) <= _LOOKUP_WORDS and not any(w.lower().strip(",.!?") in _REQUEST_WORDS for w in words)
+
+
+def repeatable(command: ChatCommand, *, keyed: bool) -> bool:
+    """Whether handling `command` twice does what handling it once does (`keyed`: it carries a dedupe key)."""
+    return command.command in _REPEATABLE or (keyed and command.command is Command.REQUEST)
 
 
 def _is_number(text: str) -> bool:

@@ -1,8 +1,10 @@
 """Decisions: an operator's Approve / Reject (a button, typed, or the dashboard), recorded once, and "Why?".
 
 Where an approval is decided: `decide` takes the run's row lock, then `transitions.decide_approval`
-records the decision once (the approval's row lock) and queues the edits of its every copy; a second
-click, or one on a stale or expired approval, changes nothing and is told so.
+records the decision once (the approval's row lock) and queues the edits of its every copy. The same operator
+making the same decision again is answered as its success (a double click, or a front end retrying a call whose
+decision committed before its answer was lost); another operator's or another decision's click, or one on a stale
+or expired approval, changes nothing and is told so.
 """
 from __future__ import annotations
 
@@ -26,10 +28,15 @@ class Decided(BaseModel):
     approval: Approval | None = None
     updated: Message | None = None
     changed: bool = False
+    # The clicker's own decision, recorded before (a retry, a double click): answered as done, nothing recorded again.
+    repeat: bool = False
 
 
 def decide(services: Services, who: Requester, approval_id: str, decision: Decision) -> Decided:
     """Record a decision once, move the run on; a second click or a stale approval changes nothing.
+
+    A decision the same identity already made is answered as made now (`repeat`), so a caller may retry a call that
+    raised a store error after its transaction committed: the operator is not told a click that counted did not.
 
     However it is made (a button, typed, the dashboard), the decision queues in its transaction an edit
     of every message carrying this approval's buttons, on every channel (see `transitions.decide_approval`).
@@ -57,8 +64,13 @@ def decide(services: Services, who: Requester, approval_id: str, decision: Decis
     except ApprovalAlreadyDecided as error:
         with services.stores.pool.connection() as conn:
             current = approvals.get(conn, approval_id)
-        return Decided(reply=words.already_decided(str(error)), approval=current,
-                       updated=words.approval_decided(current))
+        updated = words.approval_decided(current)
+        if error.decided_by == who.identity and error.decision == decision.value:
+            if decision is Decision.APPROVED:
+                # The first call may have failed before it enqueued; a second advance of a moving run does nothing.
+                enqueue_advance(services.stores.redis, current.run_id, queue_name="interactive")
+            return Decided(reply=updated, approval=current, updated=updated, changed=True, repeat=True)
+        return Decided(reply=words.already_decided(str(error)), approval=current, updated=updated)
     except ApprovalStale as error:
         return Decided(reply=words.already_decided(str(error)))
     if decision is Decision.APPROVED:

@@ -12,7 +12,7 @@ from psycopg_pool import ConnectionPool
 from orchestrator import buttons, intents, outbox, scheduler, words
 from orchestrator.approvals import Decision
 from orchestrator.chat import contacts, control, decisions, intake, knowledge, signin
-from orchestrator.chat.commands import Command, parse
+from orchestrator.chat.commands import Command, parse, repeatable
 from orchestrator.chat.decisions import Decided
 from orchestrator.chat.requester import Requester, refuse
 from orchestrator.chat.routing import Classifier
@@ -84,6 +84,11 @@ class Operations:
             case Command.WORKFLOWS:
                 return workflows_overview()
         return self.submit(who, command.argument, dedupe_key=dedupe_key)
+
+    def repeatable(self, text: str, *, dedupe_key: str | None = None) -> bool:
+        """Whether `handle_text(text, dedupe_key=…)` may be called again after a store error, which can come after
+        its work committed: True when a second call does nothing more than the first (see `commands.repeatable`)."""
+        return repeatable(parse(text), keyed=dedupe_key is not None)
 
     def submit(self, who: Requester, text: str, *, dedupe_key: str | None = None) -> Message:
         """A request in words: an intent and its queued run, or a "Did you mean …?" (see `intake.submit`)."""

@@ -67,6 +67,7 @@ from orchestrator.words.requests import (
     signin_in_private_only,
     still_working,
     stores_unavailable,
+    stores_unavailable_unsure,
     suggestion_expired,
     unknown_button,
 )
@@ -152,6 +153,7 @@ __all__ = [
     "stepped_down",
     "still_working",
     "stores_unavailable",
+    "stores_unavailable_unsure",
     "stripe_events",
     "stripe_key_rejected",
     "stripe_key_works",

@@ -94,6 +94,12 @@ def stores_unavailable() -> Message:
                          "please send it again in a minute.")
 
 
+def stores_unavailable_unsure() -> Message:
+    return Message(kind=MessageKind.REFUSAL,
+                   title="My database stopped answering while I handled that, so I can't tell whether it was done. "
+                         "Please check (status) before you send it again.")
+
+
 def still_working() -> Message:
     return Message(kind=MessageKind.ACK, title="Got it — I'm writing that down; the confirmation follows in a moment.")
 

@@ -96,9 +96,8 @@ async def test_slash_command_to_approval_click_to_report_end_to_end(slack, slack
 async def test_second_click_gets_an_ephemeral_already_decided_and_changes_nothing(slack, slack_signer, services, db,
                                                                                  work) -> None:
     approval_id, approval = await slack.ask_for_approval(slack_signer, services, work)
-    for _ in range(2):
-        click = slack_signer.block_actions(action_id="approve", value=f"approve:{approval_id}",
-                                           message_ts=approval["ts"])
+    for verb in ("approve", "reject"):
+        click = slack_signer.block_actions(action_id=verb, value=f"{verb}:{approval_id}", message_ts=approval["ts"])
         await slack.post(click)
         await eventually(lambda: slack.api.calls_to("chat.update"))
     [notice] = await eventually(lambda: slack.api.ephemeral("C0OPS"))
@@ -187,6 +186,65 @@ async def test_a_mention_acked_while_the_database_restarts_is_still_made_an_inte
     [reply] = await eventually(lambda: slack.api.messages("C0OPS"))
     assert reply["text"].startswith("On it: intent #1")
     assert count(db, "intents") == 1 and len(calls) == 2
+
+
+async def test_a_click_whose_decision_committed_before_a_store_error_is_answered_as_done(
+    slack, slack_signer, services, db, work, monkeypatch
+) -> None:
+    """The click's decision committed, then the database connection failed before its answer came back (the commit
+    acknowledged, the connection lost). The retry used to be told "Nothing changed: this approval was already
+    approved by" the operator themself, who then believed the click had not counted. The same operator's same
+    decision is now answered as done: no "already decided" notice, the copy shows the decision, one audit event."""
+    import psycopg
+
+    approval_id, approval = await slack.ask_for_approval(slack_signer, services, work)
+    real = slack.ops.decide
+    calls = []
+
+    def lost_after_commit(*args, **kwargs):
+        decided = real(*args, **kwargs)
+        calls.append(decided)
+        if len(calls) == 1:
+            raise psycopg.OperationalError("server closed the connection unexpectedly")
+        return decided
+
+    monkeypatch.setattr(slack.ops, "decide", lost_after_commit)
+    click = slack_signer.block_actions(action_id="approve", value=f"approve:{approval_id}",
+                                       message_ts=approval["ts"], blocks=approval["blocks"])
+    assert (await slack.post(click))[0] == 200
+    await slack_copy_decided(slack.api, approval["ts"], "Approved by slack:U0OPERATOR via slack at")
+    await eventually(lambda: len(calls) == 2)
+    # What the listener answers from: the retry's outcome is the click's success, so no notice is sent.
+    assert calls[1].changed and calls[1].reply.text.startswith("Approved by slack:U0OPERATOR")
+    assert slack.api.ephemeral("C0OPS") == []
+    assert count(db, "audit_events", "kind = 'approval.approved'") == 1
+    assert run_state(db, 1) == "running"
+
+
+async def test_a_dm_command_without_a_dedupe_key_is_not_redone_after_a_store_error_past_its_commit(
+    slack, slack_signer, db, monkeypatch
+) -> None:
+    """`forget 7` makes an intent without the event's dedupe key. Its work committed, then the database failed before
+    the answer: the listener used to wait and call it again, so two forget intents were made. It is no longer tried
+    again; the operator is told it may have been done and to check before sending it again."""
+    import psycopg
+
+    real = slack.ops.handle_text
+    calls = []
+
+    def lost_after_commit(*args, **kwargs):
+        calls.append(args)
+        reply = real(*args, **kwargs)
+        if len(calls) == 1:
+            raise psycopg.OperationalError("server closed the connection unexpectedly")
+        return reply
+
+    monkeypatch.setattr(slack.ops, "handle_text", lost_after_commit)
+    event = slack_signer.message_event(text="forget 7", channel="D0OPS", channel_type="im", event_id="Ev0FORGET")
+    assert (await slack.post(event))[0] == 200
+    [reply] = await eventually(lambda: slack.api.messages("D0OPS"))
+    assert reply["text"].startswith("My database stopped answering while I handled that")
+    assert count(db, "intents", "kind = 'forget_memory'") == 1 and len(calls) == 1
 
 
 async def test_channel_chatter_without_a_mention_is_ignored(slack, slack_signer, db) -> None:

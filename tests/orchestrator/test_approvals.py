@@ -50,8 +50,32 @@ def test_two_clicks_at_the_same_moment_record_one_decision(services, db, work):
     ops = operations(services)
     results = at_once([lambda d=d: ops.decide(OPERATOR, approval_id, d)
                        for d in [Decision.APPROVED, Decision.REJECTED] * 2])
-    assert sum(r.changed for r in results) == 1
+    # The winning decision's twin is the same operator's repeat, answered as done; nothing is recorded twice.
+    assert sum(r.changed and not r.repeat for r in results) == 1
+    assert sum(not r.changed for r in results) == 2
     assert count(db, "audit_events", "kind IN ('approval.approved', 'approval.rejected')") == 1
+
+
+def test_the_same_operators_same_decision_again_is_answered_as_done(services, db, work):
+    """A front end retries a decide whose transaction committed before a store error lost its answer: that repeat
+    used to be told "already approved by" the operator themself. Every front end now gets the decision's own
+    answer for it, and nothing is recorded again."""
+    approval_id = _to_approval(services, work)
+    ops = operations(services)
+    first = ops.decide(OPERATOR, approval_id, Decision.APPROVED)
+    again = ops.decide(OPERATOR, approval_id, Decision.APPROVED)
+    assert again.changed and again.repeat and again.reply == first.reply
+    assert count(db, "audit_events", "kind = 'approval.approved'") == 1
+
+
+def test_another_operators_click_on_a_decided_approval_is_told_it_was_decided(services, db, work):
+    approval_id = _to_approval(services, work)
+    other = OPERATOR.model_copy(update={"identity": "console:partner"})
+    services.policy = services.policy.model_copy(update={"operators": services.policy.operators | {other.identity}})
+    ops = operations(services)
+    ops.decide(OPERATOR, approval_id, Decision.APPROVED)
+    second = ops.decide(other, approval_id, Decision.APPROVED)
+    assert not second.changed and "already approved by console:operator" in second.reply.title
 
 
 def test_stranger_pressing_approve_is_refused_and_audited(services, db, work):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import itertools
 import threading
@@ -184,6 +185,9 @@ class SlackStandIn(StandIn):
         channel = params.get("channel")
         if not channel:
             return {"ok": False, "error": "channel_not_found"}
+        if str(channel).startswith(("U", "W")):
+            # As on Slack: a user id posts into the bot's direct message with that user, and the answer names it.
+            channel = _dm_channel(str(channel))
         if not (params.get("text") or params.get("blocks") or params.get("attachments")):
             return {"ok": False, "error": "no_text"}
         message = {
@@ -243,19 +247,33 @@ class SlackStandIn(StandIn):
         return {"ok": True, "message_ts": ts}
 
     def _history(self, params: dict[str, Any]) -> dict[str, Any]:
-        """conversations.history as Slack answers it: newest first, from `oldest` on, `limit` at most, and a
-        message's `metadata` only with `include_all_metadata`."""
+        """conversations.history as Slack answers it: newest first, after `oldest`, `limit` at most (100 unless
+        given, 999 at most), a message's `metadata` only with `include_all_metadata`; a longer history goes on at
+        `response_metadata.next_cursor` (Slack's own form, base64 of `next_ts:<ts>`), passed back as `cursor`.
+        A user id is no conversation: its direct message's id comes from conversations.open."""
         channel = str(params.get("channel", ""))
         if not channel.startswith(("C", "D", "G")):
             return {"ok": False, "error": "channel_not_found"}
         oldest = float(params.get("oldest") or 0)
+        before = float(params.get("latest") or "inf")
+        if params.get("cursor"):
+            try:
+                before = min(before, float(base64.b64decode(str(params["cursor"])).decode().removeprefix("next_ts:")))
+            except ValueError:
+                return {"ok": False, "error": "invalid_cursor"}
+        limit = min(int(params.get("limit") or 100), 999)
         with_metadata = str(params.get("include_all_metadata", "")).lower() in ("1", "true")
         with self._lock:
-            found = [dict(m) for m in self._messages if m["channel"] == channel and float(m["ts"]) >= oldest]
+            found = [dict(m) for m in self._messages if m["channel"] == channel and oldest < float(m["ts"]) < before]
         found.sort(key=lambda m: float(m["ts"]), reverse=True)
+        page, rest = found[:limit], found[limit:]
         messages = [{k: v for k, v in m.items() if k != "channel" and (with_metadata or k != "metadata")}
-                    for m in found[: int(params.get("limit") or 100)]]
-        return {"ok": True, "messages": messages, "has_more": False}
+                    for m in page]
+        answer: dict[str, Any] = {"ok": True, "messages": messages, "has_more": bool(rest), "pin_count": 0}
+        if rest:
+            cursor = base64.b64encode(f"next_ts:{page[-1]['ts']}".encode()).decode()
+            answer["response_metadata"] = {"next_cursor": cursor}
+        return answer
 
     def _open(self, params: dict[str, Any]) -> dict[str, Any]:
         users = params.get("users")
@@ -263,14 +281,7 @@ class SlackStandIn(StandIn):
             return {"ok": True, "channel": {"id": params["channel"]}}
         if not users:
             return {"ok": False, "error": "users_list_not_supplied"}
-        # The same people always get the same DM channel, as on Slack.
-        key = ",".join(sorted(str(users).split(",")))
-        return {
-            "ok": True,
-            "no_op": False,
-            "already_open": False,
-            "channel": {"id": "D" + hashlib.sha256(key.encode()).hexdigest()[:10].upper()},
-        }
+        return {"ok": True, "no_op": False, "already_open": False, "channel": {"id": _dm_channel(str(users))}}
 
     def _get_upload_url(self, params: dict[str, Any]) -> dict[str, Any]:
         if not params.get("filename") or not params.get("length"):
@@ -316,6 +327,12 @@ class SlackStandIn(StandIn):
     def _users_info(self, params: dict[str, Any]) -> dict[str, Any]:
         user = self.users.get(str(params.get("user", "")))
         return {"ok": True, "user": user} if user else {"ok": False, "error": "user_not_found"}
+
+
+def _dm_channel(users: str) -> str:
+    # The same people always get the same DM channel, as on Slack.
+    key = ",".join(sorted(users.split(",")))
+    return "D" + hashlib.sha256(key.encode()).hexdigest()[:10].upper()
 
 
 _HANDLERS = {

@@ -1,7 +1,7 @@
 """Chat command parsing, table-driven: which words are commands, what their argument is, what is a request."""
 import pytest
 
-from orchestrator.chat.commands import ChatCommand, Command, parse
+from orchestrator.chat.commands import ChatCommand, Command, parse, repeatable
 from tests.orchestrator.helpers import OPERATOR, operations
 
 APPROVAL = "a0123456789"
@@ -81,3 +81,19 @@ def test_a_superscript_digit_is_no_run_number_and_is_answered(services, text: st
     from `int('¹')`. Only ASCII digits are run numbers now: these are requests in words, and get an answer."""
     assert parse(text).command is Command.REQUEST
     assert operations(services).handle_text(OPERATOR, text).title
+
+
+@pytest.mark.parametrize(("text", "keyed", "again"), [
+    pytest.param("win back lapsed customers", True, True, id="a keyed request is made once by its key"),
+    pytest.param("win back lapsed customers", False, False, id="an unkeyed request would be made twice"),
+    pytest.param("status 3", False, True, id="a read"),
+    pytest.param(f"approve {APPROVAL}", False, True, id="a decision, whose repeat is its success"),
+    pytest.param("pause 3", True, False, id="a run change: the key makes only intents once"),
+    pytest.param("forget 7", True, False, id="an intent made without the key"),
+    pytest.param("remember the office closes at 5", True, False, id="a memory written twice"),
+    pytest.param("digest", True, False, id="a digest sent twice"),
+])
+def test_which_commands_a_front_end_may_handle_again_after_a_store_error(text: str, keyed: bool, again: bool) -> None:
+    """A store error can come after a command's work committed: only what a second call leaves as the first did is
+    retried by the front ends that acked it (Slack's listeners)."""
+    assert repeatable(parse(text), keyed=keyed) is again
