@@ -81,3 +81,18 @@ def test_a_collection_paused_through_the_registry_is_resumed_by_its_compensation
     assert changed.collection_paused and stripe_api.subscriptions["sub_ana"]["pause_collection"] is not None
     assert routes.compensate("pause_collection", key="run:9:x:ana") == "resumed collection of sub_ana"
     assert stripe_api.subscriptions["sub_ana"]["pause_collection"] is None
+
+
+def test_the_workflow_files_catalogue_knows_the_stripe_routes_as_they_are(services, stripe_api):
+    """A file may name a subscription action on any backend; its catalogue entry has the Stripe route's model
+    and reversibility, so what a file is checked against is what runs."""
+    from connectors import StripePayments, stripe_client
+    from orchestrator.services import action_registry
+    from orchestrator.workflows.declared import CONNECTOR_ACTIONS
+    from tests.standins.stripe_api import API_KEY
+
+    stripe = StripePayments(services.stores.pool, stripe_client(API_KEY, api_base=stripe_api.url))
+    routes = action_registry(email=services.email, payments=stripe, crm=services.crm, books=services.books)
+    assert set(CONNECTOR_ACTIONS) == set(routes.action_types)
+    for name, entry in CONNECTOR_ACTIONS.items():
+        assert (entry.model, entry.reversible) == (routes.route(name).model, routes.route(name).reversible), name

@@ -3,7 +3,9 @@
 Connector actions are the routes of the action registry (`services.action_registry`): each with the
 model its connector takes, its effect in policy's terms and whether the connector's own `compensate`
 takes it back. The table is static so that a file is checked without opening a database; a test
-keeps it equal to the registry, so a route added there without an entry here fails that test.
+keeps it equal to the registry, so a route added there without an entry here fails that test. The
+subscription actions are in the table whatever the backend: a file is valid on the sandbox too, and its
+step is refused in words when it runs there.
 The other actions are the engine's own: an agent step, an approval gate, a wait, a message to the
 operator and a memory.
 """
@@ -24,7 +26,17 @@ from agents import (
     outreach_agent,
     post_agent,
 )
-from connectors import AccessChange, Categorisation, Charge, OutgoingEmail, Provision, Refund
+from connectors import (
+    AccessChange,
+    CancelSubscription,
+    Categorisation,
+    Charge,
+    OutgoingEmail,
+    PauseCollection,
+    Provision,
+    Refund,
+    ResumeCollection,
+)
 from orchestrator.policy import ACTION_EFFECTS, Effect
 from orchestrator.settings import Settings
 
@@ -45,6 +57,8 @@ class ConnectorAction:
     reversible: bool
     # Fields the file may leave out, filled from the named setting (an email's sender is the business's address).
     from_settings: Mapping[str, str] = field(default_factory=dict)
+    # The payments backend the action needs: subscriptions exist at Stripe only, so the sandbox has no route for it.
+    needs_stripe: bool = False
 
     def defaults(self, settings: Settings) -> dict[str, Any]:
         return {name: getattr(settings, setting) for name, setting in self.from_settings.items()}
@@ -66,6 +80,9 @@ CONNECTOR_ACTIONS: dict[str, ConnectorAction] = {
     "resume_access": ConnectorAction(AccessChange, reversible=True),
     "provision_account": ConnectorAction(Provision, reversible=True),
     "categorise": ConnectorAction(Categorisation, reversible=True),
+    "pause_collection": ConnectorAction(PauseCollection, reversible=True, needs_stripe=True),
+    "resume_collection": ConnectorAction(ResumeCollection, reversible=False, needs_stripe=True),
+    "cancel_subscription": ConnectorAction(CancelSubscription, reversible=False, needs_stripe=True),
 }
 
 # The specialist agents a file may name, by the name it uses.

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from connectors import ActionInProgress
+from connectors import ActionInProgress, ActionRejected
 from memory import Kind
 from orchestrator import audit, words
 from orchestrator.approvals import AwaitingApproval
@@ -76,6 +76,8 @@ def connector_step(spec: StepSpec, workflow: str) -> StepFn:
     entry = CONNECTOR_ACTIONS[spec.do]
 
     def run(ctx: StepContext) -> dict[str, Any]:
+        if entry.needs_stripe and spec.do not in ctx.services.connectors.action_types:
+            raise ActionRejected(words.needs_stripe(f"{workflow}.{spec.name} ({spec.do})"), code="needs_stripe")
         route = ctx.services.connectors.route(spec.do)
         if spec.compensate == "connector" and not route.reversible:
             raise RuntimeError(f"{workflow}.{spec.name}: {spec.do} is not reversible by its connector")
