@@ -12,10 +12,13 @@ last few minutes, not the whole log. `verify(full=True)` re-hashes from the firs
 every anchor. `anchor` re-hashes from the newest anchor to the head and signs the head.
 
 A deleted anchor file, or one replaced with an older copy, leaves only the unkeyed chain, which verifies however
-it was rewritten. Anchors are written every `audit_anchor_minutes`, so an event older than two intervals that no
-anchor covers means the anchors that should vouch for it are gone (or the anchor job stopped): the check reports
-the chain not trusted (`unanchored_from`), distinct from broken, and `anchor` signs nothing over that gap unless
-the operator accepts it (`opsos audit anchor --accept-gap`). A fresh install has no such event: it is fine.
+it was rewritten. So each anchor written is also marked in the database (`audit_anchor_marks`: the event it
+covers): a file whose newest anchor is older than the newest mark lost anchors it had. The check then reports
+the chain not trusted (`unanchored_from`, the first event the file no longer covers), distinct from broken, and
+`anchor` signs nothing over that gap unless the operator accepts it (`opsos audit anchor --accept-gap`). Events
+after the newest mark were simply never anchored yet (no scheduler ran, as with `opsos chat` alone): nothing is
+wrong with those. Whoever can rewrite the database and the file together can remove both; the anchor lines the
+digests posted into the chat history are the copy they cannot reach.
 """
 from __future__ import annotations
 
@@ -25,9 +28,8 @@ import hmac
 import json
 import os
 import secrets
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 
@@ -45,8 +47,8 @@ KEY_BYTES = 32
 HASH_OF = "SELECT hash FROM audit_events WHERE id = %s"
 HASHES_OF = "SELECT id, hash FROM audit_events WHERE id = ANY(%s)"
 FIRST_AFTER = "SELECT id, at FROM audit_events WHERE id > %s ORDER BY id LIMIT 1"
-# An anchor job may run late or miss one slot; an event left uncovered longer than this many intervals is not.
-GRACE_INTERVALS = 2
+NEWEST_MARK = "SELECT max(event_id) AS event_id FROM audit_anchor_marks"
+MARK = "INSERT INTO audit_anchor_marks (event_id, at) VALUES (%s, %s) ON CONFLICT (event_id) DO NOTHING"
 
 
 class Anchor(BaseModel):
@@ -97,30 +99,21 @@ class Anchoring(BaseModel):
     written: bool
 
 
-def _wall_clock() -> datetime:
-    return datetime.now(UTC)
-
-
 @dataclass(frozen=True)
 class AnchorBook:
-    """Where the anchors are kept, the key they are signed with, how often they are written and the clock that
-    says how old an unanchored event is (the services' clock, so a test that moves time moves it)."""
+    """Where the anchors are kept and the key they are signed with."""
 
     path: Path
     key: bytes = field(repr=False)
-    interval: timedelta = timedelta(minutes=5)
-    clock: Callable[[], datetime] = field(default=_wall_clock, repr=False, compare=False)
 
 
-def book(settings: Settings, *, clock: Callable[[], datetime] | None = None) -> AnchorBook:
-    """The anchor file and key of these settings: OPSOS_AUDIT_KEY, else the key file (made on first use); `clock`
-    the caller's (`services.now`), else the wall clock (a command run by hand)."""
+def book(settings: Settings) -> AnchorBook:
+    """The anchor file and key of these settings: OPSOS_AUDIT_KEY, else the key file (made on first use)."""
     if settings.audit_key is not None:
         key = settings.audit_key.get_secret_value().encode()
     else:
         key = load_key(settings.audit_key_file)
-    return AnchorBook(path=settings.audit_anchor_file, key=key,
-                      interval=timedelta(minutes=settings.audit_anchor_minutes), clock=clock or _wall_clock)
+    return AnchorBook(path=settings.audit_anchor_file, key=key)
 
 
 def load_key(path: Path) -> bytes:
@@ -238,12 +231,15 @@ def write(anchors: AnchorBook, anchor: Anchor) -> None:
 
 def verify(conn: Connection, anchors: AnchorBook, *, full: bool = False) -> AnchorReport:
     """The chain checked against the anchor file: every signature, then the newest anchor's event and the events
-    after it (or, `full`, every event from the first and every anchor), and whether an event older than the anchors'
-    schedule allows is left uncovered. Reads only; raises nothing on tampering."""
+    after it (or, `full`, every event from the first and every anchor), and whether the file lost anchors the
+    database says were written. Reads only; raises nothing on tampering."""
     report = _verify_links(conn, anchors, full=full)
-    row = conn.execute(FIRST_AFTER, (report.anchor.event_id if report.anchor else 0,)).fetchone()
-    if row is not None and row["at"] < anchors.clock() - GRACE_INTERVALS * anchors.interval:
-        return report.model_copy(update={"unanchored_from": row["id"], "unanchored_since": row["at"]})
+    covered = report.anchor.event_id if report.anchor else 0
+    marked = conn.execute(NEWEST_MARK).fetchone()["event_id"]
+    if marked is not None and marked > covered:
+        row = conn.execute(FIRST_AFTER, (covered,)).fetchone()
+        first = row["id"] if row else covered + 1
+        return report.model_copy(update={"unanchored_from": first, "unanchored_since": row["at"] if row else None})
     return report
 
 
@@ -270,9 +266,9 @@ def _verify_links(conn: Connection, anchors: AnchorBook, *, full: bool) -> Ancho
 def anchor(conn: Connection, anchors: AnchorBook, *, now: datetime, accept_gap: bool = False) -> Anchoring:
     """Re-hash the events after the newest anchor and sign the head they end at.
 
-    Writes nothing when the check fails (a rewritten chain must not be vouched for), when events older than the
-    schedule allows are unanchored (signing them would hide that their anchors went) unless `accept_gap`, or
-    when the head has not moved. The head signed is the last event the check read, so an event committed while
+    Writes nothing when the check fails (a rewritten chain must not be vouched for), when the file lost anchors
+    the database marks (signing over them would hide that they went) unless `accept_gap`, or when the head has
+    not moved. The head signed is the last event the check read, so an event committed while
     it read is left for the next anchor rather than signed unchecked. Event ids follow commit order while appends
     are serialised by the chain lock (`audit.LOCK_CHAIN`); nothing after the head can commit below it.
     """
@@ -285,5 +281,7 @@ def anchor(conn: Connection, anchors: AnchorBook, *, now: datetime, accept_gap: 
     assert report.head_hash is not None
     made = sign(anchors.key, event_id=report.head_id, head_hash=report.head_hash, at=now)
     write(anchors, made)
+    # After the file, so a mark never names an anchor the file did not get; with the caller's transaction.
+    conn.execute(MARK, (made.event_id, now))
     log.info("audit.anchored", event_id=made.event_id, checked=report.checked)
     return Anchoring(report=report, anchor=made, written=True)

@@ -335,6 +335,14 @@ ORCHESTRATOR_MIGRATIONS: list[str] = [
     ALTER TABLE stripe_events ADD COLUMN attempts integer NOT NULL DEFAULT 0, ADD COLUMN last_error text;
     CREATE INDEX stripe_events_dead ON stripe_events (received_at) WHERE state = 'dead';
     """,
+    # 14: each audit anchor written to the anchor file is marked here, so a file deleted or replaced with an older
+    # copy shows as anchors missing from it (`anchors.verify`), not as a chain that was simply never anchored.
+    """
+    CREATE TABLE audit_anchor_marks (
+        event_id bigint PRIMARY KEY,
+        at       timestamptz NOT NULL
+    );
+    """,
 ]
 
 COMPONENTS: dict[str, list[str]] = {

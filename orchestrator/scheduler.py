@@ -188,7 +188,7 @@ def send_digest(services: Services, conn: Connection, *, slot: datetime, now: da
 def _anchor(services: Services, conn: Connection, *, now: datetime) -> anchors.Anchoring:
     # Events committed by others are what it anchors; it appends no event of its own, or every anchor would move
     # the head and the next slot would always find something new to sign.
-    done = anchors.anchor(conn, anchors.book(services.settings, clock=lambda: now), now=now)
+    done = anchors.anchor(conn, anchors.book(services.settings), now=now)
     report = done.report
     if not report.trusted:
         log.error("audit.check_failed", first_broken_id=report.first_broken_id,

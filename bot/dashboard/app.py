@@ -130,7 +130,7 @@ class Dashboard:
     def _run(self, run_id: int) -> views.overview.RunPage | None:
         with self.ops.pool.connection() as conn:
             try:
-                book = anchors.book(self.ops.services.settings, clock=self.ops.services.now)
+                book = anchors.book(self.ops.services.settings)
                 return views.overview.run_page(conn, run_id, anchors=book)
             except NotFound:
                 return None

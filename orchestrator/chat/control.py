@@ -56,7 +56,7 @@ def change_run(services: Services, who: Requester, run_id: int, event: RunEvent)
 def replay_reply(services: Services, run_id: int) -> Message:
     """`replay 3` in chat: the verdict and the latest events, or a refusal when there is no such run."""
     try:
-        book = anchors.book(services.settings, clock=services.now)
+        book = anchors.book(services.settings)
         report = replay.snapshot(services.stores.pool, run_id, anchors=book)
     except NotFound:
         return words.invalid_request(f"there is no run #{run_id}")

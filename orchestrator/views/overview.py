@@ -100,7 +100,7 @@ def overview(conn: Connection, *, settings: Settings, now: datetime, audit_limit
         chart_png=charts.budget_burn_png(spend.burn(conn, now=now, zone=settings.zone),
                                          daily_cap=settings.budget_daily_usd),
         audit=[AuditEvent.model_validate(r) for r in conn.execute(RECENT_AUDIT, (audit_limit,))],
-        chain=anchors.verify(conn, anchors.book(settings, clock=lambda: now)),
+        chain=anchors.verify(conn, anchors.book(settings)),
         dead_letters={r["channel"]: r["n"] for r in conn.execute(DEAD_LETTERS)},
     )
 

@@ -70,14 +70,13 @@ def chain_verdict(report: AnchorReport) -> str:
 
 
 def unanchored(report: AnchorReport) -> str:
-    """Why a chain whose links hold is not trusted: events its anchors should cover are not covered."""
+    """Why a chain whose links hold is not trusted: the anchor file lost anchors opsos wrote."""
     since = f" (the first from {utc(report.unanchored_since)})" if report.unanchored_since else ""
     return (f"Chain NOT TRUSTED: no anchor covers the events from #{report.unanchored_from} on{since}, though "
-            f"anchors are written every few minutes. The anchor file was deleted or replaced with an older copy, or "
-            f"the anchor job (`opsos scheduler`) has not run; without anchors, anyone with the database could have "
-            f"rewritten these events and the links would still verify. Restore the anchor file from a backup and "
-            f"compare with the anchor lines of past digests; if only the scheduler was stopped, `opsos audit anchor "
-            f"--accept-gap` vouches for the chain as it stands.")
+            f"opsos wrote anchors past them: the anchor file was deleted or replaced with an older copy. Without "
+            f"those anchors, anyone with the database could have rewritten these events and the links would still "
+            f"verify. Restore the anchor file from a backup and compare with the anchor lines of past digests; if "
+            f"you reset it on purpose, `opsos audit anchor --accept-gap` vouches for the chain as it stands.")
 
 
 def audit_alarm(report: AnchorReport) -> Message:

@@ -63,7 +63,7 @@ def _as_superuser_without_triggers(database_url: str, sql: str) -> None:
 @pytest.fixture
 def book(settings):
     NOW[0] = T0
-    return anchors.book(settings, clock=lambda: NOW[0])
+    return anchors.book(settings)
 
 
 def test_a_rewrite_with_every_hash_recomputed_is_found_by_the_anchor(db, database_url, book):
@@ -179,7 +179,6 @@ def test_opsos_audit_verify_uses_the_anchors_and_full_rehashes_all(db, database_
     monkeypatch.setenv("DATABASE_URL", database_url)
     monkeypatch.setenv("REDIS_URL", redis_url)
     monkeypatch.setenv("OPSOS_DATA_DIR", str(settings.data_dir))
-    # The command judges unanchored events by the wall clock: these were written just now.
     _append(db, 5, at=datetime.now(UTC))
     _anchor(db, anchors.book(settings), now=datetime.now(UTC))
     _append(db, 1, start=5, at=datetime.now(UTC))
@@ -193,27 +192,26 @@ def test_opsos_audit_verify_uses_the_anchors_and_full_rehashes_all(db, database_
     assert "events up to #5 were rewritten" in capsys.readouterr().out
 
 
-def _forty_minutes_later_with_the_anchor_file(db, book, restore: str | None) -> anchors.AnchorReport:
-    _append(db, 3, start=3)
+def _later_with_the_anchor_file(db, book, restore: str | None) -> anchors.AnchorReport:
+    _append(db, 3, start=6)
     if restore is None:
         book.path.unlink()
     else:
         book.path.write_text(restore)
-    NOW[0] += timedelta(minutes=40)
     return _verify(db, book)
 
 
 @pytest.mark.parametrize("what", ["deleted", "rolled back"])
 def test_an_anchor_file_deleted_or_rolled_back_leaves_the_chain_not_trusted(db, book, what):
-    """Proves the review's finding: anchors are written every 5 minutes, so events 40 minutes old that no anchor
-    covers mean the anchors that covered them went; the links still verify, yet the chain is not trusted, the
-    verdict says why and what to do, and the anchor job signs nothing over the gap until the operator accepts."""
+    """Proves the review's finding: the database marks each anchor written, so a file without the newest of them
+    lost anchors; the links still verify, yet the chain is not trusted, the verdict says why and what to do, and
+    the anchor job signs nothing over the gap until the operator accepts it."""
     _append(db, 3)
     _anchor(db, book)
     older = book.path.read_text()
     _append(db, 3, start=3)
     _anchor(db, book, now=NOW[0])
-    report = _forty_minutes_later_with_the_anchor_file(db, book, None if what == "deleted" else older)
+    report = _later_with_the_anchor_file(db, book, None if what == "deleted" else older)
     assert report.ok and not report.trusted
     assert report.unanchored_from == (1 if what == "deleted" else 4)
     said = words.chain_verdict(report)
@@ -226,11 +224,13 @@ def test_an_anchor_file_deleted_or_rolled_back_leaves_the_chain_not_trusted(db, 
     assert _verify(db, book).trusted
 
 
-def test_a_fresh_install_with_only_recent_unanchored_events_is_trusted(db, book):
-    """Events younger than two anchoring intervals wait for the anchor job: nothing is wrong yet."""
+def test_events_never_anchored_because_no_scheduler_ran_are_trusted(db, book):
+    """`opsos chat` alone runs no anchor job: events it wrote wait for one, however old, and nothing is wrong;
+    the first anchor the scheduler writes covers them."""
     assert _verify(db, book).trusted  # no events at all
     _append(db, 3)
-    NOW[0] += timedelta(minutes=5)
     report = _verify(db, book)
     assert report.trusted and report.unanchored_from is None
     assert words.chain_verdict(report) == "Chain verified: 3 events, every link intact (no anchor yet)."
+    assert _anchor(db, book).written
+    assert _verify(db, book).anchor.event_id == 3
