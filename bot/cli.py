@@ -37,7 +37,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_logging(args.log_level or getattr(args, "default_log_level", "info"))
-    return int(args.run(args) or 0)
+    try:
+        return int(args.run(args) or 0)
+    except Exception as error:
+        # Imported here, on the error path only: `opsos --help` must not load the control plane.
+        from orchestrator import SchemaTooNew
+
+        if not isinstance(error, SchemaTooNew):
+            raise
+        print(f"opsos: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

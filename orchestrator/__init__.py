@@ -43,6 +43,7 @@ from orchestrator.delivery import (
 )
 from orchestrator.errors import STORES_UNAVAILABLE, NotFound, OpsError
 from orchestrator.messages import Action, Attachment, Fact, Message, MessageKind, Section, Style
+from orchestrator.migrations import SchemaTooNew
 from orchestrator.outbox import OutboxItem
 from orchestrator.queue import QUEUE_NAMES, rq_queue
 from orchestrator.runs import RunEvent, RunState
@@ -77,6 +78,7 @@ __all__ = [
     "RouterClassifier",
     "RunEvent",
     "RunState",
+    "SchemaTooNew",
     "Section",
     "Sender",
     "Services",

@@ -10,8 +10,20 @@ import structlog
 
 from connectors import MIGRATIONS as CONNECTOR_MIGRATIONS
 from memory import MIGRATIONS as MEMORY_MIGRATIONS
+from orchestrator.errors import OpsError
 
 log = structlog.get_logger(__name__)
+
+
+class SchemaTooNew(OpsError):
+    """The database was migrated by a newer opsos: running this older code on it could misread or lose records."""
+
+    def __init__(self, newer: dict[str, tuple[int, int]]) -> None:
+        parts = ", ".join(f"{component} {have} (this opsos knows {known})"
+                          for component, (have, known) in sorted(newer.items()))
+        super().__init__(f"the database's schema is newer than this opsos: {parts}. Run the opsos that "
+                         "migrated it (or a newer one); a downgrade is not supported")
+        self.newer = newer
 
 ORCHESTRATOR_MIGRATIONS: list[str] = [
     # 1: intents, runs, steps, approvals, agent calls, the audit log and the outbox.
@@ -375,6 +387,13 @@ def migrate(conn: psycopg.Connection) -> list[tuple[str, int]]:
             conn.execute(CREATE_TRACKING)
         rows = conn.execute("SELECT component, version FROM schema_migrations").fetchall()
         done = {(r["component"], r["version"]) if isinstance(r, dict) else (r[0], r[1]) for r in rows}
+        highest: dict[str, int] = {}
+        for component, version in done:
+            highest[component] = max(highest.get(component, 0), version)
+        newer = {component: (version, len(COMPONENTS.get(component, [])))
+                 for component, version in highest.items() if version > len(COMPONENTS.get(component, []))}
+        if newer:
+            raise SchemaTooNew(newer)
         for component, migrations in COMPONENTS.items():
             for version, sql in enumerate(migrations, start=1):
                 if (component, version) in done:
