@@ -1,5 +1,13 @@
 """Connectors: idempotent, compensable actions on outside systems (email, payments, CRM, books); contact imports."""
 from connectors.books import Categorisation, Categorised, SandboxBooks
+from connectors.chat_platforms import (
+    SlackIdentity,
+    TelegramIdentity,
+    slack_identity,
+    slack_socket_url,
+    telegram_identity,
+    telegram_webhook_url,
+)
 from connectors.contact_csv import BadRow, ContactCsv, ContactRow, Header, open_csv
 from connectors.contact_import import ImportCounts, import_rows
 from connectors.contact_sync import (
@@ -132,6 +140,7 @@ __all__ = [
     "SandboxCrm",
     "SandboxPayments",
     "SentEmail",
+    "SlackIdentity",
     "SmtpEmailBackend",
     "StatusChange",
     "StatusChanged",
@@ -143,6 +152,7 @@ __all__ = [
     "SyncCounts",
     "SyncPosition",
     "SyncedContact",
+    "TelegramIdentity",
     "UnknownAction",
     "UnknownRecord",
     "Unreadable",
@@ -157,9 +167,13 @@ __all__ = [
     "read_email",
     "read_header",
     "save_position",
+    "slack_identity",
+    "slack_socket_url",
     "stripe_client",
     "sync_position",
     "synced_contact",
+    "telegram_identity",
+    "telegram_webhook_url",
     "upsert_synced",
     "with_retries",
 ]

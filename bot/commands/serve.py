@@ -21,16 +21,18 @@ def run(args: argparse.Namespace) -> int:
     from bot.dashboard import add_dashboard
     from bot.errors import ConfigurationError
     from bot.server import build_web_app, front_ends
-    from orchestrator import Operations, Settings, build_services, check_payments, router_classifier
+    from orchestrator import Operations, Settings, build_services, doctor, router_classifier
 
     settings = Settings()
     services = build_services(settings)
     ops = Operations(services, router_classifier(settings.kinds_file))
     try:
-        # A wrong Stripe key is found now, in a sentence, not at the first charge of a customer's renewal.
-        usable, said = check_payments(services)
-        print(f"opsos serve: {said}")
-        if not usable:
+        # A wrong Slack, Telegram or Stripe key is found now, in the doctor's words, not at the first message or the
+        # first charge of a customer's renewal; a failure here is the operator's to fix, so restarting cannot help.
+        verdicts = doctor.start_checks(services)
+        for verdict in verdicts:
+            print(f"opsos serve: {verdict.render()}")
+        if not doctor.passed(verdicts):
             return 2
         try:
             apps = front_ends(ops, settings)
