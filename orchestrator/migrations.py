@@ -2,6 +2,9 @@
 
 A migration's position in its list is its version. Never edit or reorder an applied one: add a new
 one at the end, so a database made by an older opsos is upgraded in place, never dropped.
+
+Long because: the orchestrator's migrations are one append-only list whose order is the schema's history;
+splitting it by topic would hide that order.
 """
 from __future__ import annotations
 
