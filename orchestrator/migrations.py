@@ -2,6 +2,8 @@
 
 A migration's position in its list is its version. Never edit or reorder an applied one: add a new
 one at the end, so a database made by an older opsos is upgraded in place, never dropped.
+
+Long because: the list is the schema's whole history in one order, and that order is every table's version.
 """
 from __future__ import annotations
 
@@ -328,6 +330,38 @@ ORCHESTRATOR_MIGRATIONS: list[str] = [
     # and whose run was taken over writes nothing more for it (`ownership.RunLock.own_row`). Null until held.
     """
     ALTER TABLE runs ADD COLUMN owner text;
+    """,
+    # 13: the operator's own schedules, made in chat (`orchestrator/schedules`), and each slot they fired or skipped.
+    # A fire's primary key is its slot's claim: inserted in the transaction that makes the slot's intent.
+    """
+    CREATE TABLE schedules (
+        id                  bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        proposal            text NOT NULL UNIQUE,
+        cron                text NOT NULL,
+        timezone            text NOT NULL,
+        request             text NOT NULL,
+        kind                text NOT NULL,
+        workflow            text NOT NULL,
+        budget_monthly_usd  numeric(12, 4) NOT NULL,
+        created_by          text NOT NULL,
+        channel             text NOT NULL,
+        conversation        text NOT NULL,
+        state               text NOT NULL DEFAULT 'active',
+        reason              text NOT NULL DEFAULT '',
+        created_at          timestamptz NOT NULL,
+        active_since        timestamptz NOT NULL,
+        last_slot           timestamptz
+    );
+    CREATE TABLE schedule_fires (
+        schedule_id  bigint NOT NULL REFERENCES schedules(id),
+        slot         timestamptz NOT NULL,
+        fired_at     timestamptz NOT NULL,
+        fired_by     text NOT NULL,
+        outcome      text NOT NULL,
+        missed       int NOT NULL DEFAULT 0,
+        intent_id    bigint REFERENCES intents(id),
+        PRIMARY KEY (schedule_id, slot)
+    );
     """,
 ]
 
