@@ -32,8 +32,7 @@ class ScheduleUnchanged(OpsError):
     """A pause, resume or removal the schedule's state does not allow: `state` is the one it is in."""
 
     def __init__(self, schedule_id: int, state: ScheduleState) -> None:
-        super().__init__(f"schedule #{schedule_id} is {state.value} already" if state is not ScheduleState.ACTIVE
-                         else f"schedule #{schedule_id} is active already")
+        super().__init__(f"schedule #{schedule_id} is {state.value} already")
         self.schedule_id = schedule_id
         self.state = state
 

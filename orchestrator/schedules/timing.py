@@ -94,7 +94,7 @@ def _with_request(cron: str, rest: str) -> Timing | Unreadable:
 def _every_n(rest: str) -> Timing | Unreadable:
     match = re.match(r"(\d+)\s+(minutes?|hours?)\b(.*)$", rest, re.IGNORECASE)
     if not match:
-        return Unreadable(f"“every {rest.split(' ', 2)[0]} {' '.join(rest.split(' ')[1:2])}” is no period I know")
+        return Unreadable(f"“every {' '.join(rest.split(' ')[:2])}” is not a period I know")
     count, unit = int(match.group(1)), match.group(2).lower()
     if unit.startswith("minute"):
         if count not in _ALLOWED_MINUTES:

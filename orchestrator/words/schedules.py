@@ -39,9 +39,10 @@ def cannot_schedule(request: str, closest: list[str]) -> Message:
 def proposal(*, token: str, cron: str, zone: ZoneInfo, upcoming: list[datetime], request: str, title: str,
              budget_monthly_usd: float, run_budget_usd: float) -> Message:
     """The schedule said back before anything is stored, with a Confirm button."""
+    when = describe(cron)
     return Message(
         kind=MessageKind.NOTICE,
-        title=f"Schedule this? {describe(cron).capitalize()} ({zone.key}), I would run the {title}.",
+        title=f"Schedule this? {when[:1].upper()}{when[1:]} ({zone.key}), I would run the {title}.",
         text="Nothing is stored until you confirm; this offer lapses in an hour.",
         sections=[Section(facts=[
             Fact(label="When", value=f"{describe(cron)}, {zone.key} time (cron “{cron}”)"),
