@@ -16,6 +16,8 @@ from orchestrator.approvals import Decision
 APPROVAL_ID = r"a[0-9a-f]{10}"
 # A "Did you mean …?" choice: the kept request's token and the index of the kind offered.
 CHOICE = r"[0-9a-f]{10}:[0-9]"
+# A schedule offered in chat and not yet confirmed (see `chat.schedules`).
+PROPOSAL = r"s[0-9a-f]{10}"
 # ASCII digits only: `\d` would also take "٣", which no run number is.
 RUN_ID = r"[0-9]{1,12}"
 
@@ -27,10 +29,12 @@ class Verb(StrEnum):
     RESUME = "resume"
     CANCEL = "cancel"
     CHOOSE = "choose"
+    CONFIRM = "confirm"
 
 
 _ARGUMENT = {Verb.APPROVE: APPROVAL_ID, Verb.REJECT: APPROVAL_ID, Verb.WHY: APPROVAL_ID,
-             Verb.RESUME: RUN_ID, Verb.CANCEL: RUN_ID, Verb.CHOOSE: CHOICE}
+             Verb.RESUME: RUN_ID, Verb.CANCEL: RUN_ID, Verb.CHOOSE: CHOICE,
+             Verb.CONFIRM: PROPOSAL}
 _VALUE = re.compile(r"^(" + "|".join(verb.value for verb in Verb) + r"):(.+)$")
 _APPROVAL_BUTTON = re.compile(rf"^(?:approve|reject|why):({APPROVAL_ID})$")
 
@@ -77,6 +81,10 @@ def cancel(run_id: int) -> str:
 
 def choose(token: str, index: int) -> str:
     return value(Verb.CHOOSE, f"{token}:{index}")
+
+
+def confirm(proposal: str) -> str:
+    return value(Verb.CONFIRM, proposal)
 
 
 def read(data: str | None) -> Pressed | None:

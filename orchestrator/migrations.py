@@ -358,6 +358,38 @@ ORCHESTRATOR_MIGRATIONS: list[str] = [
         at       timestamptz NOT NULL
     );
     """,
+    # 15: the operator's own schedules, made in chat (`orchestrator/schedules`), and each slot they fired or skipped.
+    # A fire's primary key is its slot's claim: inserted in the transaction that makes the slot's intent.
+    """
+    CREATE TABLE schedules (
+        id                  bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        proposal            text NOT NULL UNIQUE,
+        cron                text NOT NULL,
+        timezone            text NOT NULL,
+        request             text NOT NULL,
+        kind                text NOT NULL,
+        workflow            text NOT NULL,
+        budget_monthly_usd  numeric(12, 4) NOT NULL,
+        created_by          text NOT NULL,
+        channel             text NOT NULL,
+        conversation        text NOT NULL,
+        state               text NOT NULL DEFAULT 'active',
+        reason              text NOT NULL DEFAULT '',
+        created_at          timestamptz NOT NULL,
+        active_since        timestamptz NOT NULL,
+        last_slot           timestamptz
+    );
+    CREATE TABLE schedule_fires (
+        schedule_id  bigint NOT NULL REFERENCES schedules(id),
+        slot         timestamptz NOT NULL,
+        fired_at     timestamptz NOT NULL,
+        fired_by     text NOT NULL,
+        outcome      text NOT NULL,
+        missed       int NOT NULL DEFAULT 0,
+        intent_id    bigint REFERENCES intents(id),
+        PRIMARY KEY (schedule_id, slot)
+    );
+    """,
 ]
 
 COMPONENTS: dict[str, list[str]] = {

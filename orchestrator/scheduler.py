@@ -48,6 +48,7 @@ from orchestrator import (
 )
 from orchestrator.inbox import poll as inbox
 from orchestrator.messages import Message
+from orchestrator.schedules import firing
 from orchestrator.services import Services
 from orchestrator.settings import Settings
 from orchestrator.views import digest
@@ -114,6 +115,7 @@ def schedules(settings: Settings) -> dict[str, Schedule]:
         Schedule("memory_upkeep", daily_at=Settings.time_of_day(settings.upkeep_at), marks_late=False),
         Schedule("audit_anchor", every=timedelta(minutes=settings.audit_anchor_minutes)),
         Schedule("retention", daily_at=Settings.time_of_day(settings.upkeep_at), marks_late=False),
+        Schedule("schedules", every=timedelta(seconds=settings.schedule_tick_seconds)),
     ]
     if settings.imap_host:
         found.append(Schedule("mailbox", every=timedelta(minutes=settings.imap_poll_minutes)))
@@ -264,6 +266,13 @@ def prune(services: Services, conn: Connection, *, slot: datetime, now: datetime
     return {"pruned": pruned.counts}
 
 
+def fire_schedules(services: Services, conn: Connection, *, slot: datetime, now: datetime,
+                   late: bool) -> dict[str, Any]:
+    """The operator's own schedules (`schedules.firing`): each due one fires its slot once. Each schedule commits in
+    a transaction of its own, where its slot's claim is, not with this tick's: one schedule's failure stops no other."""
+    return firing.tend_all(services, now=now)
+
+
 def read_mailbox(services: Services, conn: Connection, *, slot: datetime, now: datetime,
                  late: bool) -> dict[str, Any]:
     """Read new mail (`inbox.poll`). Each message commits in its own transaction, not with this slot's claim: a
@@ -309,7 +318,7 @@ SlotAction = Callable[..., dict[str, Any]]
 ACTIONS: dict[str, SlotAction] = {"digest": send_digest, "sla": check_sla, "budget": check_budget,
                                   "recover": recover, "memory_upkeep": memory_upkeep, "audit_anchor": anchor_audit,
                                   "retention": prune, "mailbox": read_mailbox,
-                                  "backup": nightly_backup}
+                                  "backup": nightly_backup, "schedules": fire_schedules}
 
 
 # -- the RQ side ------------------------------------------------------------------------------------

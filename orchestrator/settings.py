@@ -148,6 +148,12 @@ class Settings(BaseSettings):
     sla_check_minutes: int = 15
     budget_check_minutes: int = 15
     recover_every_seconds: int = 60
+    # The operator's schedules made in chat ("every Monday at 9 …"): each one's budget per month (runs past it are
+    # skipped), the failed runs in a row after which it pauses itself, and how late a slot may fire before it is
+    # announced as a catch-up.
+    schedule_budget_monthly_usd: float = Field(default=10.0, gt=0)
+    schedule_failures_to_pause: int = Field(default=3, gt=0)
+    schedule_grace_minutes: int = Field(default=10, ge=0)
     # The dashboard: where its sign-in links point, how long a link and a session live.
     dashboard_url: str = "http://127.0.0.1:8080"
     signin_ttl_minutes: int = 15

@@ -6,7 +6,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel
 
-from orchestrator.buttons import APPROVAL_ID, CHOICE
+from orchestrator.buttons import APPROVAL_ID, CHOICE, PROPOSAL
+from orchestrator.schedules import timing
 
 
 class Command(StrEnum):
@@ -29,6 +30,12 @@ class Command(StrEnum):
     CONTACTS = "contacts"
     CONTACT = "contact"
     WORKFLOWS = "workflows"
+    SCHEDULE = "schedule"
+    SCHEDULES = "schedules"
+    CONFIRM = "confirm"
+    PAUSE_SCHEDULE = "pause_schedule"
+    RESUME_SCHEDULE = "resume_schedule"
+    UNSCHEDULE = "unschedule"
 
 
 class ChatCommand(BaseModel):
@@ -45,6 +52,7 @@ _REPEATABLE = frozenset({Command.HELP, Command.STATUS, Command.WHY, Command.RECA
                          Command.CONTACT, Command.APPROVE, Command.REJECT, Command.CHOOSE})
 _APPROVAL_COMMANDS = {Command.APPROVE, Command.REJECT, Command.WHY}
 _NUMBER = re.compile(r"[0-9]{1,12}")
+_SCHEDULE_NUMBER = re.compile(r"schedule\s+#?([0-9]{1,12})")
 _WORD = re.compile(r"^/?(\w+)\s*(.*)$", re.DOTALL)
 # "contact Ana", "contact ana@example.com", "contact c-12" look a contact up; "contact Ana about her renewal" or
 # "contact lapsed customers to offer a discount" are requests in words, told apart by length and linking words.
@@ -79,13 +87,26 @@ def parse(text: str) -> ChatCommand:
     try:
         command = Command(word)
     except ValueError:
+        # "every Monday at 9 …", "0 9 * * 1 …": a schedule, read (or refused) by `timing`, never a request as it is.
+        if timing.read(stripped) is not None:
+            return ChatCommand(command=Command.SCHEDULE, argument=stripped)
         return ChatCommand(command=Command.REQUEST, argument=stripped)
     if command in (Command.HELP,) and not rest:
         return ChatCommand(command=command)
-    if command in (Command.DIGEST, Command.DASHBOARD, Command.CONTACTS, Command.WORKFLOWS) and not rest:
+    if command in (Command.DIGEST, Command.DASHBOARD, Command.CONTACTS, Command.WORKFLOWS,
+                   Command.SCHEDULES) and not rest:
         return ChatCommand(command=command)
     if command is Command.STATUS and (not rest or _is_number(rest.lstrip("#"))):
         return ChatCommand(command=command, argument=rest.lstrip("#"))
+    if command in (Command.PAUSE, Command.RESUME) and (numbered := _SCHEDULE_NUMBER.fullmatch(rest.lower())):
+        which = Command.PAUSE_SCHEDULE if command is Command.PAUSE else Command.RESUME_SCHEDULE
+        return ChatCommand(command=which, argument=numbered.group(1))
+    if command is Command.UNSCHEDULE and _is_number(rest.lstrip("#")):
+        return ChatCommand(command=command, argument=rest.lstrip("#"))
+    if command is Command.SCHEDULE and timing.read(rest) is not None:
+        return ChatCommand(command=command, argument=rest)
+    if command is Command.CONFIRM and re.fullmatch(PROPOSAL, rest):
+        return ChatCommand(command=command, argument=rest)
     if command in _RUN_COMMANDS and _is_number(rest.lstrip("#")):
         return ChatCommand(command=command, argument=rest.lstrip("#"))
     # Only with a run number: "replay the spring campaign" is a request in words.

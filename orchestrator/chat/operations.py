@@ -11,16 +11,20 @@ from psycopg_pool import ConnectionPool
 
 from orchestrator import buttons, intents, outbox, scheduler, words
 from orchestrator.approvals import Decision
-from orchestrator.chat import contacts, control, decisions, intake, knowledge, signin
+from orchestrator.chat import contacts, control, decisions, intake, knowledge, scheduling, signin
 from orchestrator.chat.commands import Command, parse, repeatable
 from orchestrator.chat.decisions import Decided
 from orchestrator.chat.requester import Requester, refuse
 from orchestrator.chat.routing import Classifier
 from orchestrator.messages import Message
 from orchestrator.runs import RunEvent
+from orchestrator.schedules.records import ScheduleState
 from orchestrator.services import Services
 from orchestrator.startup import workflows_overview
 from orchestrator.workflows.forget import FORGET
+
+SCHEDULE_MOVES = {Command.PAUSE_SCHEDULE: ScheduleState.PAUSED, Command.RESUME_SCHEDULE: ScheduleState.ACTIVE,
+                  Command.UNSCHEDULE: ScheduleState.REMOVED}
 
 
 class Operations:
@@ -83,6 +87,14 @@ class Operations:
                 return contacts.card(self.services, command.argument)
             case Command.WORKFLOWS:
                 return workflows_overview()
+            case Command.SCHEDULE:
+                return scheduling.propose(self.services, self.classifier, who, command.argument)
+            case Command.CONFIRM:
+                return scheduling.confirm(self.services, who, command.argument)
+            case Command.SCHEDULES:
+                return scheduling.overview(self.services)
+            case Command.PAUSE_SCHEDULE | Command.RESUME_SCHEDULE | Command.UNSCHEDULE:
+                return scheduling.change(self.services, who, int(command.argument), SCHEDULE_MOVES[command.command])
         return self.submit(who, command.argument, dedupe_key=dedupe_key)
 
     def repeatable(self, text: str, *, dedupe_key: str | None = None) -> bool:

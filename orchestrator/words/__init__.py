@@ -1,6 +1,6 @@
 """Every sentence opsos says to the operator, in one place and split by topic, so tone and wording stay consistent
 and testable. Words read the records' types; no record module imports words."""
-from orchestrator.words import stripe_events, workflow_files
+from orchestrator.words import schedules, stripe_events, workflow_files
 from orchestrator.words.approvals import (
     POST_HANDED_OVER,
     action_line,
@@ -148,6 +148,7 @@ __all__ = [
     "run_actions",
     "run_changed",
     "run_failed",
+    "schedules",
     "signin_in_private_only",
     "sla_at_risk",
     "stepped_down",

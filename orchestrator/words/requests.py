@@ -21,6 +21,9 @@ COMMANDS_HELP = [
     ("recall <question>", "what I remember, with where each memory came from"),
     ("forget <memory>", "redact a memory (after your approval)"),
     ("contacts / contact <name, address or id>", "your customers: how many and the latest, or one contact's card"),
+    ("every <when> <request>", "a schedule, e.g. “every Monday at 9 write this week's newsletter” or a cron string "
+                               "“0 9 * * 1 …”; shown back for you to confirm"),
+    ("schedules / pause schedule <n> / resume schedule <n> / unschedule <n>", "your schedules, and changing one"),
     ("workflows", "the workflows opsos runs and where each comes from (Python or a workflow file)"),
     ("why <customer or action>", "the chain behind an action: intent, approval, memories, audit events"),
     ("replay <run>", "rebuild a run from the audit log and show where the tables disagree with it"),

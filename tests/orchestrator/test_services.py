@@ -4,7 +4,6 @@ from connectors import SandboxBooks, SandboxCrm, SandboxPayments
 from orchestrator.policy import ACTION_EFFECTS
 from orchestrator.workflows.connector_actions import FIELDS
 
-
 # Subscriptions exist at Stripe only: the sandbox registry has no route for these (tested with Stripe elsewhere).
 STRIPE_ONLY = frozenset({"pause_collection", "resume_collection", "cancel_subscription"})
 

@@ -67,6 +67,20 @@ CASES = [
     pytest.param("  grow MRR: win back lapsed subscribers ", Command.REQUEST, "grow MRR: win back lapsed subscribers",
                  id="a request is stripped"),
     pytest.param("¿status?", Command.REQUEST, "¿status?", id="punctuation first"),
+    pytest.param("schedules", Command.SCHEDULES, "", id="list schedules"),
+    pytest.param("pause schedule 3", Command.PAUSE_SCHEDULE, "3", id="pause a schedule"),
+    pytest.param("Resume Schedule #3", Command.RESUME_SCHEDULE, "3", id="resume a schedule"),
+    pytest.param("unschedule 3", Command.UNSCHEDULE, "3", id="remove a schedule"),
+    pytest.param("unschedule the newsletter", Command.REQUEST, "unschedule the newsletter", id="unschedule in words"),
+    pytest.param("confirm s0123456789", Command.CONFIRM, "s0123456789", id="confirm an offered schedule"),
+    pytest.param("every Monday at 9 write x", Command.SCHEDULE, "every Monday at 9 write x", id="a schedule"),
+    pytest.param("every blursday write x", Command.SCHEDULE, "every blursday write x",
+                 id="an unreadable timing is a schedule to refuse, not a request"),
+    pytest.param("0 9 * * 1 write x", Command.SCHEDULE, "0 9 * * 1 write x", id="a cron string"),
+    pytest.param("schedule every day at 9 write x", Command.SCHEDULE, "every day at 9 write x",
+                 id="schedule before a timing"),
+    pytest.param("every customer who cancelled gets an email", Command.REQUEST,
+                 "every customer who cancelled gets an email", id="every without a timing is a request"),
 ]
 
 
