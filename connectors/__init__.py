@@ -22,6 +22,8 @@ from connectors.crm import (
     SandboxCrm,
     StatusChange,
     StatusChanged,
+    Tagged,
+    Tagging,
 )
 from connectors.email import (
     EmailBackend,
@@ -143,6 +145,8 @@ __all__ = [
     "SyncCounts",
     "SyncPosition",
     "SyncedContact",
+    "Tagged",
+    "Tagging",
     "UnknownAction",
     "UnknownRecord",
     "Unreadable",

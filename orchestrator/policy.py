@@ -23,6 +23,8 @@ class Effect(StrEnum):
     CHARGE = "payments.charge"
     REFUND = "payments.refund"
     ACCESS = "crm.access"
+    # The operator's own labels on their contacts (a lead's score): nothing a customer sees.
+    TAGS = "crm.tags"
     BOOKS = "books.write"
     POST = "content.post"
     FORGET = "memory.forget"
@@ -36,6 +38,7 @@ ACTION_EFFECTS: dict[str, Effect] = {
     "pause_access": Effect.ACCESS,
     "resume_access": Effect.ACCESS,
     "provision_account": Effect.ACCESS,
+    "tag_contact": Effect.TAGS,
     # Posts are handed to the operator to publish: nothing leaves the business without them.
     "post_content": Effect.POST,
     "categorise": Effect.BOOKS,

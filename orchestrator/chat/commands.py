@@ -29,6 +29,7 @@ class Command(StrEnum):
     CONTACTS = "contacts"
     CONTACT = "contact"
     WORKFLOWS = "workflows"
+    OUTREACH = "outreach"
 
 
 class ChatCommand(BaseModel):
@@ -36,7 +37,8 @@ class ChatCommand(BaseModel):
     argument: str = ""
 
 
-_RUN_COMMANDS = {Command.PAUSE, Command.RESUME, Command.CANCEL}
+# `outreach 12`: the ranked-list button of lead-qualification run 12 (words after it are a request).
+_RUN_COMMANDS = {Command.PAUSE, Command.RESUME, Command.CANCEL, Command.OUTREACH}
 _APPROVAL_COMMANDS = {Command.APPROVE, Command.REJECT, Command.WHY}
 _NUMBER = re.compile(r"[0-9]{1,12}")
 _WORD = re.compile(r"^/?(\w+)\s*(.*)$", re.DOTALL)

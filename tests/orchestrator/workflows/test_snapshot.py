@@ -166,4 +166,5 @@ def test_a_careful_intent_tells_the_agent_that_every_outside_action_waits_for_ap
     policy = Policy(operators=frozenset({"console:operator"}))
     assert needs_approval(policy, Risk.NORMAL) == ["refund", "send_email"]
     assert needs_approval(policy, Risk.HIGH) == ["categorise", "charge", "pause_access", "post_content",
-                                                 "provision_account", "refund", "resume_access", "send_email"]
+                                                 "provision_account", "refund", "resume_access", "send_email",
+                                                 "tag_contact"]
