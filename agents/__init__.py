@@ -32,6 +32,7 @@ from agents.proposals import (
     ResumeAccess,
     SendEmail,
 )
+from agents.qualify import LeadScore, LeadScores, qualify_agent
 from agents.router import IntentKind, KindRegistry, Router, RouteResult, default_registry_path
 from agents.summariser import InteractionSummary, summarise, summary_agent, summary_prompt_chars
 from agents.tiers import OFFLINE, TIER_ORDER, ModelTiers, build_tiers, chat_model, cheaper_tiers
@@ -58,6 +59,8 @@ __all__ = [
     "InteractionSummary",
     "KindParams",
     "KindRegistry",
+    "LeadScore",
+    "LeadScores",
     "ModelTiers",
     "OfflineTemplateDrafter",
     "OutreachParams",
@@ -91,6 +94,7 @@ __all__ = [
     "model_name",
     "outreach_agent",
     "post_agent",
+    "qualify_agent",
     "summarise",
     "summary_agent",
     "summary_prompt_chars",

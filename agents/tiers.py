@@ -12,6 +12,7 @@ from agents.offline import OfflineTemplateDrafter, Template
 from agents.outreach import offline_outreach
 from agents.params import OFFLINE_PARAM_TEMPLATES
 from agents.posts import offline_post
+from agents.qualify import offline_qualify
 from agents.summariser import offline_summary
 
 OFFLINE = "offline"
@@ -24,6 +25,7 @@ OFFLINE_TEMPLATES: dict[str, Template] = {
     "OutreachProposal": offline_outreach,
     "BookkeepingProposal": offline_bookkeeping,
     "FulfillmentProposal": offline_fulfillment,
+    "LeadScores": offline_qualify,
     "InteractionSummary": offline_summary,
     **OFFLINE_PARAM_TEMPLATES,
 }

@@ -30,6 +30,8 @@ from connectors.crm import (
     SandboxCrm,
     StatusChange,
     StatusChanged,
+    Tagged,
+    Tagging,
 )
 from connectors.email import (
     EmailBackend,
@@ -152,6 +154,8 @@ __all__ = [
     "SyncCounts",
     "SyncPosition",
     "SyncedContact",
+    "Tagged",
+    "Tagging",
     "TelegramIdentity",
     "UnknownAction",
     "UnknownRecord",

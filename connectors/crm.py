@@ -88,6 +88,31 @@ class Provisioned(BaseModel):
     duplicate: bool
 
 
+class Tagging(BaseModel):
+    """Tags written to a contact: `drop` first takes off the tags a re-tagging replaces (an entry ending in
+    ":" takes off every tag it begins, so `score:` replaces an older score), then `tags` are added once each."""
+
+    contact_id: str
+    tags: list[str] = Field(min_length=1)
+    drop: list[str] = Field(default_factory=list)
+
+
+class Tagged(BaseModel):
+    contact_id: str
+    tags: list[str]
+    previous: list[str]
+    duplicate: bool
+
+
+def retagged(current: list[str], tagging: Tagging) -> list[str]:
+    """The tags a contact has after `tagging` (pure): its others kept in order, the new ones after, none twice."""
+    def dropped(tag: str) -> bool:
+        return any(tag == d or (d.endswith(":") and tag.startswith(d)) for d in tagging.drop)
+
+    kept = [tag for tag in current if not dropped(tag) and tag not in tagging.tags]
+    return list(dict.fromkeys([*kept, *tagging.tags]))
+
+
 UPSERT = """
 INSERT INTO crm_contacts (id, email, name, plan, status, access, monthly_cents, last_paid_at, notes)
 VALUES (%(id)s, %(email)s, %(name)s, %(plan)s, %(status)s, %(access)s, %(monthly_cents)s, %(last_paid_at)s, %(notes)s)
@@ -185,9 +210,10 @@ class SandboxCrm:
             rows = conn.execute(LATEST, (limit,)).fetchall()
         return [Contact.model_validate(row) for row in rows]
 
-    def execute(self, *, action: AccessChange | StatusChange | Provision,
-                key: str) -> AccessChanged | StatusChanged | Provisioned:
-        """Change access or status, or provision an account, once per key; a repeated key returns the first outcome.
+    def execute(self, *, action: AccessChange | StatusChange | Provision | Tagging,
+                key: str) -> AccessChanged | StatusChanged | Provisioned | Tagged:
+        """Change access, status or tags, or provision an account, once per key; a repeated key returns the first
+        outcome.
 
         The claim, the change and its record share one transaction, so a crash leaves either all three or
         none, and a second worker with the same key waits on the claimed row, then finds it done.
@@ -204,6 +230,8 @@ class SandboxCrm:
                 result = self._provision(conn, action)
             elif isinstance(action, StatusChange):
                 result = self._set_status(conn, action)
+            elif isinstance(action, Tagging):
+                result = self._tag(conn, action)
             else:
                 result = self._set_access(conn, action)
             self.claims.finish(conn, key=key, result=result)
@@ -227,6 +255,17 @@ class SandboxCrm:
         conn.execute("UPDATE crm_contacts SET status = %s WHERE id = %s", (action.status, action.contact_id))
         return {**action.model_dump(), "previous": before["status"]}
 
+    def _tag(self, conn: Connection, action: Tagging) -> dict[str, Any]:
+        # The row lock holds off an import or another tagging between reading the tags and writing them.
+        before = conn.execute(
+            "SELECT tags FROM crm_contacts WHERE id = %s FOR UPDATE", (action.contact_id,)
+        ).fetchone()
+        if before is None:
+            raise UnknownRecord(f"no contact {action.contact_id}", record=action.contact_id)
+        tags = retagged(list(before["tags"]), action)
+        conn.execute("UPDATE crm_contacts SET tags = %s WHERE id = %s", (tags, action.contact_id))
+        return {"contact_id": action.contact_id, "tags": tags, "previous": list(before["tags"])}
+
     def _provision(self, conn: Connection, action: Provision) -> dict[str, Any]:
         # What was there before is kept in the record, so compensation can put an existing customer back.
         # The row lock (FOR UPDATE) orders two provisions of one contact; the insert's conflict, two of one address.
@@ -244,8 +283,8 @@ class SandboxCrm:
         return {"contact_id": before["id"], "plan": action.plan, "previous": previous}
 
     def compensate(self, *, key: str) -> str:
-        """Undo the change made under `key`: access back to what it was; a provisioned account suspended
-        (a new contact keeps its record, with access paused) or put back as it was (an existing one)."""
+        """Undo the change made under `key`: access, status or tags back to what they were; a provisioned account
+        suspended (a new contact keeps its record, with access paused) or put back as it was (an existing one)."""
         with self.pool.connection() as conn, conn.transaction():
             record = self.claims.for_undo(conn, key)
             if record is not None and record.state == "compensated":
@@ -261,6 +300,10 @@ class SandboxCrm:
                 else:
                     conn.execute(RESTORE, {**previous, "id": result["contact_id"]})
                     said = f"account of {result['contact_id']} back to {previous['plan']}, {previous['status']}"
+            elif record.action == "tag":
+                conn.execute("UPDATE crm_contacts SET tags = %s WHERE id = %s",
+                             (result["previous"], result["contact_id"]))
+                said = f"tags of {result['contact_id']} back to {', '.join(result['previous']) or 'none'}"
             elif record.action == "set_status":
                 conn.execute(
                     "UPDATE crm_contacts SET status = %s WHERE id = %s", (result["previous"], result["contact_id"])
@@ -276,14 +319,17 @@ class SandboxCrm:
 
 
 OPERATIONS: dict[type[BaseModel], str] = {AccessChange: "set_access", StatusChange: "set_status",
-                                          Provision: "provision"}
+                                          Provision: "provision", Tagging: "tag"}
 
 
 def _outcome(operation: str, result: dict[str, Any], *,
-             duplicate: bool) -> AccessChanged | StatusChanged | Provisioned:
+             duplicate: bool) -> AccessChanged | StatusChanged | Provisioned | Tagged:
     if operation == "provision":
         return Provisioned(contact_id=result["contact_id"], plan=result["plan"],
                            created=result["previous"] is None, duplicate=duplicate)
+    if operation == "tag":
+        return Tagged(contact_id=result["contact_id"], tags=result["tags"], previous=result["previous"],
+                      duplicate=duplicate)
     if operation == "set_status":
         return StatusChanged(contact_id=result["contact_id"], status=result["status"], previous=result["previous"],
                              duplicate=duplicate)

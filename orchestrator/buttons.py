@@ -30,11 +30,14 @@ class Verb(StrEnum):
     CANCEL = "cancel"
     CHOOSE = "choose"
     CONFIRM = "confirm"
+    # Outreach for the top leads of a lead-qualification run (its id).
+    OUTREACH = "outreach"
 
 
 _ARGUMENT = {Verb.APPROVE: APPROVAL_ID, Verb.REJECT: APPROVAL_ID, Verb.WHY: APPROVAL_ID,
              Verb.RESUME: RUN_ID, Verb.CANCEL: RUN_ID, Verb.CHOOSE: CHOICE,
-             Verb.CONFIRM: PROPOSAL}
+             Verb.CONFIRM: PROPOSAL,
+             Verb.OUTREACH: RUN_ID}
 _VALUE = re.compile(r"^(" + "|".join(verb.value for verb in Verb) + r"):(.+)$")
 _APPROVAL_BUTTON = re.compile(rf"^(?:approve|reject|why):({APPROVAL_ID})$")
 
@@ -77,6 +80,10 @@ def resume(run_id: int) -> str:
 
 def cancel(run_id: int) -> str:
     return value(Verb.CANCEL, run_id)
+
+
+def outreach(run_id: int) -> str:
+    return value(Verb.OUTREACH, run_id)
 
 
 def choose(token: str, index: int) -> str:

@@ -27,6 +27,8 @@ class Effect(StrEnum):
     # A subscription cancelled at Stripe: Stripe cannot take a cancellation back.
     CANCEL = "payments.cancel"
     ACCESS = "crm.access"
+    # The operator's own labels on their contacts (a lead's score): nothing a customer sees.
+    TAGS = "crm.tags"
     BOOKS = "books.write"
     POST = "content.post"
     FORGET = "memory.forget"
@@ -44,6 +46,7 @@ ACTION_EFFECTS: dict[str, Effect] = {
     "pause_access": Effect.ACCESS,
     "resume_access": Effect.ACCESS,
     "provision_account": Effect.ACCESS,
+    "tag_contact": Effect.TAGS,
     # Posts are handed to the operator to publish: nothing leaves the business without them.
     "post_content": Effect.POST,
     "categorise": Effect.BOOKS,

@@ -30,6 +30,7 @@ from connectors import (
     SandboxPayments,
     SmtpEmailBackend,
     StripePayments,
+    Tagging,
     stripe_client,
 )
 from memory import ContextCache, LongTermMemory, get_embedder
@@ -110,6 +111,7 @@ def action_registry(*, email: EmailConnector, payments: SandboxPayments | Stripe
         "pause_access": Route(crm, AccessChange, reversible=True),
         "resume_access": Route(crm, AccessChange, reversible=True),
         "provision_account": Route(crm, Provision, reversible=True),
+        "tag_contact": Route(crm, Tagging, reversible=True),
         "categorise": Route(books, Categorisation, reversible=True),
         **subscriptions,
     })

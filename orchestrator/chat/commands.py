@@ -36,6 +36,7 @@ class Command(StrEnum):
     PAUSE_SCHEDULE = "pause_schedule"
     RESUME_SCHEDULE = "resume_schedule"
     UNSCHEDULE = "unschedule"
+    OUTREACH = "outreach"
 
 
 class ChatCommand(BaseModel):
@@ -43,13 +44,15 @@ class ChatCommand(BaseModel):
     argument: str = ""
 
 
-_RUN_COMMANDS = {Command.PAUSE, Command.RESUME, Command.CANCEL}
+# `outreach 12`: the ranked-list button of lead-qualification run 12 (words after it are a request).
+_RUN_COMMANDS = {Command.PAUSE, Command.RESUME, Command.CANCEL, Command.OUTREACH}
 # What may be handled again after a store error that can have come after its work committed (the answer lost, not
 # the work): reads; a decision, whose repeat by the same operator is answered as its success; a choice, keyed by its
 # suggestion. A request in words too, when it carries its delivery's dedupe key. The rest (pause, remember, forget,
 # digest, a sign-in link) would be done a second time.
 _REPEATABLE = frozenset({Command.HELP, Command.STATUS, Command.WHY, Command.RECALL, Command.REPLAY, Command.CONTACTS,
-                         Command.CONTACT, Command.APPROVE, Command.REJECT, Command.CHOOSE})
+                         Command.CONTACT, Command.APPROVE, Command.REJECT, Command.CHOOSE,
+                         Command.SCHEDULES, Command.CONFIRM, Command.OUTREACH, Command.WORKFLOWS})
 _APPROVAL_COMMANDS = {Command.APPROVE, Command.REJECT, Command.WHY}
 _NUMBER = re.compile(r"[0-9]{1,12}")
 _SCHEDULE_NUMBER = re.compile(r"schedule\s+#?([0-9]{1,12})")

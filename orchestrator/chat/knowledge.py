@@ -15,6 +15,7 @@ from orchestrator import audit, words
 from orchestrator.inbox import records as inbox
 from orchestrator.messages import Message
 from orchestrator.services import Services
+from orchestrator.workflows import FILES
 
 # "Ana Souza: prefers email over phone" → subject "Ana Souza"; without a colon the subject is the business.
 DEFAULT_SUBJECT = "business"
@@ -42,14 +43,24 @@ def split_subject(text: str) -> tuple[str, str]:
     return DEFAULT_SUBJECT, text.strip()
 
 
+def policy_subjects() -> dict[str, str]:
+    """The subjects workflow files read as policy memories (a `policy` step's), by their lower-case form."""
+    return {step.subject.lower(): step.subject for loaded in FILES.values() for step in loaded.spec.step
+            if step.do == "policy" and step.subject}
+
+
 def remember(services: Services, *, identity: str, channel: str, text: str) -> Message:
+    """A fact in long-term memory; under a subject a workflow reads as policy ("ideal customer profile: …") it is
+    a policy memory instead, and the newest one replaces the one before (one profile, not a pile of them)."""
     subject, fact = split_subject(text)
     if not fact:
         return words.invalid_request("there is nothing to remember")
+    policy = policy_subjects().get(subject.lower())
     with services.stores.pool.connection() as conn, conn.transaction():
         record = services.memory.remember(
-            fact, kind=Kind.FACT, subject=subject, provenance={"source": f"chat:{channel}", "by": identity},
-            conn=conn,
+            fact, kind=Kind.POLICY if policy else Kind.FACT, subject=policy or subject,
+            ref=f"policy:{policy}" if policy else None,
+            provenance={"source": f"chat:{channel}", "by": identity}, conn=conn,
         )
         audit.append(conn, actor=identity, kind="memory.remembered", at=services.now(),
                      payload={"memory": record.id, "subject": subject, "outcome": record.outcome})

@@ -11,7 +11,7 @@ from psycopg_pool import ConnectionPool
 
 from orchestrator import buttons, intents, outbox, scheduler, words
 from orchestrator.approvals import Decision
-from orchestrator.chat import contacts, control, decisions, intake, knowledge, scheduling, signin
+from orchestrator.chat import contacts, control, decisions, intake, knowledge, leads, scheduling, signin
 from orchestrator.chat.commands import Command, parse, repeatable
 from orchestrator.chat.decisions import Decided
 from orchestrator.chat.requester import Requester, refuse
@@ -52,6 +52,8 @@ class Operations:
         match command.command:
             case Command.STATUS:
                 return self.status(int(command.argument) if command.argument else None)
+            case Command.OUTREACH:
+                return leads.start_outreach(self.services, who, int(command.argument))
             case Command.PAUSE | Command.RESUME | Command.CANCEL:
                 return self.change_run(who, int(command.argument), RunEvent(command.command.value))
             case Command.APPROVE | Command.REJECT:

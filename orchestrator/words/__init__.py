@@ -1,6 +1,6 @@
 """Every sentence opsos says to the operator, in one place and split by topic, so tone and wording stay consistent
 and testable. Words read the records' types; no record module imports words."""
-from orchestrator.words import schedules, stripe_events, workflow_files
+from orchestrator.words import leads, schedules, stripe_events, workflow_files
 from orchestrator.words.approvals import (
     POST_HANDED_OVER,
     action_line,
@@ -122,6 +122,7 @@ __all__ = [
     "help_message",
     "interaction_text",
     "invalid_request",
+    "leads",
     "mailbox_unreadable",
     "money",
     "needs_run",

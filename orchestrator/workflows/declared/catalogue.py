@@ -25,6 +25,7 @@ from agents import (
     fulfillment_agent,
     outreach_agent,
     post_agent,
+    qualify_agent,
 )
 from connectors import (
     AccessChange,
@@ -36,6 +37,7 @@ from connectors import (
     Provision,
     Refund,
     ResumeCollection,
+    Tagging,
 )
 from orchestrator.policy import ACTION_EFFECTS, Effect
 from orchestrator.settings import Settings
@@ -49,6 +51,11 @@ class Builtin(StrEnum):
     WAIT = "wait"
     NOTIFY = "notify"
     REMEMBER = "remember"
+    # Over contacts (see `segments`): a segment of the CRM, a policy memory, an agent's scores ranked, a ranked list.
+    CONTACTS = "contacts"
+    POLICY = "policy"
+    RANK = "rank"
+    RANKED_LIST = "ranked_list"
 
 
 @dataclass(frozen=True)
@@ -63,14 +70,6 @@ class ConnectorAction:
     def defaults(self, settings: Settings) -> dict[str, Any]:
         return {name: getattr(settings, setting) for name, setting in self.from_settings.items()}
 
-    @property
-    def required(self) -> frozenset[str]:
-        return frozenset(name for name, info in self.model.model_fields.items() if info.is_required())
-
-    @property
-    def fields(self) -> frozenset[str]:
-        return frozenset(self.model.model_fields)
-
 
 CONNECTOR_ACTIONS: dict[str, ConnectorAction] = {
     "send_email": ConnectorAction(OutgoingEmail, reversible=False, from_settings={"sender": "email_from"}),
@@ -79,6 +78,7 @@ CONNECTOR_ACTIONS: dict[str, ConnectorAction] = {
     "pause_access": ConnectorAction(AccessChange, reversible=True),
     "resume_access": ConnectorAction(AccessChange, reversible=True),
     "provision_account": ConnectorAction(Provision, reversible=True),
+    "tag_contact": ConnectorAction(Tagging, reversible=True),
     "categorise": ConnectorAction(Categorisation, reversible=True),
     "pause_collection": ConnectorAction(PauseCollection, reversible=True, needs_stripe=True),
     "resume_collection": ConnectorAction(ResumeCollection, reversible=False, needs_stripe=True),
@@ -92,6 +92,8 @@ AGENTS: dict[str, StructuredAgent[Any]] = {
     "bookkeeping": bookkeeping_agent,
     "content": campaign_agent,
     "posts": post_agent,
+    # The outreach agent's qualification task: leads scored against the ideal-customer profile.
+    "outreach.qualify": qualify_agent,
 }
 
 TIERS = ("draft", "reason")

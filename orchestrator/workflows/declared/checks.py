@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from orchestrator.workflows.declared import template
 from orchestrator.workflows.declared.catalogue import AGENTS, CONNECTOR_ACTIONS, Builtin, known_actions, side_effecting
 from orchestrator.workflows.declared.schema import Problem, StepSpec, WorkflowFile, WorkflowFileError
+from orchestrator.workflows.declared.segments import WITH_OF
 
 COMMON = {"name", "do", "title", "when", "for_each", "item_key", "unattended", "irreversible", "compensate"}
 FIELDS_OF: dict[str, set[str]] = {
@@ -21,6 +22,8 @@ FIELDS_OF: dict[str, set[str]] = {
     Builtin.WAIT: {"until", "after_minutes", "event", "reply"},
     Builtin.NOTIFY: {"text"},
     Builtin.REMEMBER: {"text", "subject"},
+    Builtin.POLICY: {"subject", "ask"},
+    Builtin.RANKED_LIST: {"text", "with"},
 }
 TEMPLATED = ("with", "ask", "why", "text", "subject", "drafts", "until", "item_key")
 
@@ -62,7 +65,8 @@ def _check_kind(step: StepSpec, problem) -> None:
     if step.item_key is not None and step.for_each is None:
         problem("item_key", "only a for_each step keys its items")
     required = {Builtin.AGENT: ("agent", "drafts"), Builtin.APPROVAL: ("ask",), Builtin.NOTIFY: ("text",),
-                Builtin.REMEMBER: ("text", "subject")}.get(step.do, ())
+                Builtin.REMEMBER: ("text", "subject"), Builtin.POLICY: ("subject", "ask"),
+                Builtin.RANKED_LIST: ("text",)}.get(step.do, ())
     for field in required:
         if field not in step.given():
             problem(field, "missing")
@@ -75,20 +79,25 @@ def _check_kind(step: StepSpec, problem) -> None:
         elif (step.until is None) == (step.after_minutes is None):
             problem("until", "a wait takes one of until (a time) or after_minutes")
     if step.do in CONNECTOR_ACTIONS:
-        _check_fields(step.do, step.with_, "with", problem)
+        entry = CONNECTOR_ACTIONS[step.do]
+        _check_fields(step.do, entry.model, step.with_, "with", problem, filled=set(entry.from_settings))
+    elif step.do in WITH_OF:
+        _check_fields(step.do, WITH_OF[step.do], step.with_, "with", problem)
 
 
-def _check_fields(action: str, given: dict, field: str, problem) -> None:
-    entry = CONNECTOR_ACTIONS[action]
-    for name in sorted(set(given) - entry.fields):
-        problem(f"{field}.{name}", f"not a field of {action} (its fields: {', '.join(sorted(entry.fields))})")
-    for name in sorted(entry.required - set(given) - set(entry.from_settings)):
+def _check_fields(action: str, model: type[BaseModel], given: dict, field: str, problem,
+                  filled: set[str] | None = None) -> None:
+    fields = set(model.model_fields)
+    required = {name for name, info in model.model_fields.items() if info.is_required()}
+    for name in sorted(set(given) - fields):
+        problem(f"{field}.{name}", f"not a field of {action} (its fields: {', '.join(sorted(fields))})")
+    for name in sorted(required - set(given) - (filled or set())):
         problem(f"{field}.{name}", f"missing (every {action} needs it)")
     # A literal value is checked now against its field's type; a templated one when the step runs.
     for name, value in given.items():
-        if name not in entry.fields or list(template.references(value)):
+        if name not in fields or list(template.references(value)):
             continue
-        info = entry.model.model_fields[name]
+        info = model.model_fields[name]
         try:
             annotated = Annotated[info.annotation, *info.metadata] if info.metadata else info.annotation
             TypeAdapter(annotated).validate_python(value)
@@ -135,7 +144,9 @@ def _check_safety(step: StepSpec, gated: bool, problem) -> None:
             problem("compensate.do", f"“{step.compensate.do}” is not a connector action "
                                      f"(known: {', '.join(sorted(CONNECTOR_ACTIONS))})")
         else:
-            _check_fields(step.compensate.do, step.compensate.with_, "compensate.with", problem)
+            undo = CONNECTOR_ACTIONS[step.compensate.do]
+            _check_fields(step.compensate.do, undo.model, step.compensate.with_, "compensate.with", problem,
+                          filled=set(undo.from_settings))
     elif step.irreversible is None:
         problem("compensate", f"{step.do} names no compensation: say compensate = \"connector\" or an action "
                               "that undoes it, or irreversible = \"why\"")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from orchestrator import words
 from orchestrator.policy import Effect
-from orchestrator.workflows.declared import steps
+from orchestrator.workflows.declared import segments, steps
 from orchestrator.workflows.declared.catalogue import Builtin, effect_of, side_effecting
 from orchestrator.workflows.declared.schema import StepSpec, WorkflowFile
 from orchestrator.workflows.model import Step, StepFn, Workflow
@@ -36,6 +36,10 @@ def _run(step: StepSpec, spec: WorkflowFile, position: int) -> StepFn:
         Builtin.WAIT: lambda: steps.wait_step(step),
         Builtin.NOTIFY: lambda: steps.notify_step(step),
         Builtin.REMEMBER: lambda: steps.remember_step(step),
+        Builtin.CONTACTS: lambda: segments.contacts_step(step),
+        Builtin.POLICY: lambda: segments.policy_step(step),
+        Builtin.RANK: lambda: segments.rank_step(step),
+        Builtin.RANKED_LIST: lambda: segments.ranked_list_step(step),
     }
     return builders[Builtin(step.do)]()
 

@@ -167,4 +167,4 @@ def test_a_careful_intent_tells_the_agent_that_every_outside_action_waits_for_ap
     assert needs_approval(policy, Risk.NORMAL) == ["cancel_subscription", "refund", "send_email"]
     assert needs_approval(policy, Risk.HIGH) == ["cancel_subscription", "categorise", "charge", "pause_access",
                                                  "pause_collection", "post_content", "provision_account", "refund",
-                                                 "resume_access", "resume_collection", "send_email"]
+                                                 "resume_access", "resume_collection", "send_email", "tag_contact"]
