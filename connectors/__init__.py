@@ -51,6 +51,7 @@ from connectors.inbound_email import AttachmentNote, InboundEmail, Unreadable, n
 from connectors.mailbox import Fetched, FolderState, ImapMailbox, MailboxSession
 from connectors.payments import (
     Charge,
+    PaymentLine,
     PaymentReceipt,
     PaymentsReads,
     Refund,
@@ -118,6 +119,7 @@ __all__ = [
     "MailboxSession",
     "OutgoingEmail",
     "PauseCollection",
+    "PaymentLine",
     "PaymentReceipt",
     "PaymentsReads",
     "Provision",
