@@ -1,8 +1,9 @@
 """The bookkeeping workflow: a month's transactions into the books, categorised by the agent, summed by code.
 
-The books are the books connector's sandbox table (`books_transactions`): payments come in from the
-payments backend's own read (the sandbox ledger, or Stripe's charges and refunds), bank statement lines are added with `add_bank_lines` (the demo and tests do). A bank
-connector would feed the same table; categories are set only through the books connector, by key.
+The books are the books connector's sandbox table (`books_transactions`): payments come in from the payments
+backend's own read (the sandbox ledger, or Stripe's charges and refunds), bank statement lines are added with
+`add_bank_lines` (the demo and tests do). A bank connector would feed the same table; categories are set only
+through the books connector, by key.
 """
 from __future__ import annotations
 
