@@ -421,12 +421,13 @@ class StripePayments:
         lines = [*filter(None, map(charge_line, charges)), *filter(None, map(refund_line, refunds))]
         return sorted(lines, key=lambda line: (line.at, line.id))
 
-    def _every(self, list_call: Callable[..., Any], params: dict[str, Any], doing: str) -> Iterator[dict[str, Any]]:
+    def _every(self, list_call: Callable[..., Any], params: dict[str, Any], doing: str, *,
+               record: str = "") -> Iterator[dict[str, Any]]:
         """Every object of a list call, page by page (`starting_after` the last one seen)."""
         after: str | None = None
         while True:
             query = {**params, "limit": 100, **({"starting_after": after} if after else {})}
-            page = self._call(lambda q=query: list_call(q), doing)  # type: ignore[misc]
+            page = self._call(lambda q=query: list_call(q), doing, record=record)  # type: ignore[misc]
             yield from map(_dict, page.data)
             if not page.has_more or not page.data:
                 return
@@ -434,16 +435,9 @@ class StripePayments:
 
     def _intents(self, linked: str, customer: str, *, expand: list[str] | None = None) -> Iterator[dict[str, Any]]:
         """Every PaymentIntent of the Stripe customer `linked` (opsos's `customer`), newest first, page by page."""
-        after: str | None = None
-        while True:
-            params: dict[str, Any] = {"customer": linked, "limit": 100, **({"expand": expand} if expand else {}),
-                                      **({"starting_after": after} if after else {})}
-            page = self._call(lambda p=params: self.client.v1.payment_intents.list(p),  # type: ignore[misc]
-                              f"the charges of {customer}", record=customer)
-            yield from map(_dict, page.data)
-            if not page.has_more or not page.data:
-                return
-            after = page.data[-1].id
+        return self._every(self.client.v1.payment_intents.list,
+                           {"customer": linked, **({"expand": expand} if expand else {})},
+                           f"the charges of {customer}", record=customer)
 
     def _page(self, list_call: Callable[..., Any], params: dict[str, Any], after: str | None, limit: int,
               parse: Callable[[dict[str, Any]], R], doing: str) -> Page[R]:
