@@ -2,6 +2,8 @@
 
 A migration's position in its list is its version. Never edit or reorder an applied one: add a new
 one at the end, so a database made by an older opsos is upgraded in place, never dropped.
+
+Long because: the list is the schema's history, and an applied migration is never moved out or edited.
 """
 from __future__ import annotations
 
