@@ -6,9 +6,18 @@ from typing import Annotated, Any
 from pydantic import Field
 
 from agents.base import StructuredAgent, request_prompt
-from agents.proposals import PauseAccess, Proposal, ProvisionAccount, RefundCharge, ResumeAccess
+from agents.proposals import (
+    PauseAccess,
+    PauseBilling,
+    Proposal,
+    ProvisionAccount,
+    RefundCharge,
+    ResumeAccess,
+    ResumeBilling,
+)
 
-AccountAction = Annotated[ProvisionAccount | PauseAccess | ResumeAccess | RefundCharge, Field(discriminator="type")]
+AccountAction = Annotated[ProvisionAccount | PauseAccess | ResumeAccess | PauseBilling | ResumeBilling | RefundCharge,
+                          Field(discriminator="type")]
 
 
 class FulfillmentProposal(Proposal):
@@ -18,7 +27,9 @@ class FulfillmentProposal(Proposal):
 SYSTEM = (
     "You are the fulfillment agent of a one-person subscription business. For the operation in the context, "
     "propose the account actions it needs for the one customer in the context, and nothing else. A refund "
-    "names a charge key from the context's charges. Cite the records you used."
+    "names a charge key from the context's charges. Where the context lists the customer's Stripe subscriptions, "
+    "a pause also pauses the billing of each one not paused yet, and a resume resumes each paused one. Cite the "
+    "records you used."
 )
 PROMPT = request_prompt(SYSTEM)
 
@@ -34,10 +45,16 @@ def offline_fulfillment(context: dict[str, Any]) -> dict[str, Any]:
     cid = str(customer.get("id", ""))
     actions: list[dict[str, Any]] = []
     cited = [f"crm:{cid}"] if cid else []
+    cited += [f"stripe:{s['id']}" for s in context.get("subscriptions", [])]
+    subscriptions = context.get("subscriptions", [])
     if operation == "pause":
         actions.append({"type": "pause_access", "customer": cid})
+        actions += [{"type": "pause_collection", "customer": cid, "subscription": s["id"]}
+                    for s in subscriptions if not s["collection_paused"]]
     elif operation == "resume":
         actions.append({"type": "resume_access", "customer": cid})
+        actions += [{"type": "resume_collection", "customer": cid, "subscription": s["id"]}
+                    for s in subscriptions if s["collection_paused"]]
     elif operation == "provision":
         actions.append({"type": "provision_account", "customer": cid, "email": customer.get("email", ""),
                         "name": customer.get("name", ""), "plan": customer.get("plan", "monthly")})

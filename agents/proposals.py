@@ -49,6 +49,28 @@ class ResumeAccess(BaseModel):
     customer: str = Field(description="CRM contact id")
 
 
+class PauseBilling(BaseModel):
+    """Stop collecting a Stripe subscription's payments (the customer keeps it); undone by resuming."""
+
+    type: Literal["pause_collection"] = "pause_collection"
+    customer: str = Field(description="CRM contact id")
+    subscription: str = Field(description="The Stripe subscription id, from the context's subscriptions")
+
+
+class ResumeBilling(BaseModel):
+    type: Literal["resume_collection"] = "resume_collection"
+    customer: str = Field(description="CRM contact id")
+    subscription: str = Field(description="The Stripe subscription id, from the context's subscriptions")
+
+
+class CancelSubscription(BaseModel):
+    """End a Stripe subscription; it cannot be taken back."""
+
+    type: Literal["cancel_subscription"] = "cancel_subscription"
+    customer: str = Field(description="CRM contact id")
+    subscription: str = Field(description="The Stripe subscription id, from the context's subscriptions")
+
+
 class ProvisionAccount(BaseModel):
     type: Literal["provision_account"] = "provision_account"
     customer: str = Field(description="CRM contact id, new or existing")
@@ -73,12 +95,14 @@ class Categorise(BaseModel):
 
 
 AnyAction = Annotated[
-    SendEmail | ChargeCustomer | RefundCharge | PauseAccess | ResumeAccess | ProvisionAccount | PostContent
-    | Categorise,
+    SendEmail | ChargeCustomer | RefundCharge | PauseAccess | ResumeAccess | PauseBilling | ResumeBilling
+    | CancelSubscription | ProvisionAccount | PostContent | Categorise,
     Field(discriminator="type"),
 ]
-ACTION_TYPES = ("send_email", "charge", "refund", "pause_access", "resume_access", "provision_account",
-                "post_content", "categorise")
+ACTION_TYPES = ("send_email", "charge", "refund", "pause_access", "resume_access", "pause_collection",
+                "resume_collection", "cancel_subscription", "provision_account", "post_content", "categorise")
+# The actions on a Stripe subscription: carried only when payments run on Stripe.
+SUBSCRIPTION_ACTIONS = frozenset({"pause_collection", "resume_collection", "cancel_subscription"})
 
 
 class Proposal(BaseModel):

@@ -61,6 +61,7 @@ from connectors.inbound_email import AttachmentNote, InboundEmail, Unreadable, n
 from connectors.mailbox import Fetched, FolderState, ImapMailbox, MailboxSession
 from connectors.payments import (
     Charge,
+    PaymentLine,
     PaymentReceipt,
     PaymentsReads,
     Refund,
@@ -128,6 +129,7 @@ __all__ = [
     "MailboxSession",
     "OutgoingEmail",
     "PauseCollection",
+    "PaymentLine",
     "PaymentReceipt",
     "PaymentsReads",
     "Provision",

@@ -30,6 +30,12 @@ RECORD = """
 INSERT INTO payments_ledger (key, customer, kind, amount_cents, currency, status, reason)
 VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id
 """
+# Money that moved in a period, signed as the books keep it: a refund is money going back out.
+BETWEEN = """
+SELECT id::text AS id, at, CASE WHEN kind = 'refund' THEN -amount_cents ELSE amount_cents END AS amount_cents,
+       currency, customer, kind || ' ' || key AS description
+FROM payments_ledger WHERE status = 'succeeded' AND at >= %(start)s AND at < %(end)s ORDER BY payments_ledger.id
+"""
 SET_FAULT = """
 INSERT INTO payments_sandbox_faults (customer, reason, failures_left) VALUES (%s, %s, %s)
 ON CONFLICT (customer) DO UPDATE SET reason = excluded.reason, failures_left = excluded.failures_left
@@ -80,8 +86,27 @@ class RefundableCharge(BaseModel):
     at: datetime
 
 
+class PaymentLine(BaseModel):
+    """Money that moved: a succeeded charge (positive cents) or a refund (negative), named by the backend's own id
+    (a ledger row, a Stripe charge or refund), so the books take each once whichever run imports it."""
+
+    id: str
+    at: datetime
+    amount_cents: int
+    currency: str
+    customer: str
+    description: str = ""
+
+
 class PaymentsReads(Protocol):
     """What workflows read from any payments backend, sandbox or provider."""
+
+    # What the books call this backend's payments (their `source`): a line's id is unique within it.
+    source: str
+
+    def payments_between(self, start: datetime, end: datetime) -> list[PaymentLine]:
+        """The charges that succeeded and the refunds made from `start` (included) to `end` (excluded), oldest first."""
+        ...
 
     def refundable(self, customer: str) -> list[RefundableCharge]:
         """The customer's charges that can still be refunded, oldest first, with the amount left on each."""
@@ -93,6 +118,7 @@ class SandboxPayments:
     finish (with their journal events) share one transaction."""
 
     name = "payments"
+    source = "sandbox"
 
     def __init__(self, pool: ConnectionPool, *, claims: ActionClaims | None = None) -> None:
         self.pool = pool
@@ -190,6 +216,11 @@ class SandboxPayments:
         refunded = {e["key"] for e in entries if e["kind"] == "refund" and e["status"] == "succeeded"}
         return [RefundableCharge(key=e["key"], amount_cents=e["amount_cents"], currency=e["currency"], at=e["at"])
                 for e in entries if e["kind"] == "charge" and e["status"] == "succeeded" and e["key"] not in refunded]
+
+    def payments_between(self, start: datetime, end: datetime) -> list[PaymentLine]:
+        with self.pool.connection() as conn:
+            rows = conn.execute(BETWEEN, {"start": start, "end": end}).fetchall()
+        return [PaymentLine.model_validate(row) for row in rows]
 
     def ledger(self, customer: str | None = None) -> list[dict]:
         with self.pool.connection() as conn:

@@ -98,4 +98,9 @@ MIGRATIONS: list[str] = [
         updated_at  timestamptz NOT NULL
     );
     """,
+    # 6: the books name imported payments by their backend (`PaymentsReads.source`: 'sandbox' or 'stripe'); the
+    # sandbox ledger's rows imported before kept 'ledger', and would be imported again under the new name.
+    """
+    UPDATE books_transactions SET source = 'sandbox' WHERE source = 'ledger';
+    """,
 ]

@@ -389,6 +389,16 @@ ORCHESTRATOR_MIGRATIONS: list[str] = [
         intent_id    bigint REFERENCES intents(id),
         PRIMARY KEY (schedule_id, slot)
     );
+    );
+    """,
+    # 16: /metrics counts failed payments from what opsos stored (`views.metrics.CONNECTOR_ERRORS`): declined charges
+    # in the connector journal and Stripe's `invoice.payment_failed` events; a partial index for each keeps a scrape
+    # from reading the audit chain or every event.
+    """
+    CREATE INDEX audit_events_payment_declines ON audit_events (id)
+        WHERE kind = 'connector.action_failed' AND payload->>'connector' = 'payments'
+              AND payload->>'action' = 'charge' AND payload->>'error' LIKE 'ActionDeclined:%';
+    CREATE INDEX stripe_events_payment_failed ON stripe_events (id) WHERE type = 'invoice.payment_failed';
     """,
 ]
 

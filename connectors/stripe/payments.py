@@ -30,7 +30,7 @@ from pydantic import BaseModel
 
 from connectors.errors import ActionDeclined, ActionInProgress, ActionRejected, ConnectorUnavailable, UnknownRecord
 from connectors.idempotency import ActionClaims, Claim, lookup
-from connectors.payments import Charge, PaymentReceipt, Refund, RefundableCharge, RefundReceipt
+from connectors.payments import Charge, PaymentLine, PaymentReceipt, Refund, RefundableCharge, RefundReceipt
 from connectors.resilience import CircuitBreaker, RetryPolicy, with_retries
 from connectors.stripe.errors import replayed, translate
 from connectors.stripe.records import (
@@ -42,6 +42,8 @@ from connectors.stripe.records import (
     StripeInvoice,
     StripeSubscription,
     SubscriptionChanged,
+    charge_line,
+    refund_line,
 )
 from connectors.stripe.undo import NOTHING_CHARGED, PENDING_CLAIM, final_word, undo_key
 
@@ -86,6 +88,7 @@ class StripePayments:
     """The payments connector on the operator's Stripe account; same protocol as `SandboxPayments`."""
 
     name = "payments"
+    source = "stripe"
 
     def __init__(
         self,
@@ -407,18 +410,34 @@ class StripePayments:
                                               at=datetime.fromtimestamp(intent["created"], UTC)))
         return sorted(found, key=lambda c: c.at)
 
-    def _intents(self, linked: str, customer: str, *, expand: list[str] | None = None) -> Iterator[dict[str, Any]]:
-        """Every PaymentIntent of the Stripe customer `linked` (opsos's `customer`), newest first, page by page."""
+    def payments_between(self, start: datetime, end: datetime) -> list[PaymentLine]:
+        """The charges that succeeded and the refunds made in [start, end) on the account, whoever made them (opsos,
+        Stripe's own subscription billing, the dashboard), each by its Stripe id, oldest first. Listed by `created`,
+        page by page: one charge refunded later is the charge in its month and the refund in the refund's."""
+        period = {"created": {"gte": int(start.timestamp()), "lt": int(end.timestamp())}}
+        charges = self._every(self.client.v1.charges.list, period, "listing the period's charges")
+        refunds = self._every(self.client.v1.refunds.list, {**period, "expand": ["data.charge"]},
+                              "listing the period's refunds")
+        lines = [*filter(None, map(charge_line, charges)), *filter(None, map(refund_line, refunds))]
+        return sorted(lines, key=lambda line: (line.at, line.id))
+
+    def _every(self, list_call: Callable[..., Any], params: dict[str, Any], doing: str, *,
+               record: str = "") -> Iterator[dict[str, Any]]:
+        """Every object of a list call, page by page (`starting_after` the last one seen)."""
         after: str | None = None
         while True:
-            params: dict[str, Any] = {"customer": linked, "limit": 100, **({"expand": expand} if expand else {}),
-                                      **({"starting_after": after} if after else {})}
-            page = self._call(lambda p=params: self.client.v1.payment_intents.list(p),  # type: ignore[misc]
-                              f"the charges of {customer}", record=customer)
+            query = {**params, "limit": 100, **({"starting_after": after} if after else {})}
+            page = self._call(lambda q=query: list_call(q), doing, record=record)  # type: ignore[misc]
             yield from map(_dict, page.data)
             if not page.has_more or not page.data:
                 return
             after = page.data[-1].id
+
+    def _intents(self, linked: str, customer: str, *, expand: list[str] | None = None) -> Iterator[dict[str, Any]]:
+        """Every PaymentIntent of the Stripe customer `linked` (opsos's `customer`), newest first, page by page."""
+        return self._every(self.client.v1.payment_intents.list,
+                           {"customer": linked, **({"expand": expand} if expand else {})},
+                           f"the charges of {customer}", record=customer)
 
     def _page(self, list_call: Callable[..., Any], params: dict[str, Any], after: str | None, limit: int,
               parse: Callable[[dict[str, Any]], R], doing: str) -> Page[R]:

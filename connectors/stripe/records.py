@@ -10,6 +10,8 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, Field
 
+from connectors.payments import PaymentLine
+
 T = TypeVar("T", bound=BaseModel)
 
 
@@ -112,6 +114,34 @@ class StripeInvoice(BaseModel):
                    currency=raw.get("currency") or "usd", attempt_count=raw.get("attempt_count") or 0,
                    next_payment_attempt=_when(raw.get("next_payment_attempt")),
                    hosted_invoice_url=raw.get("hosted_invoice_url"))
+
+
+def charge_line(raw: dict[str, Any]) -> PaymentLine | None:
+    """A Stripe Charge as money in, at its gross amount (refunds are lines of their own); None unless it succeeded
+    (a failed or pending charge moved no money)."""
+    if raw.get("status") != "succeeded":
+        return None
+    described = raw.get("description")
+    return PaymentLine(id=raw["id"], at=datetime.fromtimestamp(raw["created"], UTC), amount_cents=raw["amount"],
+                       currency=raw.get("currency") or "usd", customer=_id(raw.get("customer")) or "",
+                       description=f"charge: {described}" if described else "charge")
+
+
+def refund_line(raw: dict[str, Any]) -> PaymentLine | None:
+    """A Stripe Refund as money out (negative), its customer read from its charge (expanded, `data.charge`); None
+    unless it succeeded (a pending or failed refund has not left the account)."""
+    if raw.get("status") != "succeeded":
+        return None
+    charge = raw.get("charge")
+    customer = _id(charge.get("customer")) if isinstance(charge, dict) else None
+    return PaymentLine(id=raw["id"], at=datetime.fromtimestamp(raw["created"], UTC), amount_cents=-raw["amount"],
+                       currency=raw.get("currency") or "usd", customer=customer or "",
+                       description=f"refund of {_id(charge)}")
+
+
+def _id(value: Any) -> str | None:
+    """An expandable field's id, whether Stripe sent the id or (expanded) the object."""
+    return value.get("id") if isinstance(value, dict) else value
 
 
 class Page(BaseModel, Generic[T]):

@@ -28,10 +28,19 @@ SPEND = """
 SELECT tier, coalesce(sum(cost_usd), 0)::float8 AS usd, coalesce(sum(input_tokens + output_tokens), 0) AS tokens
 FROM agent_calls GROUP BY tier
 """
-# A connector error: a declined payment attempt, or an outside action attempted again because the
-# outcome of an earlier attempt was unknown (its worker died or the system timed out).
+# A connector error: a failed payment, or an outside action attempted again because the outcome of an earlier
+# attempt was unknown (its worker died or the system timed out). A failed payment is counted from what opsos stored,
+# never by asking Stripe at scrape time: each charge of opsos's declined (journalled by the claim's release in the
+# decline's own transaction, on the sandbox and on Stripe alike, so one count serves both backends), and each
+# `invoice.payment_failed` event Stripe sent (its own collection of a subscription, which opsos did not attempt;
+# stored once by event id). Both tables are append-only, so the count only grows, as a counter should; both
+# filters match a partial index (orchestrator migration 15), so a scrape reads two small indexes.
 CONNECTOR_ERRORS = """
-SELECT 'payments' AS connector, count(*) AS n FROM payments_ledger WHERE status = 'failed'
+SELECT 'payments' AS connector, count(*) AS n FROM audit_events
+WHERE kind = 'connector.action_failed' AND payload->>'connector' = 'payments' AND payload->>'action' = 'charge'
+      AND payload->>'error' LIKE 'ActionDeclined:%'
+UNION ALL
+SELECT 'payments', count(*) FROM stripe_events WHERE type = 'invoice.payment_failed'
 UNION ALL
 SELECT connector, sum(attempts - 1) AS n FROM connector_actions WHERE attempts > 1 GROUP BY connector
 """

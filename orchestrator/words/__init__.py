@@ -48,7 +48,13 @@ from orchestrator.words.mailbox import (
 )
 from orchestrator.words.memory import action_chain, forgotten, recalled, remembered
 from orchestrator.words.payments import SANDBOX as PAYMENTS_SANDBOX
-from orchestrator.words.payments import needs_stripe, stripe_key_rejected, stripe_key_works, stripe_unreachable
+from orchestrator.words.payments import (
+    needs_stripe,
+    payments_imported,
+    stripe_key_rejected,
+    stripe_key_works,
+    stripe_unreachable,
+)
 from orchestrator.words.replay import REPLAY_AGREES, disagreement, replay_verdict
 from orchestrator.words.requests import (
     ANSWER_EXAMPLES,
@@ -134,6 +140,7 @@ __all__ = [
     "outcome",
     "params_missing",
     "payment_failed",
+    "payments_imported",
     "plural",
     "post_ready",
     "proposal_request",

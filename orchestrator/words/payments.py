@@ -24,3 +24,9 @@ def needs_stripe(line: str) -> str:
     """Why a subscription action is refused on the sandbox, which has no subscriptions to pause or cancel."""
     return (f"{line}: subscriptions are paused, resumed and cancelled at Stripe, and payments run on the sandbox "
             "(set OPSOS_PAYMENTS=stripe)")
+
+
+def payments_imported(count: int, source: str) -> str:
+    """The bookkeeping import step in a line: how many payments were new, and from where."""
+    where = "Stripe (charges and refunds)" if source == "stripe" else "the sandbox ledger"
+    return f"{count} new payment{'s' if count != 1 else ''} from {where}"

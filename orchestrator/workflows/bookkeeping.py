@@ -1,8 +1,9 @@
 """The bookkeeping workflow: a month's transactions into the books, categorised by the agent, summed by code.
 
-The books are the books connector's sandbox table (`books_transactions`): payments come in from the
-payments ledger, bank statement lines are added with `add_bank_lines` (the demo and tests do). A bank
-connector would feed the same table; categories are set only through the books connector, by key.
+The books are the books connector's sandbox table (`books_transactions`): payments come in from the payments
+backend's own read (the sandbox ledger, or Stripe's charges and refunds), bank statement lines are added with
+`add_bank_lines` (the demo and tests do). A bank connector would feed the same table; categories are set only
+through the books connector, by key.
 """
 from __future__ import annotations
 
@@ -19,11 +20,9 @@ from orchestrator.workflows.context import StepContext
 from orchestrator.workflows.model import Step, Workflow
 from orchestrator.workflows.proposals import Scope, execute, propose, understand
 
-IMPORT_LEDGER = """
+IMPORT_PAYMENT = """
 INSERT INTO books_transactions (source, ref, at, amount_cents, currency, counterparty, memo)
-SELECT 'ledger', id::text, at, CASE WHEN kind = 'refund' THEN -amount_cents ELSE amount_cents END, currency,
-       customer, kind || ' ' || key
-FROM payments_ledger WHERE status = 'succeeded' AND at >= %(start)s AND at < %(end)s
+VALUES (%(source)s, %(id)s, %(at)s, %(amount_cents)s, %(currency)s, %(customer)s, %(description)s)
 ON CONFLICT (source, ref) DO NOTHING
 """
 ADD_BANK_LINE = """
@@ -66,10 +65,15 @@ def _bounds(ctx: StepContext) -> dict[str, datetime]:
 
 
 def import_payments(ctx: StepContext) -> dict[str, Any]:
-    # Read straight from the payments ledger's table: the books are ours, and the ledger is append-only.
-    with ctx.services.stores.pool.connection() as conn:
-        imported = conn.execute(IMPORT_LEDGER, _bounds(ctx)).rowcount
-    return {"imported": imported}
+    """The period's payments as the backend has them, each once: a line's own id is its ref in the books, so a
+    re-run (or next week's run over the same month) skips what is there already."""
+    bounds = _bounds(ctx)
+    payments = ctx.services.payments
+    lines = payments.payments_between(bounds["start"], bounds["end"])
+    with ctx.services.stores.pool.connection() as conn, conn.transaction():
+        imported = sum(conn.execute(IMPORT_PAYMENT, {"source": payments.source, **line.model_dump()}).rowcount
+                       for line in lines)
+    return {"imported": imported, "source": payments.source}
 
 
 def gather(ctx: StepContext) -> tuple[dict[str, Any], Scope]:
@@ -92,7 +96,7 @@ def summarise(ctx: StepContext) -> dict[str, Any]:
 
 
 def _summarise_imported(result: dict[str, Any]) -> str:
-    return f"{result['imported']} new payments from the ledger"
+    return words.payments_imported(result["imported"], result.get("source", "sandbox"))
 
 
 def _signed(cents: int) -> str:

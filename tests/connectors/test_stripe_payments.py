@@ -290,3 +290,26 @@ def test_a_charge_claim_still_held_by_a_live_worker_is_not_compensated_under_it(
     with pytest.raises(ActionInProgress) as busy:
         payments.compensate(key=KEY)
     assert busy.value.retry_after > 0 and stripe_api.calls_to("refunds.create") == []
+
+
+def test_the_payments_of_a_period_are_its_succeeded_charges_and_its_refunds_signed(payments, stripe_api):
+    """Proves the books' read: January's two charges at their gross amount and the partial refund as money out
+    (its customer read from its charge), oldest first by Stripe id; a decline and February's charge are not in it."""
+    from datetime import UTC, datetime
+
+    stripe_api.add_customer("cus_ben", email="ben@example.com", name="Ben Ito")
+    first = payments.execute(action=Charge(customer="cus_ana", amount_cents=1200, description="renewal"), key="a")
+    payments.execute(action=Charge(customer="cus_ben", amount_cents=2900), key="b")
+    stripe_api.decline_next("cus_ben")
+    with pytest.raises(ActionDeclined):
+        payments.execute(action=Charge(customer="cus_ben", amount_cents=2900), key="c")
+    payments.execute(action=Refund(charge_key="a", amount_cents=500), key="r")
+    stripe_api.advance(40 * 86400)
+    payments.execute(action=Charge(customer="cus_ana", amount_cents=1200), key="d")
+    lines = payments.payments_between(datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 2, 1, tzinfo=UTC))
+    charge_a = stripe_api.payment_intents[first.reference]["latest_charge"]
+    assert [(line.customer, line.amount_cents, line.description) for line in lines] == [
+        ("cus_ana", 1200, "charge: renewal"), ("cus_ben", 2900, "charge"), ("cus_ana", -500, f"refund of {charge_a}")]
+    assert lines[0].id == charge_a and lines[2].id.startswith("re_")
+    listed = stripe_api.calls_to("charges.list")[0].params
+    assert listed["created"] == {"gte": "1767225600", "lt": "1769904000"}

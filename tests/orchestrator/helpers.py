@@ -82,3 +82,18 @@ def terminate_lock_holder(db, run_id: int) -> None:
         pids = [row["pid"] for row in conn.execute(HOLDER, (RUN_LOCK_CLASS, run_id)).fetchall()]
         assert len(pids) == 1, "one session holds the run's lock"
         conn.execute("SELECT pg_terminate_backend(%s)", (pids[0],))
+
+
+def pay_through_stripe(services, stripe_api) -> None:
+    """Switch `services` to payments on the Stripe stand-in (`stripe_api`), with the registry's Stripe-only routes,
+    fast retries and no sleeping, as `OPSOS_PAYMENTS=stripe` would set it up against Stripe itself."""
+    from connectors import CircuitBreaker, RetryPolicy, StripePayments, stripe_client
+    from orchestrator.services import action_registry
+    from tests.standins.stripe_api import API_KEY
+
+    services.payments = StripePayments(services.stores.pool, stripe_client(API_KEY, api_base=stripe_api.url),
+                                       claims=services.payments.claims,
+                                       retry=RetryPolicy(attempts=2, base_seconds=0.01, retry_declines=False),
+                                       breaker=CircuitBreaker("stripe", threshold=50), sleep=lambda _s: None)
+    services.connectors = action_registry(email=services.email, payments=services.payments, crm=services.crm,
+                                          books=services.books)

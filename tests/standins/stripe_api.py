@@ -128,6 +128,10 @@ class StripeStandIn(StandIn):
         """Decline the customer's next `times` charges with Stripe's card_error."""
         self._declines.setdefault(customer, deque()).extend([(code, decline_code, message)] * times)
 
+    def advance(self, seconds: int) -> None:
+        """Move the clock on: objects made from now on carry times `seconds` later (a charge next month)."""
+        self._clock = itertools.count(next(self._clock) + seconds)
+
     def succeeded_charges(self, customer: str | None = None) -> list[dict[str, Any]]:
         """PaymentIntents that took money, oldest first: what the customer's card statement would show."""
         return [pi for pi in self.payment_intents.values()
@@ -212,6 +216,12 @@ class StripeStandIn(StandIn):
             wanted = params.get(field)
             if wanted is not None and not (field == "status" and wanted == "all"):
                 rows = [row for row in rows if row.get(field) == wanted]
+        created = params.get("created")
+        if isinstance(created, dict):
+            # Stripe's range filter: created[gte] / [gt] / [lte] / [lt], Unix seconds.
+            tests = {"gte": int.__ge__, "gt": int.__gt__, "lte": int.__le__, "lt": int.__lt__}
+            rows = [row for row in rows
+                    if all(tests[op](row["created"], int(bound)) for op, bound in created.items())]
         return self._page(f"/v1/{resource}", rows, params)
 
     def _sub_list(self, args: tuple[str, ...], params: dict[str, Any]) -> dict[str, Any]:
@@ -231,6 +241,8 @@ class StripeStandIn(StandIn):
         data = rows[:limit]
         if "data.latest_charge" in (params.get("expand") or []):
             data = [{**row, "latest_charge": self.charges.get(row.get("latest_charge") or "")} for row in data]
+        if "data.charge" in (params.get("expand") or []):
+            data = [{**row, "charge": self.charges.get(row.get("charge") or "")} for row in data]
         return {"object": "list", "url": url, "has_more": len(rows) > limit, "data": data}
 
     def _create(self, args: tuple[str, ...], params: dict[str, Any]) -> dict[str, Any]:
@@ -269,7 +281,9 @@ class StripeStandIn(StandIn):
         charge_id = f"ch_{next(self._ids):06d}"
         self.charges[charge_id] = {"id": charge_id, "object": "charge", "amount": amount, "amount_refunded": 0,
                                    "refunded": False, "payment_intent": pid, "customer": customer,
-                                   "currency": intent["currency"]}
+                                   "currency": intent["currency"], "status": "succeeded",
+                                   "description": intent["description"], "created": intent["created"],
+                                   "livemode": False}
         intent.update(status="succeeded", amount_received=amount, latest_charge=charge_id)
         return intent
 

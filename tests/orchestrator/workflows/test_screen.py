@@ -66,3 +66,28 @@ def test_screen(action: dict, allowed: frozenset[str], reason: str | None) -> No
 def test_an_empty_scope_refuses_every_action_that_names_someone() -> None:
     assert screen(email("c-ana"), EVERY_KIND, Scope()) == (
         "email c-ana: “We miss you”: c-ana is not the customer this request is about")
+
+
+def pause_billing(customer: str, subscription: str) -> dict:
+    return {"type": "pause_collection", "customer": customer, "subscription": subscription}
+
+
+ON_STRIPE = Scope(customers=["c-ana"], subscriptions={"sub_ana": "c-ana", "sub_bob": "c-bob"})
+PAUSES = frozenset({"pause_access", "pause_collection"})
+
+
+@pytest.mark.parametrize(("action", "carried", "reason"), [
+    pytest.param(pause_billing("c-ana", "sub_ana"), None, None, id="the customer's own subscription"),
+    pytest.param(pause_billing("c-ana", "sub_bob"), None,
+                 "pause billing of c-ana's Stripe subscription sub_bob: not a Stripe subscription of c-ana",
+                 id="another customer's subscription, named for this one"),
+    pytest.param(pause_billing("c-ana", "sub_eve"), None,
+                 "pause billing of c-ana's Stripe subscription sub_eve: not a Stripe subscription of c-ana",
+                 id="a subscription nobody looked up"),
+    pytest.param(pause_billing("c-ana", "sub_ana"), frozenset({"pause_access"}),
+                 "pause billing of c-ana's Stripe subscription sub_ana: subscriptions are paused, resumed and "
+                 "cancelled at Stripe, and payments run on the sandbox (set OPSOS_PAYMENTS=stripe)",
+                 id="on the sandbox, which carries no subscription actions"),
+])
+def test_screen_subscription_actions(action, carried, reason):
+    assert screen(action, PAUSES, ON_STRIPE, carried=carried) == reason
