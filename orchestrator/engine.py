@@ -13,6 +13,7 @@ check and its write rolls back, committing nothing.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import structlog
 
@@ -30,7 +31,7 @@ from orchestrator.transitions import ask_approval, move_run
 from orchestrator.views import reports
 from orchestrator.workflows import WORKFLOWS
 from orchestrator.workflows.context import StepContext
-from orchestrator.workflows.model import next_step
+from orchestrator.workflows.model import Step, next_step
 
 log = structlog.get_logger(__name__)
 
@@ -214,6 +215,25 @@ def _fail(services: Services, lock: RunLock, step_name: str, error: Exception) -
     return _unwind(services, lock)
 
 
+class _LeftForRecovery(Exception):
+    """An undoing waits on another attempt's claim longer than a worker waits: recovery finishes the run later."""
+
+
+def _compensate_when_free(step: Step, context: StepContext, result: dict[str, Any], run_id: int) -> dict[str, Any]:
+    """The step's compensation, waiting out a short claim of another attempt (a worker that lost this run, or
+    died, still holds the action or its undoing): undoing now could refund twice, or miss a charge still landing."""
+    assert step.compensate is not None
+    while True:
+        try:
+            return step.compensate(context, result)
+        except ActionInProgress as busy:
+            log.info("step.compensation_waits", run_id=run_id, step=step.name, key=busy.key,
+                     retry_after=busy.retry_after)
+            if busy.retry_after > WAIT_IN_WORKER_SECONDS:
+                raise _LeftForRecovery from busy
+            time.sleep(busy.retry_after + 0.1)
+
+
 def _unwind(services: Services, lock: RunLock) -> RunState:
     """Undo what can be undone, newest first, then record the run as compensated or failed.
 
@@ -247,7 +267,11 @@ def _unwind(services: Services, lock: RunLock) -> RunState:
             continue  # never ran, or already undone by an earlier attempt of this unwinding
         context = StepContext(services=services, run=run, intent=intent, step=step.name, results=results)
         try:
-            outcome = step.compensate(context, record.result or {})
+            outcome = _compensate_when_free(step, context, record.result or {}, run_id)
+        except _LeftForRecovery:
+            return RunState.COMPENSATING
+        except ClaimTakenOver as taken:
+            raise OwnershipLost(run_id, str(taken)) from taken
         except (OwnershipLost, *INFRASTRUCTURE):
             raise
         except Exception as broken:

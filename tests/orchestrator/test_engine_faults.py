@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from connectors import Charge
+from connectors import ActionInProgress, Charge
 from orchestrator import Classification, Operations, RunState, engine
 from orchestrator.jobs import recover_runs
 from orchestrator.policy import Effect
@@ -26,7 +26,7 @@ class Flow:
 @pytest.fixture
 def faulty(services, monkeypatch):
     """A workflow that charges a customer, then breaks as the test says; its compensation refunds the charge."""
-    behaviour = {"second": "ok", "crash_compensation": 0}
+    behaviour = {"second": "ok", "crash_compensation": 0, "busy_compensation": 0}
 
     def charge(ctx):
         receipt = ctx.services.payments.execute(action=Charge(customer="c-ana", amount_cents=1200, description="x"),
@@ -37,6 +37,9 @@ def faulty(services, monkeypatch):
         if behaviour["crash_compensation"]:
             behaviour["crash_compensation"] -= 1
             raise Crash
+        if behaviour["busy_compensation"]:
+            behaviour["busy_compensation"] -= 1
+            raise ActionInProgress("held", key=ctx.action_key("c-ana"), retry_after=240.0)
         return ctx.services.payments.compensate(key=ctx.action_key("c-ana"))
 
     def second(ctx):
@@ -132,3 +135,17 @@ def test_a_run_paused_while_its_step_failed_is_left_for_the_operator_not_undone(
     operations(services).handle_text(OPERATOR, "resume 1")
     assert engine.advance(services, 1) is RunState.SUCCEEDED
     assert _ledger(services) == ["charge"]
+
+
+def test_an_undoing_that_meets_another_attempts_claim_waits_for_recovery_instead_of_giving_up(services, db, faulty):
+    """Review finding: a compensation told "in progress" (a worker that lost the run still holds the refund, or
+    the charge itself) was recorded as a failed undoing, "check it by hand", and the run closed with the charge
+    never refunded. Now the run stays compensating and the next attempt refunds it once."""
+    faulty["second"], faulty["busy_compensation"] = "broken", 1
+    assert engine.advance(services, 1) is RunState.COMPENSATING
+    assert run_state(db, 1) == "compensating" and _ledger(services) == ["charge"]
+    assert count(db, "audit_events", "kind = 'step.compensation_failed'") == 0
+    services.stores.redis.flushdb()  # advanced by hand here: the queued job stands for one a worker consumed
+    assert recover_runs(services) == [1]
+    assert engine.advance(services, 1) is RunState.COMPENSATED
+    assert _ledger(services) == ["charge", "refund"]
