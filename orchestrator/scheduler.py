@@ -65,6 +65,7 @@ INSERT INTO schedule_slots (job, slot, claimed_at, claimed_by, late) VALUES (%(j
     %(late)s)
 ON CONFLICT (job, slot) DO NOTHING RETURNING job
 """
+TRY_SLOT = "SELECT pg_try_advisory_xact_lock(hashtextextended(%(slot)s, 7242003)) AS got"
 # Whether this job ever ran: a late slot on the first start is a new install's, not one opsos missed.
 RAN_BEFORE = "SELECT 1 FROM schedule_slots WHERE job = %(job)s AND slot < %(slot)s LIMIT 1"
 RECORD = "UPDATE schedule_slots SET result = %(result)s WHERE job = %(job)s AND slot = %(slot)s"
@@ -137,8 +138,11 @@ def run_slot(services: Services, schedule: Schedule, *, now: datetime | None = N
     late = (schedule.daily_at is not None and schedule.marks_late
             and now - slot > timedelta(minutes=settings.digest_grace_minutes))
     with services.stores.pool.connection() as conn, conn.transaction():
-        # The primary key is the lock: a concurrent claim of (job, slot) blocks here until this
-        # transaction ends, then inserts nothing. The slot's work commits with its claim, or neither does.
+        # The primary key is the claim: the slot's work commits with it, or neither does. A concurrent claim of
+        # (job, slot) would wait on the key for as long as the work runs (a nightly backup: many minutes, and the
+        # worker waiting is one the runs need), so it first tries the slot's lock and leaves it if it is held.
+        if not conn.execute(TRY_SLOT, {"slot": f"{schedule.name}:{slot.isoformat()}"}).fetchone()["got"]:
+            return None
         claimed = conn.execute(CLAIM, {"job": schedule.name, "slot": slot, "now": now, "by": _who(),
                                        "late": late}).fetchone()
         if claimed is None:

@@ -231,3 +231,13 @@ def test_the_anchor_job_signs_new_events_and_alerts_once_when_the_log_was_rewrit
         alerts = conn.execute("SELECT message FROM outbox WHERE dedupe_key LIKE 'audit-check:%'").fetchall()
     assert len(alerts) == 1
     assert f"events up to #{first.result['anchored']} were rewritten or removed" in alerts[0]["message"]["text"]
+
+
+def test_a_slot_another_process_is_still_running_is_left_at_once_not_waited_on(berlin, db):
+    """Review finding: a second tick of a long slot (the nightly backup) waited on the claim's key for the whole
+    dump, holding a worker the runs need. A slot whose lock is held elsewhere is now left as taken."""
+    slot = DIGEST.slot(SLOT + timedelta(seconds=30), berlin.settings.zone)
+    with psycopg.connect(berlin.stores.database_url) as running:
+        running.execute(scheduler.TRY_SLOT, {"slot": f"digest:{slot.isoformat()}"})
+        assert scheduler.run_slot(berlin, DIGEST, now=SLOT + timedelta(seconds=30)) is None
+    assert scheduler.run_slot(berlin, DIGEST, now=SLOT + timedelta(seconds=31)) is not None
