@@ -332,6 +332,16 @@ ORCHESTRATOR_MIGRATIONS: list[str] = [
         event_id bigint PRIMARY KEY,
         at       timestamptz NOT NULL
     );
+    -- Append-only like the events: deleting the marks would make a lost anchor file read as "never anchored".
+    CREATE FUNCTION audit_anchor_marks_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        RAISE EXCEPTION 'audit_anchor_marks is append-only: % refused', TG_OP
+            USING ERRCODE = 'insufficient_privilege';
+    END $$;
+    CREATE TRIGGER audit_anchor_marks_append_only BEFORE UPDATE OR DELETE ON audit_anchor_marks
+        FOR EACH ROW EXECUTE FUNCTION audit_anchor_marks_refuse_change();
+    CREATE TRIGGER audit_anchor_marks_no_truncate BEFORE TRUNCATE ON audit_anchor_marks
+        FOR EACH STATEMENT EXECUTE FUNCTION audit_anchor_marks_refuse_change();
     """,
     # 15: the operator's own schedules, made in chat (`orchestrator/schedules`), and each slot they fired or skipped.
     # A fire's primary key is its slot's claim: inserted in the transaction that makes the slot's intent.

@@ -107,6 +107,11 @@ def restore(settings: Settings, database_url: str, file: Path, *, now: datetime)
         manifest = archive.unpack(file, unpacked)
         _check_schema(manifest)
         key = _audit_key(settings, unpacked, manifest)
+        # Checked before anything is written: with another key the restored chain could never be proved.
+        signing = bytes.fromhex(key.decode().strip()) if key is not None else anchors.book(settings).key
+        if manifest.head is not None and not anchors.signed(signing, manifest.head):
+            raise RestoreRefused("the backup's head is not signed with this audit key: set the key it was made "
+                                 "with (OPSOS_AUDIT_KEY, or the audit.key it carries)")
         anchor_file = settings.audit_anchor_file
         if anchor_file.exists() and anchor_file.read_text().strip():
             raise RestoreRefused(f"{anchor_file} already holds anchors; restore into an empty data folder")
@@ -118,11 +123,11 @@ def restore(settings: Settings, database_url: str, file: Path, *, now: datetime)
                 _write_private(settings.audit_key_file, key)
             anchor_file.parent.mkdir(parents=True, exist_ok=True)
             anchor_file.write_bytes((unpacked / archive.ANCHORS).read_bytes())
+            # A backup made by an older opsos is brought up to this one's schema first: migrations add no events.
+            applied = migrate(conn)
             book = anchors.book(settings)
             problem = _head_found(conn, book, manifest)
             chain = anchors.verify(conn, book, full=True)
-            # A backup made by an older opsos is brought up to this one's schema, after the proof of what it held.
-            applied = migrate(conn)
             if chain.trusted and not problem:
                 with conn.transaction():
                     audit.append(conn, actor="opsos restore", at=now, kind="backup.restored",

@@ -48,6 +48,10 @@ def _verify_in_snapshot(conn: psycopg.Connection, book: anchors.AnchorBook, head
     written after the snapshot was taken names an event the snapshot cannot see, so only older ones count."""
     found, _refused = anchors.read(book)
     covered = sorted((a for a in found if head_id is not None and a.event_id <= head_id), key=lambda a: a.event_id)
+    marked = conn.execute(anchors.NEWEST_MARK).fetchone()["event_id"]
+    if marked is not None and marked > (covered[-1].event_id if covered else 0):
+        # The file lost anchors opsos wrote (`anchors.verify`): signing this head would vouch for what they covered.
+        return audit.ChainReport(ok=False, checked=0, problem="the anchor file lost anchors opsos wrote"), covered
     if not covered:
         return audit.verify(conn), covered
     newest = covered[-1]

@@ -234,3 +234,13 @@ def test_events_never_anchored_because_no_scheduler_ran_are_trusted(db, book):
     assert words.chain_verdict(report) == "Chain verified: 3 events, every link intact (no anchor yet)."
     assert _anchor(db, book).written
     assert _verify(db, book).anchor.event_id == 3
+
+
+def test_the_anchor_marks_are_append_only(db, book):
+    """Review finding: deleting the marks would make a lost anchor file read as "never anchored"."""
+    _append(db, 2)
+    _anchor(db, book)
+    for change in ("DELETE FROM audit_anchor_marks", "UPDATE audit_anchor_marks SET event_id = 0",
+                   "TRUNCATE audit_anchor_marks"):
+        with db.connection() as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute(change)

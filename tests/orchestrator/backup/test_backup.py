@@ -131,19 +131,32 @@ def test_a_data_folder_with_another_audit_key_is_refused(services, settings, emp
         backup.restore(target, empty_database, made.path, now=services.now())
 
 
-def test_a_backup_whose_head_another_key_signed_is_restored_but_not_proved(services, settings, empty_database,
-                                                                          tmp_path) -> None:
-    """Whoever rewrote the dump and its chain cannot sign the head they made with the operator's key."""
+def test_a_backup_whose_head_another_key_signed_is_refused_before_anything_is_restored(services, settings,
+                                                                                      empty_database, tmp_path) -> None:
+    """Whoever rewrote the dump and its chain cannot sign the head they made with the operator's key; and a restore
+    that could never be proved writes nothing (review finding: it used to fill the database first)."""
     with services.stores.pool.connection() as conn, conn.transaction():
         audit.append(conn, actor="test", kind="test.event", at=services.now())
     made = backup.make(settings, services.stores.database_url, dest=tmp_path / "b.tar", now=services.now())
     forged = _with_manifest(made.path, tmp_path / "forged.tar", lambda m: m.model_copy(update={"head": anchors.sign(
         b"\x01" * 32, event_id=m.head.event_id, head_hash=m.head.hash, at=m.head.at)}))
-    restored = backup.restore(restored_settings(settings, empty_database, tmp_path / "fresh"), empty_database,
-                              forged, now=services.now())
-    assert not restored.verified
-    assert restored.problem == "the backup's head is not signed with this audit key"
-    assert head_of(empty_database)["kind"] != "backup.restored"
+    with pytest.raises(backup.RestoreRefused, match="not signed with this audit key"):
+        backup.restore(restored_settings(settings, empty_database, tmp_path / "fresh"), empty_database, forged,
+                       now=services.now())
+    with psycopg.connect(empty_database) as conn:
+        assert conn.execute("SELECT to_regclass('public.schema_migrations')").fetchone()[0] is None
+
+
+def test_a_backup_over_an_anchor_file_that_lost_anchors_signs_no_head(services, settings, tmp_path) -> None:
+    """Review finding: the live check says NOT TRUSTED when the anchor file lost anchors the database marks; a
+    backup that signed its head anyway would carry a complete anchor file into a restore reported as proved."""
+    book = anchors.book(settings)
+    with services.stores.pool.connection() as conn:
+        audit.append(conn, actor="test", kind="test.event", at=services.now())
+        assert anchors.anchor(conn, book, now=services.now()).written
+    book.path.unlink()
+    made = backup.make(settings, services.stores.database_url, dest=tmp_path / "b.tar", now=services.now())
+    assert not made.chain_ok and made.head is None
 
 
 def test_old_backups_beyond_the_kept_number_are_removed(tmp_path) -> None:
