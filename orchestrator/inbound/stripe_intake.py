@@ -76,6 +76,10 @@ def parse(body: bytes | str) -> Delivery:
     except ValidationError as error:
         why = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'event'}: {e['msg']}" for e in error.errors()[:3])
         return Delivery(event_id=raw["id"], raw=raw, unreadable=why)
+    except (AttributeError, TypeError, ValueError, OverflowError, KeyError) as error:
+        # A field of an odd shape the model let through (a string where an object belongs, a timestamp past the
+        # year 9999): the event is still Stripe's, signed, and kept; never a 5xx that Stripe would retry for days.
+        return Delivery(event_id=raw["id"], raw=raw, unreadable=f"{type(error).__name__}: {error}")
     return Delivery(event_id=raw["id"], raw=raw, event=event)
 
 

@@ -99,6 +99,19 @@ async def test_a_signed_event_that_does_not_fit_the_model_is_stored_unreadable_a
     assert told.startswith("Stripe event I could not read, recorded: invoice.paid (evt_odd)") and "created" in told
 
 
+async def test_a_signed_event_with_a_field_of_an_odd_shape_is_stored_unreadable_not_answered_500(
+        stripe_app, db, work) -> None:
+    """Review finding: a string where an object belongs passed the model and broke reading the event's facts, which
+    answered 500 (Stripe retries for days) and stored nothing."""
+    body = ('{"id": "evt_shape", "type": "checkout.session.completed", "created": 1760000000, "data": {"object": '
+            '{"object": "checkout.session", "id": "cs_1", "customer": "cus_1", "customer_details": "ana"}}}')
+    assert await stripe_app.post(body) == 200
+    work()
+    assert stripe_app.stored("evt_shape")["state"] == "unreadable"
+    (told,) = stripe_app.told()
+    assert told.startswith("Stripe event I could not read, recorded: checkout.session.completed (evt_shape)")
+
+
 async def test_a_duplicate_delivery_is_stored_once_and_makes_one_intent(stripe_app, services, db, work) -> None:
     services.crm.upsert([ANA])
     delivered = failed()
