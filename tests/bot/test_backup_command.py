@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.bot.test_embedded_servers import _opsos, _postgres_pid, _redis_pid
+from tests.bot.embedded import opsos, postgres_pid, redis_pid
 
 
 @pytest.fixture
@@ -24,30 +24,30 @@ def folders(test_root: Path):
         path.chmod(0o755)
     yield made
     for folder in made:
-        for pid, stop in ((_postgres_pid(folder), signal.SIGINT), (_redis_pid(folder), signal.SIGTERM)):
+        for pid, stop in ((postgres_pid(folder), signal.SIGINT), (redis_pid(folder), signal.SIGTERM)):
             if pid is not None:
                 os.kill(pid, stop)
 
 
 def test_a_backup_restored_into_a_new_data_folder_verifies_there(folders) -> None:
     old, new = folders
-    first = _opsos(old, "backup", str(old.parent / "first.tar"))
+    first = opsos(old, "backup", str(old.parent / "first.tar"))
     assert first.returncode == 0, first.stdout + first.stderr
     assert "no audit event yet" in first.stdout
     # The first backup's own audit event is the head the second one signs.
-    second = _opsos(old, "backup", str(old.parent / "second.tar"))
+    second = opsos(old, "backup", str(old.parent / "second.tar"))
     assert second.returncode == 0, second.stdout + second.stderr
     assert "audit head #1 signed" in second.stdout
-    assert _postgres_pid(old) is None and _redis_pid(old) is None
+    assert postgres_pid(old) is None and redis_pid(old) is None
     shutil.rmtree(old)
 
-    refused = _opsos(new, "restore", str(new.parent / "missing.tar"))
+    refused = opsos(new, "restore", str(new.parent / "missing.tar"))
     assert refused.returncode == 2 and "is not a file" in refused.stdout
-    restored = _opsos(new, "restore", str(new.parent / "second.tar"))
+    restored = opsos(new, "restore", str(new.parent / "second.tar"))
     assert restored.returncode == 0, restored.stdout + restored.stderr
     assert "the signed head #1 found at the end" in restored.stdout
-    verified = _opsos(new, "audit", "verify", "--full")
+    verified = opsos(new, "audit", "verify", "--full")
     assert verified.returncode == 0, verified.stdout + verified.stderr
-    again = _opsos(new, "restore", str(new.parent / "second.tar"))
+    again = opsos(new, "restore", str(new.parent / "second.tar"))
     assert again.returncode == 2 and "already holds" in again.stdout
-    assert _postgres_pid(new) is None and _redis_pid(new) is None
+    assert postgres_pid(new) is None and redis_pid(new) is None

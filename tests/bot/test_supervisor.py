@@ -7,15 +7,12 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 import psutil
-import pytest
 
 from bot.supervisor import Role, Supervisor, backoff
-from tests.bot.test_embedded_servers import _env, _postgres_pid, _redis_pid
+from tests.bot.embedded import env_for, postgres_pid, redis_pid
 
 
 def test_backoff_doubles_up_to_a_minute() -> None:
@@ -77,19 +74,9 @@ def _wait_for(check, timeout: float = 120.0):
     raise AssertionError("timed out")
 
 
-@pytest.fixture
-def data_dir(test_root: Path):
-    path = Path(tempfile.mkdtemp(prefix="up-", dir=test_root))
-    path.chmod(0o755)
-    yield path
-    for pid, stop in ((_postgres_pid(path), signal.SIGINT), (_redis_pid(path), signal.SIGTERM)):
-        if pid is not None:
-            os.kill(pid, stop)
-
-
 def test_up_runs_every_role_restarts_a_killed_worker_and_stops_cleanly(data_dir) -> None:
     up = subprocess.Popen([sys.executable, "-m", "bot.cli", "up", "--workers", "2", "--port", str(_free_port()),
-                           "--grace", "20"], env=_env(data_dir))
+                           "--grace", "20"], env=env_for(data_dir))
     try:
         parent = psutil.Process(up.pid)
         roles = _wait_for(lambda: (r := _children(parent)) and len(r.get("worker", [])) == 2
@@ -102,7 +89,7 @@ def test_up_runs_every_role_restarts_a_killed_worker_and_stops_cleanly(data_dir)
         assert up.wait(timeout=90) == 0
         _, alive = psutil.wait_procs(everyone, timeout=10)
         assert alive == [], "no child outlives opsos up"
-        assert _postgres_pid(data_dir) is None and _redis_pid(data_dir) is None
+        assert postgres_pid(data_dir) is None and redis_pid(data_dir) is None
     finally:
         if up.poll() is None:
             up.kill()
