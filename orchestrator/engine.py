@@ -97,7 +97,8 @@ def _advance_locked(services: Services, lock: RunLock) -> RunState:
             # A worker died (or met an outage) half-way through undoing: finish the undoing, never run forward.
             return _unwind(services, lock)
         results = {name: r.result or {} for name, r in records.items() if r.state is StepState.SUCCEEDED}
-        context = StepContext(services=services, run=run, intent=intent, step=step.name, results=results)
+        context = StepContext(services=services, run=run, intent=intent, step=step.name, results=results,
+                              own_row=lock.own_row)
         log.info("step.start", run_id=run_id, step=step.name, attempt=record.attempts)
         try:
             result = step.run(context)
@@ -265,7 +266,8 @@ def _unwind(services: Services, lock: RunLock) -> RunState:
             continue
         if record.state not in (StepState.SUCCEEDED, StepState.FAILED):
             continue  # never ran, or already undone by an earlier attempt of this unwinding
-        context = StepContext(services=services, run=run, intent=intent, step=step.name, results=results)
+        context = StepContext(services=services, run=run, intent=intent, step=step.name, results=results,
+                              own_row=lock.own_row)
         try:
             outcome = _compensate_when_free(step, context, record.result or {}, run_id)
         except _LeftForRecovery:

@@ -6,9 +6,12 @@ agent reads (`snapshot`, the one way an agent gets context).
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
+
+from psycopg import Connection
 
 from agents import StructuredAgent, context_block
 from memory import cited_memories, link, step_node
@@ -24,6 +27,10 @@ from orchestrator.services import Services
 from orchestrator.workflows.snapshot import Gathered, StepSnapshot, step_snapshot
 
 
+def _held_by_nobody(conn: Connection) -> None:
+    """A context built outside the engine (a test, a command) is held by no worker: there is nobody to check."""
+
+
 @dataclass
 class StepContext:
     services: Services
@@ -31,6 +38,17 @@ class StepContext:
     intent: Intent
     step: str
     results: dict[str, dict[str, Any]]
+    # The engine's `RunLock.own_row`: locks the run's row and raises OwnershipLost when another worker holds the run.
+    own_row: Callable[[Connection], None] = _held_by_nobody
+
+    @contextmanager
+    def writing(self) -> Iterator[Connection]:
+        """A transaction for this run's records that first checks, under the run's row lock, that this worker
+        still holds the run: one whose run was taken over while its step ran writes nothing. The row lock comes
+        before the audit chain's, the order every writer takes them in."""
+        with self.services.stores.pool.connection() as conn, conn.transaction():
+            self.own_row(conn)
+            yield conn
 
     @property
     def key(self) -> str:
@@ -62,7 +80,7 @@ class StepContext:
 
     def notify(self, message: Message, *, event: str, payload: dict[str, Any], dedupe: str) -> None:
         """Tell the operator something and record it: outbox row and audit event in one transaction."""
-        with self.services.stores.pool.connection() as conn, conn.transaction():
+        with self.writing() as conn:
             queued = outbox.post(
                 conn, channel=self.intent.channel, conversation=self.intent.conversation, message=message,
                 intent_id=self.intent.id, run_id=self.run.id, dedupe_key=f"{self.key}:{dedupe}",
@@ -92,7 +110,7 @@ class StepContext:
         link(self.services.stores.pool, ("action", key), step_node(self.key), "part_of")
 
     def record(self, event: str, payload: dict[str, Any]) -> None:
-        with self.services.stores.pool.connection() as conn, conn.transaction():
+        with self.writing() as conn:
             audit.append(conn, actor="opsos", kind=event, at=self.services.now(), intent_id=self.intent.id,
                          run_id=self.run.id,
                          payload=payload)

@@ -30,7 +30,7 @@ def forget_memory(ctx: StepContext) -> dict[str, Any]:
     by = approval.decided_by if approval and approval.decided_by else ctx.intent.requested_by
     # The tombstone and its audit event in one transaction: a crash between them would leave a
     # memory forgotten with no record of who forgot it.
-    with ctx.services.stores.pool.connection() as conn, conn.transaction():
+    with ctx.writing() as conn:
         forgotten = ctx.services.memory.forget(memory_id, by=by, conn=conn)
         audit.append(conn, actor=by, kind="memory.forgotten", at=ctx.services.now(), intent_id=ctx.intent.id,
                      run_id=ctx.run.id,

@@ -107,7 +107,7 @@ def stop_and_ask(ctx: StepContext, title: str, gaps: list[str], *, detail: str =
     reason = f"needs {' and '.join(gaps)}: asked the operator"
     ask = words.params_missing(ctx.intent, title, gaps, detail=detail,
                                reply_within=ctx.services.settings.answer_window)
-    with ctx.services.stores.pool.connection() as conn, conn.transaction():
+    with ctx.writing() as conn:
         # The run's row lock first, then the audit chain's: the order every other writer (a pause, a click)
         # takes them in. The other way round, a `pause 3` typed now could deadlock with this transaction.
         runs.get(conn, ctx.run.id, for_update=True)

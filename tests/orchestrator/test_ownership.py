@@ -11,6 +11,7 @@ from connectors import Charge, SmtpEmailBackend
 from orchestrator import Classification, Decision, Operations, RunState, engine
 from orchestrator.errors import OwnershipLost
 from orchestrator.jobs import recover_runs
+from orchestrator.messages import Message, MessageKind
 from orchestrator.ownership import RunLock, hold_run
 from orchestrator.policy import Effect
 from orchestrator.workflows import WORKFLOWS
@@ -157,3 +158,30 @@ def test_a_worker_whose_run_is_taken_over_between_its_check_and_its_write_commit
     assert step == {"state": "succeeded", "result": {"attempt": 2}}
     assert count(db, "audit_events", "kind = 'step.succeeded'") == 1
     assert run_state(db, 1) == "succeeded"
+
+
+def test_a_step_whose_run_was_taken_over_tells_and_records_nothing(services, db, monkeypatch):
+    """Review finding: writes a step makes itself (a message to the operator with its audit event, a recorded
+    event, a cancellation for a missing policy) did not check the run's owner, so a worker whose run another had
+    taken over still posted and audited. Now they check it first, and the stale worker writes nothing."""
+    second: dict[str, RunState] = {}
+    first = {"now": True}
+
+    def tell(ctx):
+        if first["now"]:
+            first["now"] = False
+            terminate_lock_holder(db, ctx.run.id)
+            taker = threading.Thread(target=lambda: second.update(state=engine.advance(services, ctx.run.id)))
+            taker.start()
+            taker.join(60)
+        ctx.notify(Message(kind=MessageKind.STATUS, title="Heads up"), event="test.told", payload={},
+                   dedupe=f"told:{len(second)}")
+        return {}
+
+    flow = Workflow("lossy", "lossy", (Step("tell", Effect.READ, tell),))
+    monkeypatch.setitem(WORKFLOWS, "lossy", flow)
+    Operations(services, Flow()).submit(OPERATOR, "tell me something")
+    assert engine.advance(services, 1) is RunState.RUNNING
+    assert second == {"state": RunState.SUCCEEDED}
+    assert count(db, "audit_events", "kind = 'test.told'") == 1, "only the owner's message and event"
+    assert count(db, "outbox", "message->>'title' = 'Heads up'") == 1

@@ -93,7 +93,7 @@ def policy_step(spec: StepSpec) -> StepFn:
 
 
 def _ask_for_policy(ctx: StepContext, subject: str, ask: str) -> dict[str, Any]:
-    with ctx.services.stores.pool.connection() as conn, conn.transaction():
+    with ctx.writing() as conn:
         # The run's row lock first, then the audit chain's: the order every other writer takes them in.
         runs.get(conn, ctx.run.id, for_update=True)
         outbox.post(conn, channel=ctx.intent.channel, conversation=ctx.intent.conversation,

@@ -197,7 +197,7 @@ def remember_step(spec: StepSpec) -> StepFn:
     def run(ctx: StepContext) -> dict[str, Any]:
         text = str(template.render(spec.text, scope(ctx)))
         subject = str(template.render(spec.subject, scope(ctx)))
-        with ctx.services.stores.pool.connection() as conn, conn.transaction():
+        with ctx.writing() as conn:
             record = ctx.services.memory.remember(
                 text, kind=Kind.FACT, subject=subject, ref=ctx.key, conn=conn,
                 provenance={"source": "workflow", "run_id": ctx.run.id, "intent_id": ctx.intent.id})
