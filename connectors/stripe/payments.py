@@ -29,6 +29,7 @@ from psycopg_pool import ConnectionPool
 from pydantic import BaseModel
 
 from connectors.errors import ActionDeclined, ActionInProgress, ActionRejected, ConnectorUnavailable, UnknownRecord
+from connectors.fencing import check_fence
 from connectors.idempotency import ActionClaims, Claim, lookup
 from connectors.payments import Charge, PaymentLine, PaymentReceipt, Refund, RefundableCharge, RefundReceipt
 from connectors.resilience import CircuitBreaker, RetryPolicy, with_retries
@@ -45,7 +46,7 @@ from connectors.stripe.records import (
     charge_line,
     refund_line,
 )
-from connectors.stripe.undo import NOTHING_CHARGED, PENDING_CLAIM, final_word, undo_key
+from connectors.stripe.undo import NOTHING_CHARGED, PENDING_CLAIM, TAKE_OVER, final_word, undo_key
 
 log = structlog.get_logger(__name__)
 
@@ -155,10 +156,11 @@ class StripePayments:
             if unknown:
                 pending = conn.execute(PENDING_CLAIM, (key,)).fetchone()
                 if pending["live"]:
-                    raise ActionInProgress(f"{key} is being charged by another attempt", key=key,
-                                           retry_after=pending["remaining"])
+                    raise ActionInProgress(f"{key} is being charged", key=key, retry_after=pending["remaining"])
             claim = self.claims.claim(conn, key=undo_key(key), connector=self.name, action=f"undo_{record.action}",
                                       request={"undoes": key})
+            if unknown and claim.done is None:  # a late answer of the lost attempt must not record a charge now
+                conn.execute(TAKE_OVER, (claim.owner, key))
         if claim.done is not None:
             # Undone before, with nothing to mark compensated: the charge it looked for was never made.
             return (claim.done.result or {}).get("said", NOTHING_CHARGED)
@@ -226,6 +228,7 @@ class StripePayments:
     def _call(self, fn: Callable[[], R], doing: str, *, record: str = "") -> R:
         """`fn` with Stripe's errors translated, retried while Stripe is unavailable, behind the breaker."""
         def once() -> R:
+            check_fence()  # each attempt: one that outlived its run's lock must not charge behind the new holder
             try:
                 return fn()
             except stripe.StripeError as error:

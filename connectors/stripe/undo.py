@@ -14,6 +14,11 @@ FROM connector_actions WHERE key = %s
 """
 
 
+# The undoing of a charge whose answer was never recorded takes the charge's key over: an attempt that outlived its
+# claim and answers late then finds the key another's (`idempotency.FINISH` records only under its owner).
+TAKE_OVER = "UPDATE connector_actions SET owner = %s, updated_at = now() WHERE key = %s AND state = 'pending'"
+
+
 def undo_key(key: str) -> str:
     """The opsos key the undoing of `key`'s action is claimed under: `key` extended, so it stays with its run."""
     return f"{key}:undo"

@@ -282,6 +282,27 @@ def test_a_charge_whose_worker_died_before_stripe_charged_compensates_to_nothing
     assert stripe_api.calls_to("refunds.create") == []
 
 
+def test_an_attempt_answering_after_its_charge_was_undone_as_nothing_charged_records_nothing(db, payments,
+                                                                                             stripe_api):
+    """Review finding: the attempt whose claim ran out was not dead, only slow; its late answer must not record a
+    charge the undoing did not see. The undoing took the key over, so the late finish is refused."""
+    from connectors import ClaimTakenOver, fenced
+
+    class Late:
+        owner = "dead-worker"
+
+        def check(self) -> None:
+            return None
+
+    stripe_api.decline_next("cus_ana")
+    with pytest.raises(ActionDeclined):
+        payments.execute(action=Charge(customer="cus_ana", amount_cents=1200), key=KEY)
+    die_before_finish(db, KEY)
+    assert payments.compensate(key=KEY) == "nothing was charged"
+    with fenced(Late()), db.connection() as conn, pytest.raises(ClaimTakenOver):
+        payments.claims.finish(conn, key=KEY, result={"reference": "pi_late"})
+
+
 def test_a_charge_claim_still_held_by_a_live_worker_is_not_compensated_under_it(db, payments, stripe_api):
     payments.execute(action=Charge(customer="cus_ana", amount_cents=1200), key=KEY)
     with db.connection() as conn:
