@@ -81,7 +81,9 @@ def terminate_lock_holder(db, run_id: int) -> None:
     with db.connection() as conn:
         pids = [row["pid"] for row in conn.execute(HOLDER, (RUN_LOCK_CLASS, run_id)).fetchall()]
         assert len(pids) == 1, "one session holds the run's lock"
-        conn.execute("SELECT pg_terminate_backend(%s)", (pids[0],))
+        # With a timeout it waits for the session to be gone, and its lock with it: a worker taking the run next
+        # must find it free, not still held by a session on its way out.
+        assert conn.execute("SELECT pg_terminate_backend(%s, 10000) AS gone", (pids[0],)).fetchone()["gone"]
 
 
 def pay_through_stripe(services, stripe_api) -> None:
