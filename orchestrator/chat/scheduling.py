@@ -13,7 +13,6 @@ import secrets
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel
 from redis.exceptions import RedisError
 
 from orchestrator import audit, words
@@ -23,7 +22,7 @@ from orchestrator.errors import InvalidConstraint, NotFound
 from orchestrator.intents import parse_constraints
 from orchestrator.messages import Message
 from orchestrator.schedules import records, timing
-from orchestrator.schedules.records import ScheduleState, ScheduleUnchanged
+from orchestrator.schedules.records import ScheduleState, ScheduleTerms, ScheduleUnchanged
 from orchestrator.services import Services
 from orchestrator.workflows import WORKFLOWS
 
@@ -35,18 +34,8 @@ _MONTHLY = re.compile(r"[,;]?\s*\b(?:with\s+a\s+)?(?:budget|cap)\s+(?:of\s+)?\$?
 DONE = {ScheduleState.PAUSED: "paused", ScheduleState.ACTIVE: "resumed", ScheduleState.REMOVED: "removed"}
 
 
-class Proposal(BaseModel):
+class Proposal(ScheduleTerms):
     """A schedule offered and not yet confirmed, as kept in Redis."""
-
-    cron: str
-    timezone: str
-    request: str
-    kind: str
-    workflow: str
-    budget_monthly_usd: float
-    created_by: str
-    channel: str
-    conversation: str
 
 
 def monthly_cap(request: str, default: float) -> tuple[str, float]:

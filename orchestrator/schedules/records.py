@@ -37,8 +37,9 @@ class ScheduleUnchanged(OpsError):
         self.state = state
 
 
-class Schedule(BaseModel):
-    id: int
+class ScheduleTerms(BaseModel):
+    """What a schedule runs, when, on whose behalf and within what budget: what the operator confirms."""
+
     cron: str
     timezone: str
     request: str
@@ -48,6 +49,10 @@ class Schedule(BaseModel):
     created_by: str
     channel: str
     conversation: str
+
+
+class Schedule(ScheduleTerms):
+    id: int
     state: ScheduleState
     reason: str
     created_at: datetime
