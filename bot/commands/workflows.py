@@ -3,7 +3,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from orchestrator import Message
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -20,34 +25,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(default_log_level="warning")
 
 
-def run_list(args: argparse.Namespace) -> int:
-    from orchestrator import OpsError, Settings, workflows_overview
+def _printed(make: Callable[[], Message]) -> int:
+    """Print the message `make` builds; a workflow error goes to stderr with exit code 1."""
+    from orchestrator import OpsError
 
     try:
-        print(workflows_overview(Settings()).plain_text())
+        print(make().plain_text())
     except OpsError as broken:
         print(broken, file=sys.stderr)
         return 1
     return 0
+
+
+def run_list(args: argparse.Namespace) -> int:
+    from orchestrator import Settings, workflows_overview
+
+    return _printed(lambda: workflows_overview(Settings()))
 
 
 def run_check(args: argparse.Namespace) -> int:
-    from orchestrator import OpsError, workflow_file_check
+    from orchestrator import workflow_file_check
 
-    try:
-        print(workflow_file_check(args.file).plain_text())
-    except OpsError as broken:
-        print(broken, file=sys.stderr)
-        return 1
-    return 0
+    return _printed(lambda: workflow_file_check(args.file))
 
 
 def run_show(args: argparse.Namespace) -> int:
-    from orchestrator import OpsError, Settings, workflow_detail
+    from orchestrator import Settings, workflow_detail
 
-    try:
-        print(workflow_detail(args.name, Settings()).plain_text())
-    except OpsError as broken:
-        print(broken, file=sys.stderr)
-        return 1
-    return 0
+    return _printed(lambda: workflow_detail(args.name, Settings()))
